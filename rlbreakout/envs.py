@@ -60,6 +60,9 @@ DEFAULT_NOOP_MAX = 30
 DEFAULT_SCREEN_SIZE = 84
 #: Sticky-action probability of the ALE/...-v5 ids (Machado et al., 2018).
 V5_STICKY_ACTION_PROBABILITY = 0.25
+#: Every game is cut at 108,000 frames (30 minutes of play, the Machado et al. standard), so a
+#: policy that stalls (never presses FIRE) cannot make an evaluation run forever.
+MAX_FRAMES_PER_GAME = 108_000
 
 #: Keys of ``wrapper_kwargs`` that the factory handles itself for "atari" and "aimbot".
 _COMMON_WRAPPER_KEYS = ("noop_max", "frame_skip", "terminal_on_life_loss", "clip_reward")
@@ -108,6 +111,7 @@ class EnvSettings:
     wrapper_frame_skip: int
     repeat_action_probability: float
     full_action_space: bool
+    max_num_frames_per_episode: int = MAX_FRAMES_PER_GAME
 
     def make_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``gym.make`` that pin the equalised settings."""
@@ -115,6 +119,7 @@ class EnvSettings:
             "frameskip": self.emulator_frameskip,
             "repeat_action_probability": self.repeat_action_probability,
             "full_action_space": self.full_action_space,
+            "max_num_frames_per_episode": self.max_num_frames_per_episode,
         }
 
 
@@ -150,11 +155,12 @@ def env_settings(
         wrapper_frame_skip=int(wrapper_frame_skip),
         repeat_action_probability=float(merged.get("repeat_action_probability", 0.0)),
         full_action_space=bool(merged.get("full_action_space", False)),
+        max_num_frames_per_episode=int(merged.get("max_num_frames_per_episode", MAX_FRAMES_PER_GAME)),
     )
 
 
 def _make_gym_env(env_id: str, settings: EnvSettings, env_kwargs: dict[str, Any], render_mode: str | None) -> gym.Env:
-    extra = {k: v for k, v in env_kwargs.items() if k not in ("frameskip", "repeat_action_probability", "full_action_space")}
+    extra = {k: v for k, v in env_kwargs.items() if k not in settings.make_kwargs()}
     try:
         return gym.make(env_id, render_mode=render_mode, **settings.make_kwargs(), **extra)
     except TypeError as exc:

@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` and `make test` (see README.md).
+# Each creates .venv if missing and installs the package (editable) with what it needs.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch 2.13.0 is a CPU build on the tutorial's machine; `make demo TORCH_SPEC=torch` takes
+# whatever build pip picks for yours (on Linux with an NVIDIA GPU: a CUDA build, several GB).
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev,retro,postgres
+STAMP := $(VENV)/.installed-$(subst /,_,$(subst =,_,$(TORCH_SPEC)))
+DEMO_LOGDIR ?= runs
+DEMO_TIMESTEPS ?= 40000
+
+.PHONY: install demo test benchmark plots clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: a short real training (zoo PPO, fast path) with TensorBoard logs and a gif,
+# then a replay of the pretrained agent in models/.
+demo: install
+	$(PY) 0_setup/0.3_demo.py --timesteps $(DEMO_TIMESTEPS) --logdir $(DEMO_LOGDIR)
+
+test: install
+	$(PY) -m pytest -q
+
+benchmark: install
+	$(PY) 0_setup/0.2_benchmark.py
+
+plots: install
+	$(PY) pictures/make_plots.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,262 @@
+"""Training callbacks shared by every chapter.
+
+* :class:`MultiEnvEvalCallback` evaluates whole games on several named envs (it
+  replaces SB3's EvalCallback everywhere, also with a single env);
+* :class:`GameScoreCallback` logs the real game score of every finished training game;
+* :class:`StepCheckpointCallback` saves a resumable checkpoint every N env steps;
+* :class:`HyperparamTableCallback` writes the hyperparameters as a TensorBoard text table;
+* ``FreezeOnCollapseCallback`` (chapter 5) stops at a collapse and restores the best weights.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, EventCallback
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlbreakout.errors import ConfigError
+from rlbreakout.evaluation import DEFAULT_MAX_EVAL_STEPS, evaluate_games, quantile
+
+#: The "lower quantile" logged beside mean and median: a robust view of the bad games.
+LOWER_QUANTILE = 0.25
+BEST_MODEL_FILE = "best_model.zip"
+LATEST_CHECKPOINT = "latest.zip"
+
+
+def tensorboard_writer(logger: Any) -> Any | None:
+    """The SummaryWriter behind SB3's logger, or None when TensorBoard logging is off."""
+    for output in getattr(logger, "output_formats", []):
+        if isinstance(output, TensorBoardOutputFormat):
+            return output.writer
+    return None
+
+
+class MultiEnvEvalCallback(EventCallback):
+    """Evaluate the model on several named envs every ``eval_freq`` environment steps.
+
+    For each name it logs ``eval/<name>/mean_reward``, ``median_reward``, ``std_reward``,
+    ``q25_reward`` (lower quantile) and ``mean_ep_length`` over ``n_eval_episodes`` whole
+    games (all lives, unclipped), spread evenly over the envs of that VecEnv.
+
+    .. note::
+        ``eval_freq`` counts environment steps, not callback calls: with 8 envs SB3's
+        EvalCallback(eval_freq=10_000) evaluates every 80,000 steps, this one every 10,000.
+
+    :param eval_envs: name -> VecEnv, built with the same factory (and wrappers) as training
+    :param eval_freq: env steps between evaluations (0 disables periodic evaluation)
+    :param n_eval_episodes: whole games per env name
+    :param best_model_env: name whose score picks the best model (default: the first)
+    :param best_model_save_path: folder for ``best_model.zip`` (None: don't save)
+    :param best_metric: ``mean_reward`` or ``median_reward``
+    :param deterministic: greedy actions during evaluation (stochastic by default: greedy
+        Breakout policies can stall without pressing FIRE)
+    :param callback_after_eval: called after every evaluation (e.g. to prune or freeze)
+    """
+
+    def __init__(
+        self,
+        eval_envs: dict[str, VecEnv],
+        eval_freq: int,
+        n_eval_episodes: int = 10,
+        *,
+        best_model_env: str | None = None,
+        best_model_save_path: str | os.PathLike[str] | None = None,
+        best_metric: str = "mean_reward",
+        deterministic: bool = False,
+        callback_after_eval: BaseCallback | None = None,
+        max_eval_steps: int = DEFAULT_MAX_EVAL_STEPS,
+        verbose: int = 1,
+    ) -> None:
+        super().__init__(callback_after_eval, verbose=verbose)
+        if not eval_envs:
+            raise ConfigError("MultiEnvEvalCallback needs at least one eval env.")
+        if eval_freq < 0:
+            raise ConfigError(f"eval_freq must be >= 0 env steps, got {eval_freq}.")
+        if n_eval_episodes < 1:
+            raise ConfigError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}.")
+        if best_metric not in ("mean_reward", "median_reward"):
+            raise ConfigError(f"best_metric must be mean_reward or median_reward, got {best_metric!r}.")
+        self.eval_envs = dict(eval_envs)
+        self.eval_freq = int(eval_freq)
+        self.n_eval_episodes = int(n_eval_episodes)
+        self.best_model_env = best_model_env or next(iter(self.eval_envs))
+        if self.best_model_env not in self.eval_envs:
+            raise ConfigError(f"best_model_env {self.best_model_env!r} is not one of {sorted(self.eval_envs)}.")
+        self.best_model_save_path = Path(best_model_save_path) if best_model_save_path else None
+        self.best_metric = best_metric
+        self.deterministic = deterministic
+        self.max_eval_steps = max_eval_steps
+        self.next_eval_step = self.eval_freq
+        self.best_score = -np.inf
+        # SB3 EvalCallback-compatible attributes, read by callbacks chained after evaluation
+        self.best_mean_reward = -np.inf
+        self.last_mean_reward = -np.inf
+        self.last_results: dict[str, dict[str, float]] = {}
+        self.history: list[tuple[int, dict[str, dict[str, float]]]] = []
+        #: wall seconds spent evaluating, so training speed can be reported without it
+        self.eval_seconds = 0.0
+
+    def _init_callback(self) -> None:
+        super()._init_callback()
+        # Resumed runs start at num_timesteps > 0: the next evaluation is the next multiple.
+        if self.eval_freq > 0:
+            self.next_eval_step = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+        if self.best_model_save_path is not None:
+            self.best_model_save_path.mkdir(parents=True, exist_ok=True)
+
+    def _on_step(self) -> bool:
+        if self.eval_freq <= 0 or self.num_timesteps < self.next_eval_step:
+            return True
+        while self.next_eval_step <= self.num_timesteps:
+            self.next_eval_step += self.eval_freq
+        return self.evaluate()
+
+    def evaluate(self) -> bool:
+        """Evaluate now on every env, log, keep the best model; returns continue_training."""
+        started = time.perf_counter()
+        results: dict[str, dict[str, float]] = {}
+        for name, venv in self.eval_envs.items():
+            scores, lengths = evaluate_games(
+                self.model, venv, self.n_eval_episodes, deterministic=self.deterministic, max_steps=self.max_eval_steps
+            )
+            stats = {
+                "mean_reward": float(np.mean(scores)) if scores else float("nan"),
+                "median_reward": float(np.median(scores)) if scores else float("nan"),
+                "std_reward": float(np.std(scores)) if scores else float("nan"),
+                "q25_reward": quantile(scores, LOWER_QUANTILE),
+                "mean_ep_length": float(np.mean(lengths)) if lengths else float("nan"),
+                "n_games": float(len(scores)),
+            }
+            results[name] = stats
+            for key in ("mean_reward", "median_reward", "std_reward", "q25_reward", "mean_ep_length"):
+                self.logger.record(f"eval/{name}/{key}", stats[key])
+            if self.verbose >= 1:
+                print(
+                    f"eval {name} @ {self.num_timesteps} steps: mean {stats['mean_reward']:.1f}, "
+                    f"median {stats['median_reward']:.1f} over {len(scores)} games",
+                    flush=True,
+                )
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        self.eval_seconds += time.perf_counter() - started
+        self.last_results = results
+        self.history.append((self.num_timesteps, results))
+        score = results[self.best_model_env][self.best_metric]
+        self.last_mean_reward = results[self.best_model_env]["mean_reward"]
+        if score > self.best_score:
+            self.best_score = score
+            self.best_mean_reward = self.last_mean_reward
+            if self.best_model_save_path is not None:
+                self.model.save(self.best_model_save_path / BEST_MODEL_FILE)
+        continue_training = self.after_evaluation(results)
+        if self.callback is not None:
+            continue_training = continue_training and self._on_event()
+        return continue_training
+
+    def after_evaluation(self, results: dict[str, dict[str, float]]) -> bool:
+        """Hook for subclasses (e.g. Optuna pruning); return False to stop training."""
+        return True
+
+
+class GameScoreCallback(BaseCallback):
+    """Log the real game score: one TensorBoard point per finished training game.
+
+    ``game/score`` is the unclipped return of a whole game (all lives) at the env step
+    where it ended; ``game/length`` its agent steps. The clipped per-life reward that
+    PPO optimises is not the score.
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.scores: list[float] = []
+        self.lengths: list[int] = []
+        self._writer: Any | None = None
+
+    def _on_training_start(self) -> None:
+        self._writer = tensorboard_writer(self.logger)
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            episode = info.get("episode")
+            if episode is None:
+                continue
+            score, length = float(episode["r"]), int(episode["l"])
+            self.scores.append(score)
+            self.lengths.append(length)
+            if self._writer is not None:
+                self._writer.add_scalar("game/score", score, self.num_timesteps)
+                self._writer.add_scalar("game/length", length, self.num_timesteps)
+        return True
+
+
+class StepCheckpointCallback(BaseCallback):
+    """Save a resumable checkpoint every ``save_freq`` env steps (and on demand).
+
+    The model zip holds the weights, optimiser state and ``num_timesteps``; the
+    schedules are functions of progress, so they resume from the step count alone.
+    ``latest.zip`` always points at the newest checkpoint.
+    """
+
+    def __init__(self, save_freq: int, save_dir: str | os.PathLike[str], verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if save_freq < 0:
+            raise ConfigError(f"checkpoint frequency must be >= 0 env steps, got {save_freq}.")
+        self.save_freq = int(save_freq)
+        self.save_dir = Path(save_dir)
+        self.next_save_step = self.save_freq
+
+    def _init_callback(self) -> None:
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        if self.save_freq > 0:
+            self.next_save_step = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_step(self) -> bool:
+        if self.save_freq > 0 and self.num_timesteps >= self.next_save_step:
+            while self.next_save_step <= self.num_timesteps:
+                self.next_save_step += self.save_freq
+            self.save()
+        return True
+
+    def save(self) -> Path:
+        """Write ``latest.zip`` (atomically: a Ctrl-C mid-write cannot corrupt it)."""
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.save_dir / "latest.tmp.zip"
+        self.model.save(tmp)
+        final = self.save_dir / LATEST_CHECKPOINT
+        os.replace(tmp, final)
+        if self.verbose:
+            print(f"checkpoint at {self.model.num_timesteps} steps: {final}", flush=True)
+        return final
+
+
+class HyperparamTableCallback(BaseCallback):
+    """Write a markdown table of the run's hyperparameters to TensorBoard's text tab once."""
+
+    def __init__(self, table: str, tag: str = "hyperparameters") -> None:
+        super().__init__()
+        self.table = table
+        self.tag = tag
+
+    def _on_training_start(self) -> None:
+        writer = tensorboard_writer(self.logger)
+        if writer is not None:
+            writer.add_text(self.tag, self.table, self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def __getattr__(name: str) -> Any:
+    # The chapter-5 callback lives in its own module; import it lazily so this module
+    # does not depend on it at import time.
+    if name == "FreezeOnCollapseCallback":
+        from rlbreakout.collapse import FreezeOnCollapseCallback
+
+        return FreezeOnCollapseCallback
+    raise AttributeError(name)

@@ -1,0 +1,201 @@
+"""Gif replays: watch a policy (an SB3 model or any callable) play whole games.
+
+The frames are the real game screen (``env.render()``), not the 84x84 observation,
+so a learner sees what a player sees. ``grid=3`` tiles 9 games as in the original
+tutorial's 9-game gifs; ``view="agent"`` puts the agent's own observation beside the
+screen (chapter 3).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import imageio.v2 as imageio
+import numpy as np
+
+from rlbreakout.errors import ConfigError
+
+#: Gifs committed to the repo must stay under this size (DEVELOPERS.md).
+MAX_GIF_BYTES = 2 * 1024 * 1024
+DEFAULT_FPS = 30
+#: Pixels of black between tiles of a grid gif.
+GRID_GAP = 2
+#: Safety cap on agent steps per recording, so a stalled policy cannot record forever.
+DEFAULT_MAX_STEPS = 5_000
+VIEW_CHOICES: tuple[str, ...] = ("screen", "agent")
+
+
+class _Predictor(Protocol):
+    def predict(self, observation: np.ndarray, deterministic: bool = ...) -> tuple[np.ndarray, Any]: ...
+
+
+Policy = _Predictor | Callable[[np.ndarray], np.ndarray]
+
+
+def policy_actions(policy: Policy, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    """Actions for a batch of observations from an SB3 model or a plain callable."""
+    if hasattr(policy, "predict"):
+        actions, _ = policy.predict(observations, deterministic=deterministic)
+        return np.asarray(actions)
+    return np.asarray(policy(observations))
+
+
+def tile_grid(frames: Sequence[np.ndarray], grid: int, gap: int = GRID_GAP) -> np.ndarray:
+    """Tile ``grid * grid`` equally sized RGB frames into one image (missing tiles stay black)."""
+    if grid < 1:
+        raise ConfigError(f"grid must be >= 1, got {grid}.")
+    if len(frames) > grid * grid:
+        raise ConfigError(f"{len(frames)} frames do not fit a {grid}x{grid} grid.")
+    height, width, channels = frames[0].shape
+    canvas = np.zeros((grid * height + (grid - 1) * gap, grid * width + (grid - 1) * gap, channels), dtype=np.uint8)
+    for index, frame in enumerate(frames):
+        row, col = divmod(index, grid)
+        top, left = row * (height + gap), col * (width + gap)
+        canvas[top:top + height, left:left + width] = frame
+    return canvas
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = GRID_GAP) -> np.ndarray:
+    """Two RGB images next to each other; the right one is scaled to the left one's height."""
+    import cv2
+
+    if right.ndim == 2:
+        right = right[:, :, None]
+    if right.shape[2] == 1:
+        right = np.repeat(right, 3, axis=2)
+    if right.shape[0] != left.shape[0]:
+        scale = left.shape[0] / right.shape[0]
+        right = cv2.resize(right, (max(1, round(right.shape[1] * scale)), left.shape[0]), interpolation=cv2.INTER_NEAREST)
+        if right.ndim == 2:
+            right = np.repeat(right[:, :, None], 3, axis=2)
+    spacer = np.zeros((left.shape[0], gap, 3), dtype=np.uint8)
+    return np.concatenate([left.astype(np.uint8), spacer, right.astype(np.uint8)], axis=1)
+
+
+def write_gif(
+    frames: Sequence[np.ndarray], path: str | os.PathLike[str], fps: int = DEFAULT_FPS, max_bytes: int = MAX_GIF_BYTES
+) -> Path:
+    """Write frames as a looping gif; drop every other frame until it fits ``max_bytes``.
+
+    Dropping frames (and slowing fps to keep real time) rather than shrinking pixels
+    keeps the ball visible, which is what a Breakout replay is for.
+    """
+    if len(frames) == 0:
+        raise ConfigError("no frames to write: the policy played no step.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chosen, frame_fps = list(frames), float(fps)
+    while True:
+        imageio.mimsave(path, chosen, duration=1000.0 / frame_fps, loop=0)
+        if path.stat().st_size <= max_bytes or len(chosen) <= 2:
+            return path
+        chosen, frame_fps = chosen[::2], max(frame_fps / 2, 1.0)
+
+
+@dataclass
+class Recording:
+    """What :func:`record_games` saw: one frame list and one whole-game score per game."""
+
+    frames: list[list[np.ndarray]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    #: False for a game cut off by ``max_steps`` (its score is the partial score so far)
+    finished: list[bool] = field(default_factory=list)
+
+    def grid_frames(self, grid: int) -> list[np.ndarray]:
+        """One tiled frame per time step; finished games hold their last frame."""
+        longest = max(len(f) for f in self.frames)
+        tiles = []
+        for t in range(longest):
+            tiles.append(tile_grid([f[min(t, len(f) - 1)] for f in self.frames], grid))
+        return tiles
+
+
+def record_games(
+    policy: Policy,
+    env_id: str,
+    *,
+    n_games: int = 1,
+    seed: int = 0,
+    wrapper: str = "atari",
+    wrapper_kwargs: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    frame_stack: int = 4,
+    deterministic: bool = False,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    frame_every: int = 1,
+    view: str = "screen",
+) -> Recording:
+    """Play ``n_games`` whole games side by side (one env each) and keep their screens.
+
+    :param deterministic: greedy actions; Breakout agents often stall when greedy, so the
+        default samples from the policy as they do in training
+    :param frame_every: keep one frame in ``frame_every`` (smaller gifs)
+    :param view: ``screen`` (the game) or ``agent`` (the game with the agent's last observation beside it)
+    """
+    from rlbreakout.envs import make_env
+
+    if view not in VIEW_CHOICES:
+        raise ConfigError(f"unknown view {view!r}; choose one of: {', '.join(VIEW_CHOICES)}.")
+    venv = make_env(
+        env_id, n_games, seed=seed, frame_stack=frame_stack, wrapper=wrapper,
+        wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs,
+    )
+    recording = Recording(frames=[[] for _ in range(n_games)], scores=[0.0] * n_games,
+                          lengths=[0] * n_games, finished=[False] * n_games)
+    channels_per_frame = venv.observation_space.shape[0] // frame_stack
+    try:
+        observations = venv.reset()
+        for step in range(max_steps):
+            if step % frame_every == 0:
+                _keep_frames(venv, observations, recording, channels_per_frame, view)
+            actions = policy_actions(policy, observations, deterministic)
+            observations, _, _, infos = venv.step(actions)
+            for i, info in enumerate(infos):
+                if not recording.finished[i] and "episode" in info:
+                    recording.finished[i] = True
+                    recording.scores[i] = float(info["episode"]["r"])
+                    recording.lengths[i] = int(info["episode"]["l"])
+            if all(recording.finished):
+                break
+        for i in range(n_games):
+            if not recording.finished[i]:
+                partial = venv.get_attr("rewards", [i])[0]
+                recording.scores[i], recording.lengths[i] = float(np.sum(partial)), len(partial)
+    finally:
+        venv.close()
+    return recording
+
+
+def _keep_frames(venv: Any, observations: np.ndarray, recording: Recording, channels: int, view: str) -> None:
+    screens = venv.get_images()
+    for i, screen in enumerate(screens):
+        if recording.finished[i]:
+            continue
+        if view == "agent":
+            from rlbreakout.aimbot import agent_view_frame
+
+            last = np.transpose(observations[i][-channels:], (1, 2, 0))
+            screen = agent_view_frame(screen, last)
+        recording.frames[i].append(np.asarray(screen, dtype=np.uint8))
+
+
+def record_gif(
+    policy: Policy,
+    path: str | os.PathLike[str],
+    env_id: str,
+    *,
+    grid: int = 1,
+    fps: int = DEFAULT_FPS,
+    **record_kwargs: Any,
+) -> tuple[Path, Recording]:
+    """Record ``grid * grid`` games and write them as one gif; returns its path and the recording."""
+    if grid < 1:
+        raise ConfigError(f"grid must be >= 1, got {grid}.")
+    recording = record_games(policy, env_id, n_games=grid * grid, **record_kwargs)
+    frames = recording.grid_frames(grid) if grid > 1 else recording.frames[0]
+    return write_gif(frames, path, fps=fps), recording

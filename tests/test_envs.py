@@ -1,0 +1,153 @@
+"""The env factory: shapes, frameskip in one place, sticky actions per id, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlbreakout.envs import BREAKOUT_ENV_IDS, env_settings, is_channel_first_uint8, make_env
+from rlbreakout.errors import ConfigError, RLBreakoutError
+
+FIRE = 1
+
+
+@pytest.mark.parametrize("env_id", BREAKOUT_ENV_IDS)
+@pytest.mark.parametrize("frame_stack", [1, 4])
+def test_atari_wrapper_observations_are_channel_first_uint8(env_id: str, frame_stack: int) -> None:
+    venv = make_env(env_id, 2, seed=0, frame_stack=frame_stack)
+    obs = venv.reset()
+    assert obs.shape == (2, frame_stack, 84, 84)
+    assert obs.dtype == np.uint8
+    assert venv.observation_space.shape == obs.shape[1:]
+    assert is_channel_first_uint8(venv)
+    obs, rewards, dones, infos = venv.step(np.array([FIRE, FIRE]))
+    assert obs.shape == (2, frame_stack, 84, 84) and rewards.shape == (2,)
+    venv.close()
+
+
+def test_no_wrapper_gives_raw_rgb_frames_channel_first() -> None:
+    venv = make_env("ALE/Breakout-v5", 1, frame_stack=2, wrapper="none")
+    obs = venv.reset()
+    assert obs.shape == (1, 6, 210, 160) and obs.dtype == np.uint8
+    venv.close()
+
+
+def _frames_per_step(env_id: str, steps: int = 12) -> list[int]:
+    venv = make_env(env_id, 1, seed=3, frame_stack=1)
+    venv.reset()
+    frames, last = [], None
+    for _ in range(steps):
+        _, _, dones, infos = venv.step(np.array([0]))
+        frame_number = infos[0]["episode_frame_number"]
+        if last is not None and not dones[0]:
+            frames.append(frame_number - last)
+        last = frame_number
+    venv.close()
+    return frames
+
+
+@pytest.mark.parametrize(
+    ("env_id", "allowed"),
+    [("BreakoutNoFrameskip-v4", {4}), ("ALE/Breakout-v5", {4}), ("Breakout-v4", {2, 3, 4})],
+)
+def test_frames_advanced_per_step_catch_double_frameskip(env_id: str, allowed: set[int]) -> None:
+    frames = _frames_per_step(env_id)
+    assert frames, "no steps measured"
+    assert set(frames) <= allowed, f"{env_id} advanced {sorted(set(frames))} frames per step"
+
+
+def test_breakout_v4_random_frameskip_varies() -> None:
+    assert len(set(_frames_per_step("Breakout-v4", steps=40))) > 1
+
+
+@pytest.mark.parametrize(
+    ("env_id", "sticky"),
+    [("BreakoutNoFrameskip-v4", 0.0), ("Breakout-v4", 0.0), ("ALE/Breakout-v5", 0.25)],
+)
+def test_sticky_actions_only_where_the_id_implies_them(env_id: str, sticky: float) -> None:
+    settings = env_settings(env_id)
+    assert settings.repeat_action_probability == sticky
+    assert settings.full_action_space is False
+    venv = make_env(env_id, 1)
+    assert venv.action_space.n == 4  # minimal action set everywhere
+    venv.close()
+
+
+def test_caller_can_ask_for_sticky_actions() -> None:
+    assert env_settings("BreakoutNoFrameskip-v4", {"repeat_action_probability": 0.25}).repeat_action_probability == 0.25
+
+
+def test_frameskip_is_applied_in_exactly_one_place() -> None:
+    assert env_settings("BreakoutNoFrameskip-v4").wrapper_frame_skip == 4
+    assert env_settings("ALE/Breakout-v5").wrapper_frame_skip == 1
+    with pytest.raises(ConfigError, match="skip twice"):
+        env_settings("ALE/Breakout-v5", wrapper_frame_skip=4)
+
+
+def test_unknown_env_id_names_valid_choices() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_env("Breakout-v9", 1)
+    message = str(info.value)
+    assert "Breakout-v9" in message and "BreakoutNoFrameskip-v4" in message and "ALE/Breakout-v5" in message
+    assert "\n" not in message
+
+
+def test_non_atari_id_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown Atari env id"):
+        make_env("CartPole-v1", 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [({"wrapper": "fancy"}, "wrapper"), ({"vec_env": "threads"}, "vec_env"), ({"backend": "gpu"}, "backend"),
+     ({"n_envs": 0}, "n_envs"), ({"frame_stack": 0}, "frame_stack")],
+)
+def test_wrong_arguments_raise_one_clear_line(kwargs: dict, fragment: str) -> None:
+    n_envs = kwargs.pop("n_envs", 1)
+    with pytest.raises(RLBreakoutError, match=fragment):
+        make_env("BreakoutNoFrameskip-v4", n_envs, **kwargs)
+
+
+def test_env_seeding_is_reproducible() -> None:
+    def rollout(seed: int) -> np.ndarray:
+        venv = make_env("ALE/Breakout-v5", 2, seed=seed)
+        obs = [venv.reset()]
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            obs.append(venv.step(rng.integers(0, 4, size=2))[0])
+        venv.close()
+        return np.stack(obs)
+
+    assert np.array_equal(rollout(5), rollout(5))
+
+
+def test_monitor_reports_whole_game_unclipped_score() -> None:
+    # A random agent loses all 5 lives; the factory's Monitor sits below EpisodicLifeEnv, so
+    # "episode" appears once per game although `done` fires at each of the 5 lost lives.
+    venv = make_env("BreakoutNoFrameskip-v4", 1, seed=1, frame_stack=1)
+    venv.reset()
+    dones, episodes = 0, []
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        _, _, done, infos = venv.step(rng.integers(0, 4, size=1))
+        dones += int(done[0])
+        if "episode" in infos[0]:
+            episodes.append(infos[0]["episode"])
+            break
+    venv.close()
+    assert len(episodes) == 1
+    assert dones == 5
+
+
+@pytest.mark.slow
+def test_subproc_vec_env_matches_dummy() -> None:
+    dummy = make_env("ALE/Breakout-v5", 2, seed=7)
+    subproc = make_env("ALE/Breakout-v5", 2, seed=7, vec_env="subproc")
+    try:
+        assert np.array_equal(dummy.reset(), subproc.reset())
+        for _ in range(5):
+            a = np.array([1, 3])
+            assert np.array_equal(dummy.step(a)[0], subproc.step(a)[0])
+    finally:
+        dummy.close()
+        subproc.close()
