@@ -1,0 +1,80 @@
+"""Chapters 0, 1 and 2 (SB3 scripts) run as a learner runs them, with tiny budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_PPO_FLAGS, event_files, run_script, summary_of
+from rlbreakout.runs import REQUIRED_SUMMARY_KEYS
+
+
+def assert_common_outputs(summary_path: Path, summary: dict, *, gif_key: str | None = "gif_path") -> None:
+    for key in REQUIRED_SUMMARY_KEYS:
+        assert key in summary, f"summary.json lacks {key}"
+    run_dir = Path(summary["run_dir"])
+    assert summary_path.parent == run_dir
+    assert (run_dir / "config.json").is_file() and (run_dir / "command.txt").is_file()
+    if gif_key:
+        gif = Path(summary[gif_key])
+        assert gif.is_file() and gif.stat().st_size > 0
+
+
+def test_0_1_check_setup(logdir: Path, tmp_path: Path) -> None:
+    picture = tmp_path / "frame.png"
+    result = run_script("0_setup/0.1_check_setup.py", "--timesteps", "200", "--n-envs", "2",
+                        "--logdir", str(logdir), "--picture", str(picture))
+    path, summary = summary_of(result)
+    assert_common_outputs(path, summary, gif_key=None)
+    assert picture.stat().st_size > 0 and summary["frame_shape"] == [210, 160, 3]
+    assert summary["steps_per_second"] > 0 and "raw env speed" in result.stdout
+    assert summary["versions"]["ale-py"] != "not installed"
+
+
+def test_1_1_random_agent(logdir: Path) -> None:
+    result = run_script("1_gym/1.1_gym.py", "--games", "1", "--logdir", str(logdir))
+    path, summary = summary_of(result)
+    assert_common_outputs(path, summary)
+    assert summary["n_games"] == 1 and summary["n_actions"] == 4
+    assert "action meanings" in result.stdout
+
+
+def test_1_2_episodic_life(logdir: Path) -> None:
+    result = run_script("1_gym/1.2_wrapper.py", "--logdir", str(logdir))
+    path, summary = summary_of(result)
+    assert_common_outputs(path, summary, gif_key=None)
+    assert summary["life_episodes"] == 5 and summary["n_games"] == 1
+    assert result.stdout.count("terminated=True") == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "script",
+    ["1_gym/1.3_train.py", "2_baselines/2.1_envs.py", "2_baselines/2.2_callbacks.py", "2_baselines/2.3_copying_hp_zoo.py"],
+)
+def test_sb3_training_scripts(logdir: Path, script: str) -> None:
+    result = run_script(script, *TINY_PPO_FLAGS, "--eval-freq", "32", "--logdir", str(logdir))
+    path, summary = summary_of(result)
+    assert_common_outputs(path, summary)
+    assert summary["timesteps"] == 64 and summary["steps_per_second"] > 0
+    assert Path(summary["model_path"]).is_file()
+    assert summary["n_games"] == 1 and summary["mean_reward"] == summary["median_reward"]
+    assert event_files(Path(summary["run_dir"]))
+    assert [entry["step"] for entry in summary["eval_history"]] == [32, 64]
+
+
+def test_unknown_env_is_one_line_and_exit_2(logdir: Path) -> None:
+    result = run_script("2_baselines/2.1_envs.py", "--env", "Breakout-v9", "--logdir", str(logdir), expect_ok=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "Breakout-v9" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_model_file_is_a_clear_error(logdir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "model.zip"
+    bad.write_bytes(b"not a zip")
+    result = run_script("2_baselines/2.3_copying_hp_zoo.py", *TINY_PPO_FLAGS, "--load", str(bad),
+                        "--logdir", str(logdir), expect_ok=False)
+    assert result.returncode == 2
+    assert "cannot load model" in result.stderr and "Traceback" not in result.stderr
