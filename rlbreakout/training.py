@@ -411,6 +411,9 @@ def _learn(
         raise
     finally:
         train_env.close()
+    # SB3 dumps the train/* values of an update at the start of the next iteration; the
+    # last update's values would be lost without this final dump.
+    model.logger.dump(model.num_timesteps)
     train_seconds = time.perf_counter() - started - (evaluator.eval_seconds if evaluator else 0.0)
     checkpoint.save()
     return model, int(model.num_timesteps) - steps_before, train_seconds, evaluator, score_callback

@@ -1,0 +1,51 @@
+"""Regenerate the learning-curve PNGs of the chapter READMEs from run folders.
+
+Run it:  python pictures/make_plots.py --logdir runs
+Each chart takes every finished run folder of its scripts under --logdir; charts whose
+runs do not exist yet are skipped with a note. Nothing is drawn from invented data.
+"""
+
+# %% Imports
+import argparse
+from pathlib import Path
+
+from rlbreakout.cli import run_main
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.plots import DEFAULT_SMOOTHING, find_runs, load_curves, plot_curves
+
+PICTURES = Path(__file__).resolve().parent
+
+# %% The charts: file, scripts whose runs it shows, tag, y label, config keys in the legend
+CHARTS = [
+    ("2.3_zoo_ppo_score.png", ["2.3_copying_hp_zoo"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["backend", "precision"]),
+    ("2.3_zoo_ppo_eval.png", ["2.3_copying_hp_zoo"], "eval/eval/mean_reward", "evaluation score (whole games)", ["backend"]),
+    ("2.3_zoo_ppo_value_loss.png", ["2.3_copying_hp_zoo"], "train/value_loss", "value loss", ["backend"]),
+    ("2.4_vs_2.3_score.png", ["2.3_copying_hp_zoo", "2.4_ppo_atari_from_scratch"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", []),
+    ("3.3_aimbot_variants.png", ["3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["prediction", "frame_stack", "colour"]),
+    ("3.3_vs_2.3_score.png", ["2.3_copying_hp_zoo", "3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", []),
+    ("4.1_env_comparison.png", ["4.1_PPO_env_comparison"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", []),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logdir", default="runs", help="root of the run folders")
+    parser.add_argument("--out", default=str(PICTURES), help="folder for the PNGs")
+    parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING)
+    args = parser.parse_args()
+    written = 0
+    for filename, scripts, tag, ylabel, keys in CHARTS:
+        runs = [run for script in scripts for run in find_runs(args.logdir, script)]
+        try:
+            path = plot_curves(load_curves(runs, tag, keys), Path(args.out) / filename,
+                               title=f"{' vs '.join(scripts)}: {tag}", ylabel=ylabel, smoothing=args.smoothing)
+        except RLBreakoutError:
+            print(f"skipped {filename}: no finished run of {', '.join(scripts)} under {args.logdir} logged {tag}")
+            continue
+        written += 1
+        print(f"wrote {path} from {len(runs)} run(s)")
+    print(f"{written} chart(s) written")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,125 @@
+"""Learning curves from TensorBoard event files, as PNGs for the chapter READMEs.
+
+Reads with tensorboard's own ``EventAccumulator`` (a maintained reader, no hand
+parsing), smooths like TensorBoard's slider (an exponential moving average with debias),
+and draws several runs on one chart with the x axis in environment steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rlbreakout.errors import RLBreakoutError
+
+#: TensorBoard's default smoothing slider.
+DEFAULT_SMOOTHING = 0.6
+FIGURE_SIZE = (7.0, 4.0)
+FIGURE_DPI = 110
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One tag of one run: x in env steps, raw values, and a label for the legend."""
+
+    label: str
+    steps: np.ndarray
+    values: np.ndarray
+
+
+def read_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """All points of ``tag`` in every event file under ``run_dir``, sorted by step.
+
+    A resumed run writes its later points into the same folder (sometimes another
+    event file), so the files are merged; a step written twice keeps its last value.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    points: dict[int, float] = {}
+    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        accumulator = EventAccumulator(str(path), size_guidance={SCALARS: 0})
+        accumulator.Reload()
+        if tag in accumulator.Tags().get("scalars", []):
+            for event in accumulator.Scalars(tag):
+                points[int(event.step)] = float(event.value)
+    steps = np.array(sorted(points), dtype=np.int64)
+    return steps, np.array([points[s] for s in steps], dtype=float)
+
+
+def smooth(values: np.ndarray, weight: float = DEFAULT_SMOOTHING) -> np.ndarray:
+    """TensorBoard's smoothing: a debiased exponential moving average (weight 0 = raw)."""
+    if not 0.0 <= weight < 1.0:
+        raise RLBreakoutError(f"smoothing weight must be in [0, 1), got {weight}.")
+    smoothed, last, debias = np.empty(len(values)), 0.0, 0.0
+    for i, value in enumerate(values):
+        last = last * weight + (1 - weight) * value
+        debias = debias * weight + (1 - weight)
+        smoothed[i] = last / debias
+    return smoothed
+
+
+def run_label(run_dir: Path, keys: Sequence[str] = ()) -> str:
+    """``<script> <env> s<seed>`` plus chosen config values (e.g. ``prediction=none``)."""
+    label = f"{run_dir.parent.name} {run_dir.name.split('__')[0]} s{run_dir.name.split('__s')[-1].split('__')[0]}"
+    config_path = run_dir / "config.json"
+    if keys and config_path.is_file():
+        config = json.loads(config_path.read_text())
+        label += " " + " ".join(f"{k}={config.get(k)}" for k in keys)
+    return label
+
+
+def load_curves(run_dirs: Sequence[Path], tag: str, label_keys: Sequence[str] = ()) -> list[Curve]:
+    """The curves of ``tag`` for each run that logged it (runs without it are left out)."""
+    curves = []
+    for run_dir in run_dirs:
+        steps, values = read_scalars(run_dir, tag)
+        if len(steps):
+            curves.append(Curve(run_label(Path(run_dir), label_keys), steps, values))
+    return curves
+
+
+def plot_curves(
+    curves: Sequence[Curve],
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    ylabel: str,
+    smoothing: float = DEFAULT_SMOOTHING,
+) -> Path:
+    """Draw the curves on one chart (raw faint, smoothed solid) and save a PNG."""
+    if not curves:
+        raise RLBreakoutError(f"no run logged the data for {title!r}; train first (see the chapter README).")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
+    for curve in curves:
+        (line,) = ax.plot(curve.steps, smooth(curve.values, smoothing), label=curve.label, linewidth=1.6)
+        ax.plot(curve.steps, curve.values, color=line.get_color(), alpha=0.2, linewidth=0.8)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def find_runs(logdir: str | os.PathLike[str], script: str, *, completed_only: bool = True) -> list[Path]:
+    """Run folders of ``script`` under ``logdir``, oldest first (only finished ones by default)."""
+    root = Path(logdir) / script
+    if not root.is_dir():
+        return []
+    runs = [p for p in sorted(root.iterdir()) if p.is_dir()]
+    return [p for p in runs if (p / "summary.json").is_file()] if completed_only else runs

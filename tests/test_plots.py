@@ -1,0 +1,43 @@
+"""Plots from a tiny real run: read its TensorBoard events, smooth, draw a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY_PPO_FLAGS, run_script
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.plots import find_runs, load_curves, plot_curves, read_scalars, smooth
+
+
+def test_smooth_matches_tensorboard_debiased_ema() -> None:
+    values = np.array([1.0, 3.0])
+    # step 1: 1; step 2: (0.5*0.5*1 + 0.5*3) / (1 - 0.25) = (0.25 + 1.5) / 0.75
+    assert smooth(values, 0.5) == pytest.approx([1.0, 1.75 / 0.75])
+    assert np.array_equal(smooth(values, 0.0), values)
+    with pytest.raises(RLBreakoutError):
+        smooth(values, 1.0)
+
+
+def test_no_runs_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RLBreakoutError, match="no run logged"):
+        plot_curves([], tmp_path / "x.png", title="t", ylabel="y")
+
+
+@pytest.mark.slow
+def test_plot_renders_from_a_tiny_real_run(tmp_path: Path) -> None:
+    logdir = tmp_path / "runs"
+    run_script("2_baselines/2.3_copying_hp_zoo.py", *TINY_PPO_FLAGS, "--timesteps", "96", "--n-steps", "16",
+               "--gif-games", "0", "--logdir", str(logdir))
+    runs = find_runs(logdir, "2.3_copying_hp_zoo")
+    assert len(runs) == 1
+    steps, values = read_scalars(runs[0], "train/learning_rate")
+    assert list(steps) == [64, 96] and values[0] > values[1]  # linear schedule, x in env steps
+    curves = load_curves(runs, "train/learning_rate")
+    png = plot_curves(curves, tmp_path / "lr.png", title="lr", ylabel="learning rate")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    result = run_script("pictures/make_plots.py", "--logdir", str(logdir), "--out", str(tmp_path / "pics"))
+    assert (tmp_path / "pics" / "2.3_zoo_ppo_value_loss.png").is_file()
+    assert "skipped 4.1_env_comparison.png" in result.stdout  # no such run: skipped, not invented
