@@ -42,6 +42,8 @@ from rlbreakout.schedules import SCHEDULE_CHOICES, make_schedule
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_FILE = "model.zip"
+#: Policy weights without optimiser state (a third of model.zip), loadable with ``--load``.
+POLICY_FILE = "policy.pt"
 REPLAY_GIF = "replay.gif"
 TENSORBOARD_RUN_NAME = "PPO"
 #: Seed offset for eval envs, so evaluation games are not replays of training games.
@@ -175,19 +177,25 @@ class SpeedSettings:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve_speed(args: argparse.Namespace) -> SpeedSettings:
-    """Turn the speed flags into a backend, a precision and policy kwargs."""
-    backend = args.backend or ("ale_vector" if args.fast else "classic")
-    precision = args.precision if args.precision != "auto" else ("bf16" if args.fast else "fp32")
-    settings = SpeedSettings(backend=backend, precision=precision)
-    if precision == "bf16" or args.fast:
-        from rlbreakout import fast
+def resolve_speed(args: argparse.Namespace, wrapper: str = "atari", wrapper_kwargs: dict[str, Any] | None = None,
+                  env_kwargs: dict[str, Any] | None = None) -> SpeedSettings:
+    """Turn ``--fast``, ``--precision`` and ``--backend`` into a backend, a precision and policy kwargs.
 
-        settings.precision = fast.resolve_precision(precision, args.device)
-        settings.policy_kwargs = fast.cnn_policy_kwargs(settings.precision)
-        threads = fast.configure_threads()
-        settings.notes.append(f"threads: {threads}")
-    return settings
+    ``--fast`` picks ale_vector envs only where they reproduce the env (the "atari"
+    wrapper); the aimbot wrapper keeps the classic stack and still gets the bf16 network.
+    """
+    from rlbreakout.fast import fast_settings
+
+    chosen = fast_settings(
+        args.fast, None if args.precision == "auto" else args.precision, args.backend, args.device,
+        env_id=args.env, wrapper=wrapper, n_envs=args.n_envs, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs,
+        verbose=False,
+    )
+    notes = list(chosen["notes"])
+    if chosen["threads"]:
+        notes.append(f"threads: {chosen['threads']}")
+    return SpeedSettings(backend=chosen["backend"], precision=chosen["precision"],
+                         policy_kwargs=dict(chosen["policy_kwargs"]), notes=notes)
 
 
 def build_ppo(args: argparse.Namespace, env: Any, run_dir: Path, policy_kwargs: dict[str, Any]) -> Any:
@@ -281,7 +289,7 @@ def train_ppo(
     :param gif_view: ``screen`` or ``agent`` (chapter 3: the observation beside the game)
     """
     validate_ppo_args(args)
-    speed = resolve_speed(args)
+    speed = resolve_speed(args, wrapper, wrapper_kwargs, env_kwargs)
     name = script_name(script)
     loaded = load_policy(args.load, device=args.device) if getattr(args, "load", None) else None
     if args.resume:
@@ -313,7 +321,9 @@ def train_ppo(
         )
         model_path = run_dir / FINAL_MODEL_FILE
         model.save(model_path)
+        model.policy.save(str(run_dir / POLICY_FILE))  # weights only: small enough for models/
         summary.update({
+            "policy_path": str(run_dir / POLICY_FILE),
             "timesteps": int(model.num_timesteps),
             "train_game_scores": score_callback.scores[-TRAIN_SCORES_KEPT:],
             "best_model_path": str(run_dir / BEST_MODEL_FILE) if (run_dir / BEST_MODEL_FILE).exists() else None,

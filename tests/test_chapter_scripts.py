@@ -78,3 +78,30 @@ def test_corrupt_model_file_is_a_clear_error(logdir: Path, tmp_path: Path) -> No
                         "--logdir", str(logdir), expect_ok=False)
     assert result.returncode == 2
     assert "cannot load model" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_0_3_demo_trains_replays_and_keeps_policy_weights(logdir: Path) -> None:
+    result = run_script("0_setup/0.3_demo.py", *TINY_PPO_FLAGS, "--gif-max-steps", "30", "--logdir", str(logdir))
+    path, summary = summary_of(result)
+    assert_common_outputs(path, summary)
+    assert Path(summary["policy_path"]).is_file()
+    assert "TensorBoard logs" in result.stdout
+    if "pretrained_gif" in summary:
+        assert Path(summary["pretrained_gif"]).stat().st_size > 0
+
+
+def test_load_replays_policy_weights_without_training(logdir: Path, tmp_path: Path) -> None:
+    import torch
+    from stable_baselines3 import PPO
+
+    from rlbreakout.envs import make_env
+
+    policy_file = tmp_path / "policy.pt"
+    PPO("CnnPolicy", make_env("BreakoutNoFrameskip-v4", 1), n_steps=32, batch_size=32, device="cpu").policy.save(str(policy_file))
+    result = run_script("2_baselines/2.3_copying_hp_zoo.py", *TINY_PPO_FLAGS, "--load", str(policy_file),
+                        "--logdir", str(logdir))
+    path, summary = summary_of(result)
+    assert summary["timesteps"] == 0 and summary["loaded_model"] == str(policy_file)
+    assert summary["n_games"] == 1 and Path(summary["gif_path"]).is_file()
+    assert torch.load(policy_file, weights_only=False)  # a plain torch file, small enough for models/
