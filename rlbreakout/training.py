@@ -276,6 +276,8 @@ def train_ppo(
     wrapper: str = "atari",
     wrapper_kwargs: dict[str, Any] | None = None,
     extra_eval_envs: dict[str, str] | None = None,
+    eval_env_ids: dict[str, str] | None = None,
+    headline_eval: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
     gif_view: str = "screen",
     config_extra: dict[str, Any] | None = None,
@@ -285,7 +287,10 @@ def train_ppo(
     With ``--load MODEL`` it skips training and only evaluates and replays that model.
 
     :param script: the calling script's path (``__file__``), naming the run folder
-    :param extra_eval_envs: more eval envs by name -> env id (chapter 4 evaluates on v4, v4NoFS, v5)
+    :param extra_eval_envs: more eval envs by name -> env id, besides ``eval`` (the training env)
+    :param eval_env_ids: all eval envs by name -> env id, replacing ``eval`` (chapter 4.1: v4, v4NoFS, v5)
+    :param headline_eval: the eval env name whose scores are summary.json's mean/median and pick
+        the best model (default: the first)
     :param gif_view: ``screen`` or ``agent`` (chapter 3: the observation beside the game)
     """
     validate_ppo_args(args)
@@ -304,7 +309,10 @@ def train_ppo(
     seed_everything(args.seed)
 
     env_options = dict(frame_stack=args.frame_stack, wrapper=wrapper, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs)
-    eval_ids = {"eval": args.env, **(extra_eval_envs or {})}
+    eval_ids = dict(eval_env_ids) if eval_env_ids else {"eval": args.env, **(extra_eval_envs or {})}
+    headline = headline_eval or next(iter(eval_ids))
+    if headline not in eval_ids:
+        raise ConfigError(f"headline_eval {headline!r} is not one of the eval envs {sorted(eval_ids)}.")
     n_eval_envs = min(args.eval_episodes, MAX_EVAL_ENVS)
     eval_envs = {
         label: make_env(env_id, n_eval_envs, seed=args.seed + EVAL_SEED_OFFSET, backend=speed.backend, **env_options)
@@ -317,7 +325,7 @@ def train_ppo(
         summary.update({"timesteps": 0, "loaded_model": str(args.load)})
     else:
         model, trained_steps, train_seconds, evaluator, score_callback = _learn(
-            args, run_dir, speed, wrapper, wrapper_kwargs, env_options, eval_envs
+            args, run_dir, speed, wrapper, wrapper_kwargs, env_options, eval_envs, headline
         )
         model_path = run_dir / FINAL_MODEL_FILE
         model.save(model_path)
@@ -333,7 +341,7 @@ def train_ppo(
 
     # Final evaluation: whole games on every eval env; the first one is the headline score.
     per_env = {label: evaluate_games(model, venv, args.eval_episodes) for label, venv in eval_envs.items()}
-    scores, lengths = per_env["eval"]
+    scores, lengths = per_env[headline]
     final_eval = score_stats(scores)
     gif_path = None
     if args.gif_games > 0:
@@ -376,6 +384,7 @@ def _learn(
     wrapper_kwargs: dict[str, Any] | None,
     env_options: dict[str, Any],
     eval_envs: dict[str, Any],
+    headline: str,
 ) -> tuple[Any, int, float, MultiEnvEvalCallback | None, GameScoreCallback]:
     """Build (or resume) the model and learn; returns model, steps trained now and their seconds."""
     train_env = make_env(args.env, args.n_envs, seed=args.seed, vec_env=args.vec_env, backend=speed.backend, **env_options)
@@ -401,7 +410,7 @@ def _learn(
     if args.eval_freq > 0:
         evaluator = MultiEnvEvalCallback(
             eval_envs, eval_freq=args.eval_freq, n_eval_episodes=args.eval_episodes,
-            best_model_env="eval", best_model_save_path=run_dir,
+            best_model_env=headline, best_model_save_path=run_dir,
         )
         callbacks.append(evaluator)
 

@@ -1,0 +1,128 @@
+"""Helpers for the Optuna storage tests: a throwaway PostgreSQL server and cheap study workers.
+
+``postgres_server()`` starts a real server from Debian's binaries (``initdb``, ``pg_ctl``) on a
+free localhost port with a temporary data directory, listening on 127.0.0.1 only, with trust
+authentication, and stops it afterwards. As root it runs them as the ``postgres`` user through
+``runuser -u postgres --`` (PostgreSQL refuses to run as root).
+
+``start_worker()`` starts a worker *process* that joins a study through the same
+``open_storage``/``open_study``/``run_worker`` as the chapter-4 scripts, with an objective
+that sleeps instead of training, so crash and sharing tests take seconds. Each trial
+touches ``started_<n>`` in a marker folder when it begins and ``done_<n>_<pid>`` when it ends.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+POSTGRES_USER = "postgres"
+TEST_DATABASE = "rlbreakout_optuna"
+SERVER_START_TIMEOUT_S = 60
+
+WORKER_CODE = """
+import json, os, sys, time
+from pathlib import Path
+from rlbreakout.tuning import make_sampler, open_storage, open_study, run_worker
+
+url, name, n_trials, markers, sleep, heartbeat, grace, seed = sys.argv[1:]
+storage = open_storage(url, heartbeat_interval=int(heartbeat), grace_period=int(grace))
+study = open_study(storage, name, sampler=lambda offset: make_sampler("random", int(seed) + offset))
+markers = Path(markers)
+
+def objective(trial):
+    x = trial.suggest_float("x", 0.0, 1.0)
+    (markers / f"started_{trial.number}").touch()
+    time.sleep(float(sleep))
+    (markers / f"done_{trial.number}_{os.getpid()}").touch()
+    return x
+
+print(json.dumps(run_worker(study, objective, int(n_trials))), flush=True)
+"""
+
+
+def start_worker(
+    url: str, study_name: str, n_trials: int, markers: Path, *,
+    sleep: float, heartbeat: int = 1, grace: int = 2, seed: int = 0,
+) -> subprocess.Popen[str]:
+    """A worker process running cheap trials until the study holds ``n_trials`` finished ones."""
+    markers.mkdir(parents=True, exist_ok=True)
+    args = [url, study_name, str(n_trials), str(markers), str(sleep), str(heartbeat), str(grace), str(seed)]
+    return subprocess.Popen([sys.executable, "-c", WORKER_CODE, *args], cwd=REPO_ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(path: Path, timeout: float, process: subprocess.Popen[str] | None = None) -> None:
+    """Poll until ``path`` exists (failing early if ``process`` died)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"worker exited {process.returncode} before {path.name}: {process.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/<version>/bin`` with ``pg_ctl`` in it, or None."""
+    candidates = [Path(p) for p in glob.glob(POSTGRES_BIN_GLOB) if (Path(p) / "pg_ctl").is_file()]
+    return max(candidates, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, default=None)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Start PostgreSQL on a free 127.0.0.1 port; yield a SQLAlchemy URL to a fresh database."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        message = (f"no PostgreSQL server binaries under {POSTGRES_BIN_GLOB}; "
+                   f"install them with `apt-get install -y postgresql` (.ci/run does)")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", POSTGRES_USER, "--"] if as_root else []
+    user = POSTGRES_USER if as_root else None
+    # not pytest's tmp_path: its parents are private to root, and the server runs as postgres
+    base = Path(tempfile.mkdtemp(prefix="rlbreakout-pg-"))
+    data, log = base / "data", base / "server.log"
+    if user:
+        shutil.chown(base, user=user)
+    port = _free_port()
+
+    def run(*cmd: str) -> None:
+        result = subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=SERVER_START_TIMEOUT_S)
+        if result.returncode != 0:
+            server_log = log.read_text()[-2000:] if log.exists() else ""
+            raise AssertionError(f"{' '.join(cmd)} failed: {result.stdout}{result.stderr}{server_log}")
+
+    try:
+        run(str(bin_dir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=trust", "--no-sync", "-E", "UTF8")
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w",
+            "-t", str(SERVER_START_TIMEOUT_S), "start")
+        try:
+            run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER, TEST_DATABASE)
+            yield f"postgresql+psycopg2://{POSTGRES_USER}@127.0.0.1:{port}/{TEST_DATABASE}"
+        finally:
+            run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
