@@ -1,4 +1,4 @@
-"""Chapters 0, 1 and 2 (SB3 scripts) run as a learner runs them, with tiny budgets."""
+"""Chapters 0, 1, 2 and 3.3 (the SB3 scripts) run as a learner runs them, with tiny budgets."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def test_1_2_episodic_life(logdir: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "script",
-    ["1_gym/1.3_train.py", "2_baselines/2.1_envs.py", "2_baselines/2.2_callbacks.py", "2_baselines/2.3_copying_hp_zoo.py"],
+    ["1_gym/1.3_train.py", "2_baselines/2.1_envs.py", "2_baselines/2.2_callbacks.py", "2_baselines/2.3_copying_hp_zoo.py",
+     "3_obswrapper/3.3_aimbot_training.py"],
 )
 def test_sb3_training_scripts(logdir: Path, script: str) -> None:
     result = run_script(script, *TINY_PPO_FLAGS, "--eval-freq", "32", "--logdir", str(logdir))

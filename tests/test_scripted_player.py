@@ -1,0 +1,155 @@
+"""Tests for rlbreakout.scripted_player: the planner, the controller on synthetic frames, real games."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlbreakout import aimbot as A
+from rlbreakout.aimbot import synthetic_frame
+from rlbreakout.errors import ConfigError
+from rlbreakout.scripted_player import (
+    FIRE,
+    LEFT,
+    NOOP,
+    PADDLE_SPEED,
+    RIGHT,
+    ScriptedPlayer,
+    make_player_env,
+    plan_move,
+    play_scripted_games,
+    player_for,
+)
+
+
+def ball_frame(row: float, col: float, paddle_left: int = 72) -> np.ndarray:
+    return synthetic_frame((row, col), paddle_left)
+
+
+# %% plan_move: which direction to hold, given the displacement still needed and the frames left
+
+
+def test_plan_move_far_target_moves_now() -> None:
+    assert plan_move(60.0, frames_left=20, frames_per_step=4) == 1
+    assert plan_move(-60.0, frames_left=20, frames_per_step=4) == -1
+
+
+def test_plan_move_holds_still_when_on_target_or_too_late() -> None:
+    assert plan_move(2.0, frames_left=20, frames_per_step=4) == 0
+    assert plan_move(80.0, frames_left=0, frames_per_step=4) == 0
+    assert plan_move(80.0, frames_left=-3, frames_per_step=4) == 0
+
+
+def test_plan_move_does_not_overshoot_with_a_full_press() -> None:
+    """8 px off with a full step left: a 22 px press would end 14 px the other side."""
+    assert plan_move(8.0, frames_left=4, frames_per_step=4) == 0
+
+
+def test_plan_move_uses_a_partial_press_just_before_impact() -> None:
+    """12 px off with 2 frames left: pressing moves 11 px, so press."""
+    assert plan_move(12.0, frames_left=2, frames_per_step=4) == 1
+    assert plan_move(-12.0, frames_left=2, frames_per_step=4) == -1
+
+
+def test_plan_move_must_start_now_when_reach_is_tight() -> None:
+    """Exactly three presses of reach: waiting a step would fall a full press short."""
+    reach = 3 * 4 * PADDLE_SPEED
+    assert plan_move(reach, frames_left=12, frames_per_step=4) == 1
+
+
+# %% The controller on synthetic frames
+
+
+def test_fire_when_no_ball() -> None:
+    player = ScriptedPlayer(random_action_prob=0.0)
+    assert player.act(synthetic_frame(None, paddle_left=60)) == FIRE
+
+
+def test_moves_toward_a_falling_ball_and_waits_on_target() -> None:
+    player = ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0)
+    player.act(ball_frame(100.5, 60.5, paddle_left=20))  # first sight: aims at the ball's column
+    action = player.act(ball_frame(108.5, 66.5, paddle_left=20))
+    impact = player.view.last_impact
+    assert impact == pytest.approx(A.predict_impact_column(108.5, 66.5, 8.0, 6.0))
+    assert player.last_target == impact and action == RIGHT
+    on_target = ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0)
+    paddle_left = 53  # columns 53-68: centred on 60.5, where a ball falling straight down lands
+    assert on_target.act(ball_frame(100.5, 60.5, paddle_left=paddle_left)) == NOOP
+    assert on_target.act(ball_frame(108.5, 60.5, paddle_left=paddle_left)) == NOOP
+    assert on_target.last_target == 60.5
+
+
+def test_rising_ball_is_followed_with_a_dead_zone() -> None:
+    player = ScriptedPlayer(random_action_prob=0.0)
+    player.act(ball_frame(150.5, 30.5, paddle_left=100))
+    assert player.act(ball_frame(142.5, 32.5, paddle_left=100)) == LEFT
+    near = ScriptedPlayer(random_action_prob=0.0)
+    near.act(ball_frame(150.5, 100.5, paddle_left=95))
+    assert near.act(ball_frame(142.5, 102.5, paddle_left=95)) == NOOP
+
+
+def test_random_actions_happen_at_the_asked_rate_but_never_just_before_impact() -> None:
+    player = ScriptedPlayer(random_action_prob=1.0, seed=0)
+    rising = [player.act(ball_frame(150.5 - 8 * i, 60.5, paddle_left=50)) for i in range(6)]
+    assert len(set(rising)) > 1, "all-random actions vary"
+
+    class NoDraws:
+        def random(self) -> float:
+            raise AssertionError("no random action may be drawn just before impact")
+
+    near = ScriptedPlayer(random_action_prob=1.0, seed=0, aim_jitter=0.0)
+    near.act(ball_frame(164.5, 60.5, paddle_left=53))
+    near.rng = NoDraws()
+    near.act(ball_frame(172.5, 60.5, paddle_left=53))  # 15 rows at 8 a step: under 2 steps to impact
+
+
+def test_reset_forgets_the_ball() -> None:
+    player = ScriptedPlayer(random_action_prob=0.0)
+    player.act(ball_frame(100.5, 60.5))
+    player.act(ball_frame(108.5, 66.5))
+    player.reset()
+    assert player.view.last_motion is None and player.last_target is None
+
+
+@pytest.mark.parametrize("kwargs", [{"random_action_prob": 1.5}, {"dead_zone": -1.0}, {"frames_per_step": 0},
+                                    {"aim_jitter": -2.0}])
+def test_bad_settings_raise(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        ScriptedPlayer(**kwargs)
+
+
+def test_player_matches_the_env_frameskip() -> None:
+    assert player_for("BreakoutNoFrameskip-v4").frames_per_step == 4
+    assert player_for("BreakoutNoFrameskip-v4").max_pooled
+    v5 = player_for("ALE/Breakout-v5")
+    assert v5.frames_per_step == 4 and not v5.max_pooled
+    assert player_for("Breakout-v4").frames_per_step == 3  # ALE's (2, 5) range: 2, 3 or 4 frames
+
+
+def test_only_breakout() -> None:
+    with pytest.raises(ConfigError, match="Breakout only"):
+        make_player_env("ALE/Pong-v5")
+
+
+# %% Real games
+
+
+@pytest.mark.slow
+def test_scripted_player_scores_on_a_short_real_game() -> None:
+    """2000 frames (~500 agent steps; the no-ops at reset count too): a random player scores ~1-2."""
+    games = play_scripted_games("BreakoutNoFrameskip-v4", 1, seed=0,
+                                env_kwargs={"max_num_frames_per_episode": 2000}, record_steps=10, frame_every=2)
+    assert len(games.scores) == 1 and 490 <= games.lengths[0] <= 500 and games.steps == games.lengths[0]
+    assert games.scores[0] >= 10
+    assert len(games.frames) == 5 and games.frames[0].shape == (A.SCREEN_HEIGHT, 160 + 2 + 210, 3)
+    assert not games.unfinished
+
+
+def test_step_budget_drops_the_unfinished_game() -> None:
+    games = play_scripted_games("ALE/Breakout-v5", 2, seed=0, max_steps=40)
+    assert games.steps == 40 and games.unfinished and games.scores == []
+
+
+def test_bad_game_count() -> None:
+    with pytest.raises(ConfigError):
+        play_scripted_games("BreakoutNoFrameskip-v4", 0)
