@@ -1,0 +1,268 @@
+"""Measurements for ``0_setup/0.2_benchmark.py``: env stepping, PPO training, process-tree memory.
+
+Why child processes: each measurement runs in a fresh Python process, so memory
+is that of one setup alone (a SubprocVecEnv's workers included), torch's thread
+settings of one side cannot leak into the other, and a crash in one does not end
+the benchmark. The parent samples the child's whole process tree from ``/proc``
+(Linux; elsewhere RSS is reported as ``None``).
+
+Child entry point (used by the benchmark, not meant for people)::
+
+    python -m rlbreakout.benchmark '{"kind": "env", "backend": "dummy", "n_envs": 8, ...}'
+
+prints one JSON line with its result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlbreakout.errors import RLBreakoutError
+
+#: Env setups of the env-stepping table: label -> (make_env backend, vec_env).
+ENV_SETUPS: dict[str, tuple[str, str]] = {
+    "DummyVecEnv": ("classic", "dummy"),
+    "SubprocVecEnv": ("classic", "subproc"),
+    "ale_vector": ("ale_vector", "dummy"),
+}
+PPO_SIDES: tuple[str, ...] = ("stock", "fast")
+#: Optional third side: stock SB3 with torch threads chosen from the free cores as --fast does,
+#: which separates the thread lever from the others on a busy machine.
+STOCK_MATCHED = "stock_threads"
+#: rl-baselines3-zoo's Atari PPO (atari.yml), as constants; schedules do not change speed.
+ZOO_PPO: dict[str, Any] = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 2.5e-4,
+                           "clip_range": 0.1, "ent_coef": 0.01, "vf_coef": 0.5}
+#: Tiny mode (tests): a few updates only, same code path.
+TINY_PPO: dict[str, Any] = {**ZOO_PPO, "n_steps": 16, "batch_size": 32, "n_epochs": 1}
+#: How often the parent samples the child's memory.
+RSS_SAMPLE_SECONDS = 0.05
+WARMUP_STEPS = 10
+BYTES_PER_MB = 1024 * 1024
+
+
+# %% Memory of a process tree (/proc)
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # the command name may hold spaces and parentheses: ppid is the 2nd field after the last ')'
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0  # the process ended between listing and reading
+
+
+def process_tree_rss(pid: int) -> int | None:
+    """Resident memory of ``pid`` and all its descendants, in bytes (``None`` without /proc)."""
+    if not os.path.isdir("/proc"):
+        return None
+    children = _children_map()
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += _rss_bytes(current)
+        stack.extend(children.get(current, []))
+    return total
+
+
+@dataclass
+class ChildResult:
+    """One child measurement: its JSON result, its tree's peak RSS and its wall time."""
+
+    result: dict[str, Any]
+    peak_rss_mb: float | None
+    wall_seconds: float
+
+
+def run_child(command: Sequence[str], *, timeout: float | None = None, cwd: str | None = None) -> ChildResult:
+    """Run ``command``, sample its process tree's RSS until it exits, parse its last stdout line as JSON."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    peak: int | None = None
+    while proc.poll() is None:
+        rss = process_tree_rss(proc.pid)
+        if rss is not None:
+            peak = max(peak or 0, rss)
+        if timeout is not None and time.perf_counter() - started > timeout:
+            proc.kill()
+            break
+        time.sleep(RSS_SAMPLE_SECONDS)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - started
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise RLBreakoutError(f"benchmark child failed (exit {proc.returncode}): {tail}")
+    return ChildResult(json.loads(lines[-1]), None if peak is None else round(peak / BYTES_PER_MB, 1), wall)
+
+
+def child_command(spec: dict[str, Any]) -> list[str]:
+    """The command line that runs one measurement ``spec`` in a fresh Python."""
+    return [sys.executable, "-m", "rlbreakout.benchmark", json.dumps(spec)]
+
+
+# %% What the children measure
+def measure_env_steps(setup: str, n_envs: int, steps: int, env_id: str, seed: int) -> dict[str, Any]:
+    """Env steps per second (summed over envs) of random play on one env setup."""
+    import numpy as np
+
+    from rlbreakout.envs import make_env
+    from rlbreakout.fast import configure_threads
+
+    backend, vec_env = ENV_SETUPS[setup]
+    threads = configure_threads(n_envs) if backend == "ale_vector" else {}
+    venv = make_env(env_id, n_envs, seed=seed, backend=backend, vec_env=vec_env)
+    rng = np.random.default_rng(seed)
+    iterations = max(1, steps // n_envs)
+    actions = rng.integers(0, venv.action_space.n, (iterations + WARMUP_STEPS, n_envs))
+    venv.reset()
+    for a in actions[:WARMUP_STEPS]:
+        venv.step(a)
+    start = time.perf_counter()
+    for a in actions[WARMUP_STEPS:]:
+        venv.step(a)
+    seconds = time.perf_counter() - start
+    venv.close()
+    return {"setup": setup, "n_envs": n_envs, "steps": iterations * n_envs, "seconds": seconds,
+            "steps_per_second": iterations * n_envs / seconds, "threads": threads}
+
+
+def _iteration_clock() -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class IterationClock(BaseCallback):
+        """Times of each rollout's start and end (to drop the first, warm-up iteration)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rollout_starts: list[float] = []
+            self.rollout_ends: list[float] = []
+
+        def _on_rollout_start(self) -> None:
+            self.rollout_starts.append(time.perf_counter())
+
+        def _on_rollout_end(self) -> None:
+            self.rollout_ends.append(time.perf_counter())
+
+        def _on_step(self) -> bool:
+            return True
+
+    return IterationClock()
+
+
+def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int, *, tiny: bool = False,
+                stock_torch_threads: int = 0) -> dict[str, Any]:
+    """SB3 PPO ``CnnPolicy`` training steps per second: ``stock`` (classic, fp32), ``fast``,
+    or :data:`STOCK_MATCHED`.
+
+    The first iteration (allocation, first-call costs) is not counted when there are more.
+    """
+    import torch
+    from stable_baselines3 import PPO
+
+    from rlbreakout.envs import make_env
+    from rlbreakout.fast import fast_settings
+
+    from rlbreakout.fast import configure_threads
+
+    hyper = TINY_PPO if tiny else ZOO_PPO
+    if side in ("stock", STOCK_MATCHED):
+        threads = {}
+        if side == STOCK_MATCHED:
+            threads = configure_threads(n_envs)
+        elif stock_torch_threads:
+            torch.set_num_threads(stock_torch_threads)
+        settings = {"backend": "classic", "precision": "fp32", "policy_kwargs": {}, "threads": threads}
+    else:
+        settings = dict(fast_settings(True, device="cpu", env_id=env_id, n_envs=n_envs, verbose=False))
+    venv = make_env(env_id, n_envs, seed=seed, backend=settings["backend"])
+    model = PPO("CnnPolicy", venv, seed=seed, device="cpu", verbose=0,
+                policy_kwargs=settings["policy_kwargs"] or None, **hyper)
+    clock = _iteration_clock()
+    start = time.perf_counter()
+    model.learn(train_steps, callback=clock)
+    end = time.perf_counter()
+    venv.close()
+    per_iteration = hyper["n_steps"] * n_envs
+    starts, ends = clock.rollout_starts, clock.rollout_ends
+    if len(starts) >= 2:
+        counted_steps, seconds = model.num_timesteps - per_iteration, end - starts[1]
+        rollout = sum(e - s for s, e in zip(starts[1:], ends[1:]))
+    else:
+        counted_steps, seconds = model.num_timesteps, end - start
+        rollout = sum(e - s for s, e in zip(starts, ends))
+    return {"side": side, "backend": settings["backend"], "precision": settings["precision"],
+            "torch_threads": torch.get_num_threads(), "threads": settings["threads"],
+            "steps": counted_steps, "seconds": seconds, "steps_per_second": counted_steps / seconds,
+            "rollout_fraction": rollout / seconds}
+
+
+# %% Orchestration helpers
+def alternating(sides: Sequence[str], repeats: int) -> Iterator[tuple[int, str]]:
+    """(repeat, side) pairs, the order reversed every other repeat: A B, B A, A B, ...
+
+    Alternating spreads slow drifts of a shared machine (another job starting) over both sides.
+    """
+    for repeat in range(repeats):
+        order = list(sides) if repeat % 2 == 0 else list(reversed(sides))
+        for side in order:
+            yield repeat, side
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(statistics.median(present)) if present else None
+
+
+def load_average() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _child_main(argv: list[str]) -> None:
+    spec = json.loads(argv[0])
+    kind = spec.pop("kind")
+    if kind == "env":
+        result = measure_env_steps(**spec)
+    elif kind == "ppo":
+        result = measure_ppo(**spec)
+    else:
+        raise RLBreakoutError(f"unknown benchmark kind {kind!r}")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1:])

@@ -1,0 +1,77 @@
+"""0_setup/0.2_benchmark.py in tiny mode: it measures, writes the table and summary.json, prints the path last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_script, summary_of
+
+SCRIPT = "0_setup/0.2_benchmark.py"
+FAKE_SCRATCH_STEPS_PER_SECOND = 123.5
+
+#: Stands in for 2.4: takes its flags, writes a summary.json with steps_per_second, prints the path last.
+FAKE_SCRATCH = f'''
+import json, sys
+from pathlib import Path
+args = sys.argv[1:]
+logdir = Path(args[args.index("--logdir") + 1])
+precision = args[args.index("--precision") + 1]
+run = logdir / precision
+run.mkdir(parents=True, exist_ok=True)
+(run / "summary.json").write_text(json.dumps({{"steps_per_second": {FAKE_SCRATCH_STEPS_PER_SECOND}, "precision": precision}}))
+print("training...")
+print(run / "summary.json")
+'''
+
+
+@pytest.mark.slow
+def test_tiny_benchmark(tmp_path: Path, logdir: Path) -> None:
+    fake = tmp_path / "fake_scratch.py"
+    fake.write_text(FAKE_SCRATCH)
+    result = run_script(SCRIPT, "--tiny", "--logdir", str(logdir), "--scratch-script", str(fake),
+                        "--stock-torch-threads", "1", "--matched-stock")
+    path, summary = summary_of(result)
+    for key in ("script", "env_id", "timesteps", "seed", "run_dir", "wall_seconds", "steps_per_second",
+                "speedup", "table"):
+        assert key in summary, key
+    assert summary["script"] == "0.2_benchmark" and summary["tiny"] is True
+
+    rows = {row["setup"]: row for row in summary["env_stepping"]}
+    assert set(rows) == {"DummyVecEnv", "SubprocVecEnv", "ale_vector"}
+    for row in rows.values():
+        assert row["steps_per_second"] > 0 and row["peak_rss_mb"] > 50  # a Python with torch loaded
+    # SubprocVecEnv runs one more Python per env: its process tree is bigger
+    assert rows["SubprocVecEnv"]["peak_rss_mb"] > rows["DummyVecEnv"]["peak_rss_mb"]
+
+    ppo = summary["ppo"]
+    assert ppo["medians"]["stock"] > 0 and ppo["medians"]["fast"] > 0
+    assert summary["speedup"] == pytest.approx(ppo["medians"]["fast"] / ppo["medians"]["stock"])
+    assert {r["backend"] for r in ppo["runs"]["fast"]} == {"ale_vector"}
+    assert {r["backend"] for r in ppo["runs"]["stock"]} == {"classic"}
+    assert ppo["runs"]["stock"][0]["torch_threads"] == 1  # --stock-torch-threads
+    assert ppo["runs"]["stock_threads"][0]["threads"]["torch_threads"] >= 1  # --matched-stock
+    assert summary["scratch"]["medians"] == {"stock": FAKE_SCRATCH_STEPS_PER_SECOND, "fast": FAKE_SCRATCH_STEPS_PER_SECOND}
+
+    table = (path.parent / "benchmark.md").read_text()
+    assert table == summary["table"]
+    assert "| SubprocVecEnv | 2 |" in table and "SB3 PPO --fast" in table and "2.4 from scratch" in table
+    assert "chosen like --fast" in table
+
+
+def test_missing_scratch_script_is_a_note(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--tiny", "--parts", "scratch", "--logdir", str(logdir),
+                        "--scratch-script", "no/such/script.py")
+    _, summary = summary_of(result)
+    assert "not found" in summary["scratch"]["skipped"]
+    assert "2.4 from scratch skipped" in summary["table"]
+    assert summary["speedup"] is None
+
+
+def test_bad_flags_are_one_line(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--n-envs-list", "8,x", "--logdir", str(logdir), expect_ok=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --n-envs-list")
+    result = run_script(SCRIPT, "--parts", "gpu", "--logdir", str(logdir), expect_ok=False)
+    assert result.returncode == 2 and "unknown --parts" in result.stderr

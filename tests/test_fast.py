@@ -1,0 +1,235 @@
+"""bf16 / channels_last extractors, precision fallback, thread choice and the --fast helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from stable_baselines3.common.policies import ActorCriticCnnPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+
+from rlbreakout import fast
+from rlbreakout.errors import ConfigError
+
+IMAGE_SPACE = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+ACTIONS = gym.spaces.Discrete(4)
+FEATURES = 512
+#: bf16 keeps 8 mantissa bits: relative rounding ~0.4 % per operation, a few % after a deep net.
+BF16_RELATIVE_TOLERANCE = 0.05
+
+
+@pytest.fixture(autouse=True)
+def restore_threads() -> Any:
+    """One torch thread while testing (a shared machine), the old count and no thread choice after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    fast._chosen_threads.clear()
+
+
+def images(batch: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.as_tensor(rng.integers(0, 256, (batch, *IMAGE_SPACE.shape)), dtype=torch.float32) / 255.0
+
+
+def policy(policy_kwargs: dict[str, Any], seed: int = 0) -> ActorCriticCnnPolicy:
+    torch.manual_seed(seed)
+    return ActorCriticCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **policy_kwargs)
+
+
+# %% Hardware checks and precision
+def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    assert fast._cpu_flags(str(cpuinfo)) & fast.CPU_BF16_FLAGS == {"avx512_bf16"}
+    assert fast._cpu_flags(str(tmp_path / "missing")) == set()
+
+
+def test_bf16_supported_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert fast.bf16_supported("cpu")
+    monkeypatch.setattr(fast, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not fast.bf16_supported("cpu")
+    assert not fast.bf16_supported("mps")
+
+
+def test_resolve_precision(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fast.resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        fast.resolve_precision("fp16", "cpu")
+    monkeypatch.setattr(fast, "bf16_supported", lambda device: True)
+    assert fast.resolve_precision("bf16", "cpu") == "bf16"
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(fast, "bf16_supported", lambda device: False)
+    assert fast.resolve_precision("bf16", "cpu") == "fp32"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning:") and "fp32" in err
+
+
+# %% The extractor
+def test_bf16_extractor_returns_float32_features_close_to_fp32() -> None:
+    stock = NatureCNN(IMAGE_SPACE)
+    mixed = fast.BF16NatureCNN(IMAGE_SPACE, autocast_min_batch=1)
+    mixed.load_state_dict(stock.state_dict())
+    x = images(16)
+    with torch.no_grad():
+        expected, got = stock(x), mixed(x)
+    assert got.dtype == torch.float32 and got.shape == (16, FEATURES)
+    assert mixed.cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
+    relative = (got - expected).norm() / expected.norm()
+    assert 0 < relative < BF16_RELATIVE_TOLERANCE  # > 0: bf16 really ran
+
+
+def test_small_batches_skip_autocast() -> None:
+    stock = NatureCNN(IMAGE_SPACE)
+    mixed = fast.BF16NatureCNN(IMAGE_SPACE, autocast_min_batch=32)
+    mixed.load_state_dict(stock.state_dict())
+    x = images(8)
+    with torch.no_grad():
+        torch.testing.assert_close(mixed(x), stock(x), rtol=1e-4, atol=1e-5)  # fp32, only the layout differs
+
+
+def test_gradients_flow_in_float32() -> None:
+    mixed = fast.BF16NatureCNN(IMAGE_SPACE, autocast_min_batch=1)
+    mixed(images(4)).sum().backward()
+    for name, param in mixed.named_parameters():
+        assert param.grad is not None and param.grad.dtype == torch.float32, name
+
+
+def test_same_parameter_shapes_as_stock_cnn_policy() -> None:
+    stock = {n: p.shape for n, p in policy({}).named_parameters()}
+    for precision in fast.PRECISION_CHOICES:
+        mixed = {n: p.shape for n, p in policy(fast.cnn_policy_kwargs(precision, channels_last=True)).named_parameters()}
+        assert mixed == stock, precision
+
+
+def test_the_net_arch_trap_is_real() -> None:
+    """Without ``net_arch=[]`` a NatureCNN subclass silently gets 64-64 tanh heads (why we pass it)."""
+    kwargs = fast.cnn_policy_kwargs("bf16")
+    assert kwargs["net_arch"] == [] and kwargs["features_extractor_kwargs"]["bf16"] is True
+    trapped = policy({k: v for k, v in kwargs.items() if k != "net_arch"})
+    assert len(list(trapped.parameters())) > len(list(policy({}).parameters()))
+
+
+def test_fp32_without_channels_last_is_stock() -> None:
+    assert fast.cnn_policy_kwargs("fp32") == {}
+    with pytest.raises(ConfigError):
+        fast.cnn_policy_kwargs("half")
+
+
+def test_same_initial_weights_as_stock() -> None:
+    """Same seed, same initial network: parity runs start from the same point."""
+    stock = policy({}, seed=3).state_dict()
+    mixed = policy(fast.cnn_policy_kwargs("bf16"), seed=3).state_dict()
+    for name, tensor in stock.items():
+        torch.testing.assert_close(mixed[name], tensor)
+
+
+class TinyExtractor(BaseFeaturesExtractor):
+    """Stands in for chapter 3's extractor: any BaseFeaturesExtractor can be made mixed-precision."""
+
+    def __init__(self, observation_space: gym.Space, features_dim: int = 16) -> None:
+        super().__init__(observation_space, features_dim)
+        self.conv = nn.Conv2d(observation_space.shape[0], 4, kernel_size=8, stride=8)
+        self.linear = nn.Linear(4 * 10 * 10, features_dim)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.relu(self.conv(observations)).flatten(1))
+
+
+def test_any_extractor_can_be_made_mixed_precision() -> None:
+    kwargs = fast.cnn_policy_kwargs("bf16", features_extractor_class=TinyExtractor,
+                                    features_extractor_kwargs={"features_dim": 16}, autocast_min_batch=1)
+    assert "net_arch" not in kwargs  # stock default heads for a non-NatureCNN extractor, as in stock SB3
+    extractor = kwargs["features_extractor_class"](IMAGE_SPACE, **kwargs["features_extractor_kwargs"])
+    assert isinstance(extractor, TinyExtractor)
+    out = extractor(images(4))
+    assert out.dtype == torch.float32 and out.shape == (4, 16)
+    stock_shapes = {n: p.shape for n, p in policy({"features_extractor_class": TinyExtractor,
+                                                   "features_extractor_kwargs": {"features_dim": 16}}).named_parameters()}
+    assert {n: p.shape for n, p in policy(kwargs).named_parameters()} == stock_shapes
+
+
+@pytest.mark.slow
+def test_ppo_learns_saves_and_loads(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    from rlbreakout.envs import make_env
+
+    torch.set_num_threads(1)
+    venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, backend="ale_vector")
+    model = PPO("CnnPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=fast.cnn_policy_kwargs("bf16", autocast_min_batch=1))
+    before = {n: p.detach().clone() for n, p in model.policy.named_parameters()}
+    model.learn(64)
+    assert any(not torch.equal(before[n], p) for n, p in model.policy.named_parameters())
+    model.save(tmp_path / "model.zip")
+    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    obs = venv.reset()
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    venv.close()
+
+
+# %% Threads
+def test_configure_threads_uses_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(fast.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    quiet = fast.configure_threads(8)
+    assert (quiet["torch_threads"], quiet["ale_threads"], quiet["free_cores"]) == (2, 2, 2)
+    assert torch.get_num_threads() == 2
+    monkeypatch.setattr(fast.os, "getloadavg", lambda: (1.3, 0.0, 0.0))  # another process holds a core
+    busy = fast.configure_threads(8)
+    assert (busy["torch_threads"], busy["ale_threads"]) == (1, 1)
+    assert torch.get_num_threads() == 1
+    assert fast.chosen_ale_threads(8) == 1
+    monkeypatch.setattr(fast.os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    assert fast.configure_threads(1, apply=False)["free_cores"] == 1  # never below one
+    explicit = fast.configure_threads(1, torch_threads=3, ale_threads=4, apply=False)
+    assert (explicit["torch_threads"], explicit["ale_threads"]) == (3, 1)  # ALE: at most one per env
+
+
+# %% The one call of the training scripts
+def test_fast_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(fast, "bf16_supported", lambda device: True)
+    stock = fast.fast_settings(False, device="cpu", env_id="BreakoutNoFrameskip-v4")
+    assert (stock["backend"], stock["precision"], stock["policy_kwargs"], stock["threads"]) == ("classic", "fp32", {}, {})
+
+    quick = fast.fast_settings(True, device="cpu", env_id="BreakoutNoFrameskip-v4", n_envs=8)
+    assert (quick["backend"], quick["precision"]) == ("ale_vector", "bf16")
+    assert quick["policy_kwargs"]["features_extractor_class"] is fast.BF16NatureCNN
+    assert quick["threads"]["ale_threads"] >= 1
+    assert "fast: backend=ale_vector precision=bf16" in capsys.readouterr().out
+
+    v4 = fast.fast_settings(True, device="cpu", env_id="Breakout-v4")
+    assert v4["backend"] == "classic" and "random 2-4 frames" in v4["notes"][0]
+    assert fast.fast_settings(True, device="cpu", wrapper="aimbot", verbose=False)["backend"] == "classic"
+    explicit = fast.fast_settings(True, "fp32", "classic", "cpu", verbose=False)
+    assert (explicit["backend"], explicit["precision"]) == ("classic", "fp32")
+    assert explicit["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is True
+    with pytest.raises(ConfigError, match="unknown backend"):
+        fast.fast_settings(True, backend="gpu", verbose=False)
+
+
+def test_paired_gradients_agree_with_fp32() -> None:
+    """Same weights, same minibatch: bf16 gradients point where fp32's do (a paired check, not proof)."""
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.integers(0, 256, (64, *IMAGE_SPACE.shape)), dtype=torch.uint8)
+    actions = torch.as_tensor(rng.integers(0, ACTIONS.n, 64))
+    advantages = torch.as_tensor(rng.normal(size=64), dtype=torch.float32)
+    grads = []
+    for kwargs in ({}, fast.cnn_policy_kwargs("bf16")):
+        model = policy(kwargs, seed=1)
+        values, log_prob, entropy = model.evaluate_actions(obs, actions)
+        loss = -(log_prob * advantages).mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
+    assert cosine > 0.995  # measured 1.0000 on AVX-512-BF16
+    assert (grads[1].norm() / grads[0].norm() - 1).abs() < 0.02
