@@ -26,7 +26,9 @@ to SB3 and to the rest of the tutorial:
 Remaining differences (see the README's Performance section):
 
 * no automatic FIRE after a lost life (the classic ``FireResetEnv`` presses FIRE
-  after each one; here the agent has to, and learns to);
+  after each one; here the agent has to, and learns to). A greedy policy that never
+  presses FIRE therefore plays on to the 108,000-frame limit: evaluate on the classic
+  backend, or stochastically;
 * at reset ale-py presses FIRE for one frame *before* its no-ops; the classic stack
   does the no-ops first, then FIRE and action 2;
 * ale-py's greyscale palette and resize differ slightly from OpenCV's (a few grey levels);

@@ -314,8 +314,11 @@ def train_ppo(
     if headline not in eval_ids:
         raise ConfigError(f"headline_eval {headline!r} is not one of the eval envs {sorted(eval_ids)}.")
     n_eval_envs = min(args.eval_episodes, MAX_EVAL_ENVS)
+    # Evaluation always runs on the classic stack, whatever trained: it presses FIRE after a
+    # lost life (the ALE vector env does not, so a stalling policy could play to the frame
+    # limit) and it makes scores comparable across backends.
     eval_envs = {
-        label: make_env(env_id, n_eval_envs, seed=args.seed + EVAL_SEED_OFFSET, backend=speed.backend, **env_options)
+        label: make_env(env_id, n_eval_envs, seed=args.seed + EVAL_SEED_OFFSET, **env_options)
         for label, env_id in eval_ids.items()
     }
     started = time.perf_counter()
