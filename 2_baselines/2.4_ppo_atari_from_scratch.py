@@ -160,7 +160,13 @@ def validate(config: Config) -> None:
         raise ConfigError(f"unknown backend {config.backend!r}; choose one of: {', '.join(BACKEND_CHOICES)}.")
     if config.eval_games < 0 or config.gif_games < 0:
         raise ConfigError("--eval-games and --gif-games must be >= 0 (0 turns them off).")
+    if config.torch_threads < 0:
+        raise ConfigError(f"--torch-threads must be >= 0 (0: chosen from the free cores), got {config.torch_threads}.")
     check_env_id(config.env_id)
+    if config.backend == "ale_vector" and not isinstance(env_settings(config.env_id).emulator_frameskip, int):
+        raise ConfigError(f"{config.env_id} skips a random number of frames, which the ALE vector env cannot do; "
+                          f"use --backend classic, or BreakoutNoFrameskip-v4 / ALE/Breakout-v5.")
+    resolve_device(config.device)  # an unknown or absent device fails here, before any run folder exists
 
 
 # %% Env thunk (backend "classic"): every Atari detail is one visible wrapper

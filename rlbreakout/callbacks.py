@@ -168,7 +168,8 @@ class GameScoreCallback(BaseCallback):
     """Log the real game score: one TensorBoard point per finished training game.
 
     ``game/score`` is the unclipped return of a whole game (all lives) at the env step
-    where it ended; ``game/length`` its agent steps. The clipped per-life reward that
+    where it ended; ``game/length`` its length as Monitor counts it (emulator frames for
+    NoFrameskip ids, whose Monitor sits under MaxAndSkip; agent steps for v5 ids). The clipped per-life reward that
     PPO optimises is not the score.
     """
 

@@ -256,7 +256,18 @@ def test_bad_settings_are_one_line_config_errors(ppo: ModuleType) -> None:
     with pytest.raises(ConfigError, match="less than one rollout"):
         ppo.validate(tiny_config(ppo, total_timesteps=10))
     with pytest.raises(ConfigError, match="random number of frames"):
+        ppo.validate(tiny_config(ppo, env_id="Breakout-v4", backend="ale_vector"))
+    with pytest.raises(ConfigError, match="random number of frames"):
         ppo.make_ale_vector_env("Breakout-v4", 2, ale_threads=1)
+    with pytest.raises(ConfigError, match="unknown Atari env id"):
+        ppo.validate(tiny_config(ppo, env_id="Breakout-v9"))
+
+
+def test_a_bad_flag_exits_with_one_line_before_making_a_run_folder(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--num-minibatches", "3", "--logdir", str(logdir), expect_ok=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --num-minibatches 3 must divide")
+    assert not logdir.exists()
 
 
 @pytest.mark.slow
