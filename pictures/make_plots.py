@@ -17,10 +17,10 @@ PICTURES = Path(__file__).resolve().parent
 
 # %% The charts: file, scripts whose runs it shows, tag, y label, config keys in the legend
 CHARTS = [
-    ("2.3_zoo_ppo_score.png", ["2.3_copying_hp_zoo"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["backend", "precision"]),
-    ("2.3_zoo_ppo_eval.png", ["2.3_copying_hp_zoo"], "eval/eval/mean_reward", "evaluation score (whole games)", ["backend"]),
-    ("2.3_zoo_ppo_value_loss.png", ["2.3_copying_hp_zoo"], "train/value_loss", "value loss", ["backend"]),
-    ("2.4_vs_2.3_score.png", ["2.3_copying_hp_zoo", "2.4_ppo_atari_from_scratch"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", []),
+    ("2.3_zoo_ppo_score.png", ["2.3_copying_hp_zoo"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["fast", "timesteps"]),
+    ("2.3_zoo_ppo_eval.png", ["2.3_copying_hp_zoo"], "eval/eval/mean_reward", "evaluation score (whole games)", ["fast", "timesteps"]),
+    ("2.3_zoo_ppo_value_loss.png", ["2.3_copying_hp_zoo"], "train/value_loss", "value loss", ["fast", "timesteps"]),
+    ("2.4_vs_2.3_score.png", ["2.3_copying_hp_zoo", "2.4_ppo_atari_from_scratch"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps", "backend"]),
     ("3.3_aimbot_variants.png", ["3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["prediction", "frame_stack", "colour"]),
     ("3.3_vs_2.3_score.png", ["2.3_copying_hp_zoo", "3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", []),
     ("4.1_env_comparison.png", ["4.1_PPO_env_comparison"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", []),
@@ -35,7 +35,12 @@ def main() -> None:
     args = parser.parse_args()
     written = 0
     for filename, scripts, tag, ylabel, keys in CHARTS:
-        runs = [run for script in scripts for run in find_runs(args.logdir, script)]
+        runs_by_script = {script: find_runs(args.logdir, script) for script in scripts}
+        missing = [script for script, runs in runs_by_script.items() if not runs]
+        if missing:  # a comparison chart with one side missing would mislead
+            print(f"skipped {filename}: no finished run of {', '.join(missing)} under {args.logdir}")
+            continue
+        runs = [run for script_runs in runs_by_script.values() for run in script_runs]
         try:
             path = plot_curves(load_curves(runs, tag, keys), Path(args.out) / filename,
                                title=f"{' vs '.join(scripts)}: {tag}", ylabel=ylabel, smoothing=args.smoothing)
