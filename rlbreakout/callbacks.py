@@ -21,10 +21,9 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.evaluation import DEFAULT_MAX_EVAL_STEPS, evaluate_games, quantile
+from rlbreakout.evaluation import DEFAULT_MAX_EVAL_STEPS, evaluate_games
+from rlbreakout.runs import score_stats
 
-#: The "lower quantile" logged beside mean and median: a robust view of the bad games.
-LOWER_QUANTILE = 0.25
 BEST_MODEL_FILE = "best_model.zip"
 LATEST_CHECKPOINT = "latest.zip"
 
@@ -126,12 +125,8 @@ class MultiEnvEvalCallback(EventCallback):
                 self.model, venv, self.n_eval_episodes, deterministic=self.deterministic, max_steps=self.max_eval_steps
             )
             stats = {
-                "mean_reward": float(np.mean(scores)) if scores else float("nan"),
-                "median_reward": float(np.median(scores)) if scores else float("nan"),
-                "std_reward": float(np.std(scores)) if scores else float("nan"),
-                "q25_reward": quantile(scores, LOWER_QUANTILE),
+                **score_stats(scores),
                 "mean_ep_length": float(np.mean(lengths)) if lengths else float("nan"),
-                "n_games": float(len(scores)),
             }
             results[name] = stats
             for key in ("mean_reward", "median_reward", "std_reward", "q25_reward", "mean_ep_length"):

@@ -8,7 +8,6 @@ with the unclipped return; these helpers count only those.
 
 from __future__ import annotations
 
-import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlbreakout.errors import ConfigError
@@ -60,7 +59,3 @@ def evaluate_games(
                 lengths.append(int(episode["l"]))
     return scores, lengths
 
-
-def quantile(values: list[float], q: float) -> float:
-    """``np.quantile`` that returns NaN for no values instead of raising."""
-    return float(np.quantile(values, q)) if values else float("nan")

@@ -104,8 +104,12 @@ def seed_everything(seed: int) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
 
 
+#: The "lower quantile" reported beside mean and median: a robust view of the bad games.
+LOWER_QUANTILE = 0.25
+
+
 def score_stats(scores: list[float] | np.ndarray) -> dict[str, float]:
-    """Mean, median, std, 25 % quantile, min and max of whole-game scores (empty -> NaNs)."""
+    """Mean, median, std, lower quantile, min and max of whole-game scores (empty -> NaNs)."""
     arr = np.asarray(scores, dtype=float)
     if arr.size == 0:
         nan = float("nan")
@@ -115,7 +119,7 @@ def score_stats(scores: list[float] | np.ndarray) -> dict[str, float]:
         "mean_reward": float(arr.mean()),
         "median_reward": float(np.median(arr)),
         "std_reward": float(arr.std()),
-        "q25_reward": float(np.quantile(arr, 0.25)),
+        "q25_reward": float(np.quantile(arr, LOWER_QUANTILE)),
         "min_reward": float(arr.min()),
         "max_reward": float(arr.max()),
         "n_games": int(arr.size),

@@ -25,7 +25,7 @@ from rlbreakout.callbacks import (
     StepCheckpointCallback,
 )
 from rlbreakout.cli import common_parser, resolve_device
-from rlbreakout.envs import VEC_ENV_CHOICES, check_env_id, make_env
+from rlbreakout.envs import BACKEND_CHOICES, VEC_ENV_CHOICES, check_env_id, make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.evaluation import evaluate_games
 from rlbreakout.hyperparams import markdown_table
@@ -53,7 +53,6 @@ MAX_EVAL_ENVS = 5
 #: The last training-game scores copied into summary.json.
 TRAIN_SCORES_KEPT = 100
 PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "bf16")
-BACKEND_FLAG_CHOICES: tuple[str, ...] = ("classic", "ale_vector")
 
 
 def ppo_parser(
@@ -100,7 +99,7 @@ def ppo_parser(
                        help="turn on every speed lever that applies: ale_vector envs and a bf16/channels_last network")
     speed.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                        help="network precision (auto: fp32, or bf16 with --fast where the hardware has it)")
-    speed.add_argument("--backend", choices=BACKEND_FLAG_CHOICES, default=None,
+    speed.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
                        help="env backend (default: classic, or ale_vector with --fast)")
     return parser
 
