@@ -201,10 +201,12 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.perf_counter()
     run_dir = create_run_dir(args.logdir, script_name(__file__), args.env, args.seed)
     save_run_config(run_dir, vars(args))
-    cores, load_before, free = free_cores()
-    print(f"run folder: {run_dir}\nmachine: {cpu_model()}, {cores} cores, load average {load_before:.2f} "
+    cores, busy_before, free = free_cores()
+    load_before = load_average() or 0.0
+    print(f"run folder: {run_dir}\nmachine: {cpu_model()}, {cores} cores, {busy_before:.2f} busy now, "
+          f"load average {load_before:.2f} "
           f"({free} free)", flush=True)
-    if load_before > 0.5:
+    if busy_before > 0.5:
         print("note: other processes are running; timings will be noisy (see the load in the table).", flush=True)
 
     env_rows = measure_envs(args) if "env" in args.parts else []
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> Path:
     scratch = measure_scratch(args, run_dir) if "scratch" in args.parts else None
 
     machine = {"cpu": cpu_model(), "cores": cores, "bf16": bf16_supported("cpu"), "repeats": args.repeats,
-               "load_before": round(load_before, 2), "load_after": load_average()}
+               "busy_cores_before": round(busy_before, 2), "load_before": round(load_before, 2), "load_after": load_average()}
     table = markdown_table(env_rows, ppo, scratch, machine)
     (run_dir / TABLE_FILE).write_text(table)
     print("\n" + table, flush=True)

@@ -26,8 +26,9 @@ from rlbreakout.envs import BREAKOUT_ENV_IDS
 from rlbreakout.errors import ConfigError
 from rlbreakout.fast import configure_threads
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
+from rlbreakout.render import record_comparison_gif
 from rlbreakout.runs import create_run_dir, save_run_config, script_name, write_summary
-from rlbreakout.training import ppo_parser, train_ppo, validate_ppo_args
+from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, load_policy, ppo_parser, train_ppo, validate_ppo_args
 from rlbreakout.tuning import (
     ENV_LABELS,
     add_study_flags,
@@ -38,6 +39,7 @@ from rlbreakout.tuning import (
     resolve_storage_url,
     run_worker,
     study_summary,
+    trained_run_dirs,
 )
 
 # %% Config: the tutorial's run, 1e7 steps per env, 10 evaluations of 100 games on each env
@@ -46,6 +48,7 @@ EVAL_EVERY_STEPS = 1_000_000
 EVAL_GAMES = 100
 #: Every model is scored on this env: the stochastic one, where memorised sequences break.
 SCORE_ENV = "ALE/Breakout-v5"
+COMPARISON_GIF = "side_by_side_on_v5.gif"
 
 
 def parse_args() -> argparse.Namespace:
@@ -107,6 +110,21 @@ def main() -> None:
         f"median (mean).\n\n{table}"
     )
     print(table, flush=True)
+
+    # %% The picture: every model playing v5, side by side (one game each, same seed)
+    comparison_gif = None
+    if args.gif_games > 0:
+        models = {}
+        for env_id, model_dir in trained_run_dirs(study).items():
+            if (model_dir / FINAL_MODEL_FILE).exists():  # a worker on another machine keeps its own
+                models[f"trained on {env_label(env_id)}"] = load_policy(model_dir / FINAL_MODEL_FILE, device=args.device)
+        if models:
+            comparison_gif, games = record_comparison_gif(
+                models, run_dir / COMPARISON_GIF, SCORE_ENV, seed=args.seed + EVAL_SEED_OFFSET,
+                max_steps=args.gif_max_steps, frame_stack=args.frame_stack,
+            )
+            print(f"side by side on {SCORE_ENV}: " + ", ".join(f"{name} {r.scores[0]:g}" for name, r in games.items())
+                  + f" -> {comparison_gif}", flush=True)
     steps = sum(s["timesteps"] for s in trained)
     seconds = sum(s["timesteps"] / s["steps_per_second"] for s in trained if s["steps_per_second"])
     write_summary(run_dir, {
@@ -120,6 +138,7 @@ def main() -> None:
         **study_summary(study, storage_url),
         "table_path": str(table_path),
         "table": table,
+        "comparison_gif_path": str(comparison_gif) if comparison_gif else None,
         "runs": [s["run_dir"] for s in trained],
     })
 

@@ -12,7 +12,10 @@ Why each lever (measured in ``0_setup/0.2_benchmark.py``, README "Performance"):
 * **threads from free cores**: on a 2-core machine 2 torch threads + 2 ALE threads is
   best when the machine is quiet, but if another process holds a core, 2 torch
   threads collapse 5-10x while 1 holds steady. So the choice is made from the cores
-  that are free *now* (affinity minus load average) and printed.
+  that are free *now* and printed: their busy time sampled from ``/proc/stat`` over a
+  fraction of a second (the 1-minute load average is not "now": it still counts a
+  process that ended a minute ago, such as the benchmark's previous run), falling back
+  to the load average where ``/proc/stat`` does not exist.
 
 bf16 numerics: the extractor's outputs agree with fp32 about as closely as bf16
 rounding of the weights allows; that is not proof that learning is unchanged, which
@@ -25,6 +28,7 @@ import functools
 import math
 import os
 import sys
+import time
 from typing import Any, TypedDict
 
 import gymnasium as gym
@@ -209,11 +213,67 @@ def cnn_policy_kwargs(
 
 
 # %% Threads
+PROC_STAT_PATH = "/proc/stat"
+#: How long :func:`busy_cores` watches the cores: long enough for a few scheduler ticks
+#: (10 ms each), short enough not to delay a script's start.
+BUSY_SAMPLE_SECONDS = 0.25
+#: /proc/stat columns that are not work: idle and iowait.
+IDLE_COLUMNS = (3, 4)
+
+
+def _cpu_jiffies(cpus: set[int], path: str = PROC_STAT_PATH) -> tuple[int, int] | None:
+    """(idle, total) scheduler ticks of the given CPUs since boot, or None without /proc/stat."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    idle = total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+            continue
+        ticks = [int(value) for value in fields[:8]]  # guest time is already inside user time
+        idle += sum(ticks[column] for column in IDLE_COLUMNS)
+        total += sum(ticks)
+    return (idle, total) if total else None
+
+
+def busy_cores(cpus: set[int] | None = None, sample_seconds: float = BUSY_SAMPLE_SECONDS,
+               path: str = PROC_STAT_PATH) -> float | None:
+    """How many of ``cpus`` (default: this process's) other work keeps busy now; None if unknown.
+
+    Two /proc/stat readings ``sample_seconds`` apart; this process sleeps in between,
+    so its own work is not counted.
+    """
+    cpus = cpus if cpus is not None else _affinity()
+    before = _cpu_jiffies(cpus, path)
+    time.sleep(sample_seconds)
+    after = _cpu_jiffies(cpus, path)
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    idle_share = (after[0] - before[0]) / (after[1] - before[1])
+    return max(0.0, min(1.0, 1.0 - idle_share)) * len(cpus)
+
+
+def _affinity() -> set[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
 def free_cores() -> tuple[int, float, int]:
-    """(cores this process may use, 1-minute load average, cores free now; at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return cores, float(load), max(1, min(cores, cores - math.floor(load + 0.5)))
+    """(cores this process may use, cores busy with other work, cores free now; at least 1).
+
+    "Busy" is sampled from /proc/stat (see :func:`busy_cores`); where that is not
+    available it is the 1-minute load average.
+    """
+    cpus = _affinity()
+    busy = busy_cores(cpus, path=PROC_STAT_PATH)
+    if busy is None:
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = len(cpus)
+    return cores, float(busy), max(1, min(cores, cores - math.floor(busy + 0.5)))
 
 
 def configure_threads(
@@ -229,7 +289,7 @@ def configure_threads(
     the same cores: both get the free cores (ALE at most one per env). Explicit
     counts win. ``make_ale_vector_env`` picks up the ALE count chosen here.
     """
-    cores, load, free = free_cores()
+    cores, busy, free = free_cores()
     chosen_torch = int(torch_threads) if torch_threads else min(free, MAX_TORCH_THREADS)
     chosen_ale = int(ale_threads) if ale_threads else free
     if n_envs:
@@ -238,7 +298,7 @@ def configure_threads(
         raise ConfigError(f"thread counts must be >= 1, got torch {chosen_torch}, ALE {chosen_ale}.")
     if apply:
         torch.set_num_threads(chosen_torch)
-    choice = {"cores": cores, "load_average": round(load, 2), "free_cores": free,
+    choice = {"cores": cores, "busy_cores": round(busy, 2), "free_cores": free,
               "torch_threads": chosen_torch, "ale_threads": chosen_ale}
     _chosen_threads.clear()
     _chosen_threads.update(choice)
@@ -319,6 +379,6 @@ def fast_settings(
         if fast:
             print(f"fast: backend={backend} precision={resolved_precision} torch_threads={threads['torch_threads']} "
                   f"ale_threads={threads['ale_threads']} (free cores {threads['free_cores']} of {threads['cores']}, "
-                  f"load {threads['load_average']})", flush=True)
+                  f"busy {threads['busy_cores']})", flush=True)
     return {"backend": backend, "precision": resolved_precision, "policy_kwargs": policy_kwargs,
             "threads": threads, "notes": notes}

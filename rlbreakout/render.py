@@ -9,7 +9,7 @@ screen (chapter 3).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,10 @@ GRID_GAP = 2
 #: Safety cap on agent steps per recording, so a stalled policy cannot record forever.
 DEFAULT_MAX_STEPS = 5_000
 VIEW_CHOICES: tuple[str, ...] = ("screen", "agent")
+#: Height in pixels of the caption strip above each screen of a comparison gif.
+CAPTION_HEIGHT = 14
+CAPTION_FONT_SCALE = 0.35
+CAPTION_COLOUR = (255, 255, 255)
 
 
 class _Predictor(Protocol):
@@ -199,3 +203,44 @@ def record_gif(
     recording = record_games(policy, env_id, n_games=grid * grid, **record_kwargs)
     frames = recording.grid_frames(grid) if grid > 1 else recording.frames[0]
     return write_gif(frames, path, fps=fps), recording
+
+
+def caption(frame: np.ndarray, text: str, height: int = CAPTION_HEIGHT) -> np.ndarray:
+    """``frame`` with a black strip of ``height`` pixels on top holding ``text`` in white."""
+    import cv2
+
+    strip = np.zeros((height, frame.shape[1], 3), dtype=np.uint8)
+    baseline = height - 4
+    cv2.putText(strip, text, (2, baseline), cv2.FONT_HERSHEY_SIMPLEX, CAPTION_FONT_SCALE, CAPTION_COLOUR, 1, cv2.LINE_AA)
+    return np.concatenate([strip, np.asarray(frame, dtype=np.uint8)], axis=0)
+
+
+def record_comparison_gif(
+    policies: Mapping[str, Policy],
+    path: str | os.PathLike[str],
+    env_id: str,
+    *,
+    fps: int = DEFAULT_FPS,
+    **record_kwargs: Any,
+) -> tuple[Path, dict[str, Recording]]:
+    """Each policy plays one game of ``env_id`` from the same seed; their screens side by side.
+
+    Chapter 4.1's picture: a model trained on NoFrameskip-v4 and one trained on v5,
+    both playing v5. Each screen is captioned with its policy's name and, once its
+    game ends, the final score; a finished game holds its last frame.
+    """
+    if not policies:
+        raise ConfigError("no policies to compare.")
+    recordings = {name: record_games(policy, env_id, n_games=1, **record_kwargs) for name, policy in policies.items()}
+    longest = max(len(r.frames[0]) for r in recordings.values())
+    frames = []
+    for t in range(longest):
+        row = None
+        for name, recording in recordings.items():
+            game = recording.frames[0]
+            over = t >= len(game) - 1
+            text = f"{name}: {recording.scores[0]:g}" if over else name
+            screen = caption(game[min(t, len(game) - 1)], text)
+            row = screen if row is None else side_by_side(row, screen)
+        frames.append(row)
+    return write_gif(frames, path, fps=fps), recordings

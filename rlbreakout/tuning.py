@@ -804,6 +804,18 @@ def env_comparison_table(study: optuna.Study) -> str:
     return "\n".join(lines) + "\n"
 
 
+def trained_run_dirs(study: optuna.Study) -> dict[str, Path]:
+    """4.1: train env id -> run folder of its finished training (from the trials' ``run_dir`` attribute).
+
+    A run folder made by a worker on another machine is listed too; callers check it exists here.
+    """
+    return {
+        t.params["train_env"]: Path(t.user_attrs["run_dir"])
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "run_dir" in t.user_attrs and "train_env" in t.params
+    }
+
+
 def impute_pruned(study: optuna.Study, value: float = PRUNED_IMPUTED_SCORE) -> optuna.Study:
     """An in-memory copy of ``study`` where each PRUNED trial is COMPLETE with score ``value``.
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v2 as imageio
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from conftest import TINY_PPO_FLAGS, run_script, scalar_steps, summary_of
+from rlbreakout.render import CAPTION_HEIGHT, GRID_GAP
 from rlbreakout.runs import REQUIRED_SUMMARY_KEYS
 from rlbreakout.tuning import default_storage_url, open_storage
 
@@ -17,6 +19,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 #: Flags that shrink a study's trials to one rollout and one evaluation game.
 TINY_TRIALS = ["--timesteps", "128", "--n-envs", "2", "--eval-episodes", "1", "--evals-per-trial", "1", "--device", "cpu"]
+SCREEN_HEIGHT, SCREEN_WIDTH = 210, 160  # the Atari screen
 STUDY_SUMMARY_KEYS = {"best_value", "best_params", "n_trials", "study_name", "storage"}
 
 
@@ -52,8 +55,9 @@ def test_wrapper_study_end_to_end_promotes_its_top_k_into_a_longer_study(logdir:
 
 @pytest.mark.slow
 def test_env_comparison_scores_every_model_on_all_three_envs(logdir: Path) -> None:
-    result = run_script("4_tuning/4.1_PPO_env_comparison.py", *TINY_PPO_FLAGS, "--gif-games", "0", "--eval-freq", "64",
-                        "--train-envs", "BreakoutNoFrameskip-v4", "ALE/Breakout-v5", "--logdir", str(logdir))
+    result = run_script("4_tuning/4.1_PPO_env_comparison.py", *TINY_PPO_FLAGS, "--gif-games", "1", "--gif-max-steps", "40",
+                        "--eval-freq", "64", "--train-envs", "BreakoutNoFrameskip-v4", "ALE/Breakout-v5",
+                        "--logdir", str(logdir))
     _, summary = summary_of(result)
     assert set(REQUIRED_SUMMARY_KEYS) | STUDY_SUMMARY_KEYS <= set(summary) and summary["n_complete"] == 2
     table = Path(summary["table_path"]).read_text().splitlines()
@@ -63,6 +67,10 @@ def test_env_comparison_scores_every_model_on_all_three_envs(logdir: Path) -> No
     for run_dir in summary["runs"]:
         for label in ("v4", "v4NoFS", "v5"):
             assert scalar_steps(Path(run_dir), f"eval/{label}/median_reward") == [64]
+    # both models playing v5 side by side: two captioned 160-pixel screens and a gap
+    frame = imageio.mimread(summary["comparison_gif_path"])[0]
+    assert frame.shape[:2] == (SCREEN_HEIGHT + CAPTION_HEIGHT, 2 * SCREEN_WIDTH + GRID_GAP)
+    assert "trained on v4NoFS" in result.stdout and "trained on v5" in result.stdout
 
 
 @pytest.mark.slow

@@ -9,9 +9,19 @@ import numpy as np
 import pytest
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.render import record_games, record_gif, side_by_side, tile_grid, write_gif
+from rlbreakout.render import (
+    CAPTION_HEIGHT,
+    caption,
+    record_comparison_gif,
+    record_games,
+    record_gif,
+    side_by_side,
+    tile_grid,
+    write_gif,
+)
 
 SCREEN = (210, 160, 3)
+RIGHT, LEFT = 2, 3  # Breakout's minimal action set: NOOP, FIRE, RIGHT, LEFT
 
 
 def random_policy(observations: np.ndarray) -> np.ndarray:
@@ -59,3 +69,32 @@ def test_record_gif_grid_of_games(tmp_path: Path) -> None:
     frame = imageio.mimread(path)[0]
     assert frame.shape[:2] == (2 * 210 + 2, 2 * 160 + 2)
     assert len(recording.frames) == 4 and not any(recording.finished)
+
+
+def test_caption_adds_a_strip_with_the_text_above_the_frame() -> None:
+    frame = np.full(SCREEN, 7, np.uint8)
+    captioned = caption(frame, "trained on v5")
+    assert captioned.shape == (SCREEN[0] + CAPTION_HEIGHT, SCREEN[1], 3)
+    np.testing.assert_array_equal(captioned[CAPTION_HEIGHT:], frame)
+    assert captioned[:CAPTION_HEIGHT].max() > 200  # white text ...
+    assert captioned[:CAPTION_HEIGHT, -20:].max() == 0  # ... on black, left-aligned
+    assert caption(frame, "").max() == 7  # no text, no white
+
+
+def test_record_comparison_gif_puts_each_policy_beside_the_other(tmp_path: Path) -> None:
+    def always(action: int):  # the paddle hugs one wall
+        return lambda observations: np.full(len(observations), action)
+
+    policies = {"right": always(RIGHT), "left": always(LEFT)}
+    path, recordings = record_comparison_gif(policies, tmp_path / "compare.gif", "ALE/Breakout-v5", seed=1, max_steps=60)
+    assert set(recordings) == {"right", "left"}
+    frames = imageio.mimread(path)
+    # one frame per step of the longer game (the gif writer merges identical neighbours)
+    assert 2 <= len(frames) <= max(len(r.frames[0]) for r in recordings.values())
+    first = frames[0][:, :, :3]
+    assert first.shape == (SCREEN[0] + CAPTION_HEIGHT, 2 * SCREEN[1] + 2, 3)
+    last = frames[-1][:, :, :3]
+    left_screen, right_screen = last[CAPTION_HEIGHT:, :SCREEN[1]], last[CAPTION_HEIGHT:, SCREEN[1] + 2:]
+    assert not np.array_equal(left_screen, right_screen)  # two policies, two games
+    with pytest.raises(ConfigError):
+        record_comparison_gif({}, tmp_path / "none.gif", "ALE/Breakout-v5")

@@ -23,9 +23,9 @@ from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.schedules import make_schedule
 from rlbreakout.training import validate_ppo_args
 from rlbreakout.tuning import (
+    BudgetGuard,
     DEFAULT_GRID,
     STORAGE_ENV_VAR,
-    BudgetGuard,
     StudyObjective,
     SurplusTrialError,
     TrialEvalCallback,
@@ -45,6 +45,7 @@ from rlbreakout.tuning import (
     sample_wrapper_params,
     save_study_plots,
     state_counts,
+    trained_run_dirs,
     trial_config,
 )
 
@@ -311,3 +312,14 @@ def test_env_comparison_table_has_a_row_per_training_env(tmp_path: Path) -> None
     table = env_comparison_table(study).splitlines()
     assert table[0] == "| trained on \\ scored on | v4 | v4NoFS | v5 |"
     assert table[2:] == ["| v4NoFS | 30.0 (31.0) | 30.0 (31.0) | 30.0 (31.0) |", "| v5 | 12.0 (13.0) | 12.0 (13.0) | 12.0 (13.0) |"]
+
+
+def test_trained_run_dirs_maps_each_finished_training_env_to_its_run_folder(tmp_path: Path) -> None:
+    study = cheap_study(tmp_path)
+    dist = {"train_env": CategoricalDistribution(BREAKOUT_ENV_IDS)}
+    study.add_trial(create_trial(value=3.0, params={"train_env": "ALE/Breakout-v5"}, distributions=dist,
+                                 user_attrs={"run_dir": str(tmp_path / "v5run")}))
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"train_env": "Breakout-v4"}, distributions=dist,
+                                 user_attrs={"run_dir": str(tmp_path / "failed")}))
+    study.add_trial(create_trial(value=1.0, params={"train_env": "BreakoutNoFrameskip-v4"}, distributions=dist))
+    assert trained_run_dirs(study) == {"ALE/Breakout-v5": tmp_path / "v5run"}  # failed and folder-less trials left out
