@@ -1,7 +1,8 @@
 """Regenerate the learning-curve PNGs of the chapter READMEs from run folders.
 
 Run it:  python pictures/make_plots.py --logdir runs
-Each chart takes every finished run folder of its scripts under --logdir; charts whose
+         python pictures/make_plots.py --logdir runs runs/flagship   # several roots
+Each chart takes every finished run folder of its scripts under each --logdir; charts whose
 runs do not exist yet are skipped with a note. Nothing is drawn from invented data.
 """
 
@@ -21,31 +22,31 @@ CHARTS = [
     ("2.3_zoo_ppo_eval.png", ["2.3_copying_hp_zoo"], "eval/eval/mean_reward", "evaluation score (whole games)", ["fast", "timesteps"]),
     ("2.3_zoo_ppo_value_loss.png", ["2.3_copying_hp_zoo"], "train/value_loss", "value loss", ["fast", "timesteps"]),
     ("2.4_vs_2.3_score.png", ["2.3_copying_hp_zoo", "2.4_ppo_atari_from_scratch"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps", "backend"]),
-    ("3.3_aimbot_variants.png", ["3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["prediction", "frame_stack", "colour"]),
+    ("3.3_aimbot_variants.png", ["3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["prediction", "frame_stack", "timesteps"]),
     ("3.3_vs_2.3_score.png", ["2.3_copying_hp_zoo", "3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps"]),
-    ("4.1_env_comparison.png", ["4.1_PPO_env_comparison"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", []),
+    ("4.1_env_comparison.png", ["4.1_PPO_env_comparison"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps"]),
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logdir", default="runs", help="root of the run folders")
+    parser.add_argument("--logdir", nargs="+", default=["runs"], help="roots of the run folders")
     parser.add_argument("--out", default=str(PICTURES), help="folder for the PNGs")
     parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING)
     args = parser.parse_args()
     written = 0
     for filename, scripts, tag, ylabel, keys in CHARTS:
-        runs_by_script = {script: find_runs(args.logdir, script) for script in scripts}
+        runs_by_script = {script: [run for root in args.logdir for run in find_runs(root, script)] for script in scripts}
         missing = [script for script, runs in runs_by_script.items() if not runs]
         if missing:  # a comparison chart with one side missing would mislead
-            print(f"skipped {filename}: no finished run of {', '.join(missing)} under {args.logdir}")
+            print(f"skipped {filename}: no finished run of {', '.join(missing)} under {' '.join(args.logdir)}")
             continue
         runs = [run for script_runs in runs_by_script.values() for run in script_runs]
         try:
             path = plot_curves(load_curves(runs, tag, keys), Path(args.out) / filename,
                                title=f"{' vs '.join(scripts)}: {tag}", ylabel=ylabel, smoothing=args.smoothing)
         except RLBreakoutError:
-            print(f"skipped {filename}: no finished run of {', '.join(scripts)} under {args.logdir} logged {tag}")
+            print(f"skipped {filename}: no finished run of {', '.join(scripts)} under {' '.join(args.logdir)} logged {tag}")
             continue
         written += 1
         print(f"wrote {path} from {len(runs)} run(s)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,9 @@ def test_plot_renders_from_a_tiny_real_run(tmp_path: Path) -> None:
     result = run_script("pictures/make_plots.py", "--logdir", str(logdir), "--out", str(tmp_path / "pics"))
     assert (tmp_path / "pics" / "2.3_zoo_ppo_value_loss.png").is_file()
     assert "skipped 4.1_env_comparison.png" in result.stdout  # no such run: skipped, not invented
+    assert "wrote" in result.stdout and "2.3_zoo_ppo_value_loss.png from 1 run(s)" in result.stdout
+    # several roots: the same run folder copied under a second root counts once per root
+    other = tmp_path / "flagship"
+    shutil.copytree(logdir, other)
+    both = run_script("pictures/make_plots.py", "--logdir", str(logdir), str(other), "--out", str(tmp_path / "pics"))
+    assert "2.3_zoo_ppo_value_loss.png from 2 run(s)" in both.stdout
