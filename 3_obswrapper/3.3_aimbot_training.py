@@ -23,6 +23,7 @@ from rlbreakout.aimbot import (
 )
 from rlbreakout.cli import run_main
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
+from rlbreakout.render import VIEW_CHOICES
 from rlbreakout.training import parse_ppo_args, ppo_parser, train_ppo
 
 # %% Config: the zoo's PPO (chapter 2.3) plus the wrapper's options
@@ -35,11 +36,13 @@ def main() -> None:
     view.add_argument("--colour", choices=COLOUR_CHOICES, default=DEFAULT_COLOUR, help="rgb, grey or mono (binarised)")
     view.add_argument("--crop", choices=CROP_CHOICES, default=DEFAULT_CROP, help="keep the screen, trim to the playfield, or blacken the rest")
     view.add_argument("--prediction", choices=PREDICTION_CHOICES, default=DEFAULT_PREDICTION, help="draw the impact marker or not")
+    view.add_argument("--gif-view", choices=VIEW_CHOICES, default="agent",
+                      help="replay gif: the agent's view beside the screen, or the screen alone (lighter 3x3 grids)")
     args = parse_ppo_args(parser)
     wrapper_kwargs = {"colour": args.colour, "crop": args.crop, "prediction": args.prediction}
 
     # %% Train on aimbot observations; the gif shows the agent's view beside the screen
-    train_ppo(args, script=__file__, wrapper="aimbot", wrapper_kwargs=wrapper_kwargs, gif_view="agent")
+    train_ppo(args, script=__file__, wrapper="aimbot", wrapper_kwargs=wrapper_kwargs, gif_view=args.gif_view)
 
 
 if __name__ == "__main__":

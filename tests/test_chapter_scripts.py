@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v2 as imageio
 import pytest
 
 from conftest import TINY_PPO_FLAGS, event_files, run_script, summary_of
@@ -63,6 +64,19 @@ def test_sb3_training_scripts(logdir: Path, script: str) -> None:
     assert summary["n_games"] == 1 and summary["mean_reward"] == summary["median_reward"]
     assert event_files(Path(summary["run_dir"]))
     assert [entry["step"] for entry in summary["eval_history"]] == [32, 64]
+
+
+@pytest.mark.slow
+def test_aimbot_gif_view_screen_or_agent(logdir: Path) -> None:
+    screen_width = 160
+    trained = run_script("3_obswrapper/3.3_aimbot_training.py", *TINY_PPO_FLAGS, "--gif-view", "screen",
+                         "--gif-max-steps", "20", "--logdir", str(logdir))
+    _, summary = summary_of(trained)
+    assert imageio.mimread(summary["gif_path"])[0].shape[1] == screen_width  # the game alone
+    replay = run_script("3_obswrapper/3.3_aimbot_training.py", "--load", summary["model_path"], "--eval-episodes", "1",
+                        "--gif-max-steps", "20", "--logdir", str(logdir))
+    _, replayed = summary_of(replay)
+    assert imageio.mimread(replayed["gif_path"])[0].shape[1] > screen_width  # default: the agent's view beside it
 
 
 def test_unknown_env_is_one_line_and_exit_2(logdir: Path) -> None:
