@@ -2,7 +2,7 @@
 
 What you learn: where the time of Atari PPO goes on a small CPU machine, and what
 ``--fast`` buys: ale-py's C++ vector env (``--backend ale_vector``) and a Nature-CNN
-under bf16 autocast with channels_last weights (``--precision bf16``), with torch and
+under bf16 autocast (``--precision bf16``; channels_last weights on CUDA), with torch and
 ALE threads chosen from the free cores. It measures
 
 1. env steps/s of random play for DummyVecEnv, SubprocVecEnv and ale_vector (8 and 16 envs),
@@ -178,7 +178,7 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
         lines += ["| PPO training (zoo Atari hyperparameters) | env steps/s | vs SB3 stock |", "|---|---:|---:|"]
     if ppo:
         lines.append(f"| SB3 PPO stock (classic DummyVecEnv, fp32) | {_fmt(stock, 1)} | 1.00x |")
-        lines.append(f"| SB3 PPO --fast (ale_vector, bf16 channels_last) | {_fmt(ppo['medians']['fast'], 1)} | "
+        lines.append(f"| SB3 PPO --fast (ale_vector, bf16) | {_fmt(ppo['medians']['fast'], 1)} | "
                      f"{_fmt(ppo['speedup'], 2)}x |")
         if STOCK_MATCHED in ppo["medians"]:
             matched = ppo["medians"][STOCK_MATCHED]

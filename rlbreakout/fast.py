@@ -7,8 +7,9 @@ Why each lever (measured in ``0_setup/0.2_benchmark.py``, README "Performance"):
   The extractor returns float32, because SB3's rollout buffer and losses reject
   bf16, and only the extractor is autocast: the small action and value heads, the
   losses and Adam stay in float32.
-* **channels_last** conv weights: oneDNN's fast convolution kernels want NHWC; with
-  NCHW weights every call pays for a layout conversion.
+* **channels_last** conv weights, on CUDA only: cuDNN's bf16 kernels want NHWC. On the
+  CPU it measured slower (converting each batch cost more than the layout saved), so
+  ``--fast`` leaves it off there; ``cnn_policy_kwargs(channels_last=True)`` still turns it on.
 * **threads from free cores**: on a 2-core machine 2 torch threads + 2 ALE threads is
   best when the machine is quiet, but if another process holds a core, 2 torch
   threads collapse 5-10x while 1 holds steady. So the choice is made from the cores
@@ -370,7 +371,10 @@ def fast_settings(
                 notes.append(f"note: --fast keeps the classic env backend: {reason}")
     elif backend not in BACKEND_CHOICES:
         raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKEND_CHOICES)}.")
-    policy_kwargs = cnn_policy_kwargs(resolved_precision, channels_last=fast or resolved_precision == "bf16",
+    # channels_last only on CUDA: on this project's CPU (oneDNN, AVX-512-BF16) converting every
+    # batch to NHWC cost more than the layout saved: SB3 --fast 8,192 steps, 2 torch threads,
+    # alternating: 444 and 473 env steps/s without it, 384 and 429 with it.
+    policy_kwargs = cnn_policy_kwargs(resolved_precision, channels_last=str(device).startswith("cuda"),
                                       features_extractor_class=features_extractor_class)
     threads = configure_threads(n_envs) if fast else {}
     if verbose:

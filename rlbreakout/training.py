@@ -96,7 +96,7 @@ def ppo_parser(
     speed = parser.add_argument_group("speed")
     speed.add_argument("--vec-env", choices=VEC_ENV_CHOICES, default="dummy", help="DummyVecEnv or SubprocVecEnv")
     speed.add_argument("--fast", action="store_true",
-                       help="turn on every speed lever that applies: ale_vector envs and a bf16/channels_last network")
+                       help="turn on every speed lever that applies: ale_vector envs and a bf16 network (channels_last on CUDA)")
     speed.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                        help="network precision (auto: fp32, or bf16 with --fast where the hardware has it)")
     speed.add_argument("--backend", choices=BACKEND_CHOICES, default=None,

@@ -239,6 +239,9 @@ def test_fast_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     quick = fast.fast_settings(True, device="cpu", env_id="BreakoutNoFrameskip-v4", n_envs=8)
     assert (quick["backend"], quick["precision"]) == ("ale_vector", "bf16")
     assert quick["policy_kwargs"]["features_extractor_class"] is fast.BF16NatureCNN
+    assert quick["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is False  # slower on CPU
+    cuda = fast.fast_settings(True, device="cuda", env_id="BreakoutNoFrameskip-v4", verbose=False)
+    assert cuda["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is True
     assert quick["threads"]["ale_threads"] >= 1
     assert "fast: backend=ale_vector precision=bf16" in capsys.readouterr().out
 
@@ -247,7 +250,7 @@ def test_fast_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert fast.fast_settings(True, device="cpu", wrapper="aimbot", verbose=False)["backend"] == "classic"
     explicit = fast.fast_settings(True, "fp32", "classic", "cpu", verbose=False)
     assert (explicit["backend"], explicit["precision"]) == ("classic", "fp32")
-    assert explicit["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is True
+    assert explicit["policy_kwargs"] == {}  # fp32 on the CPU: the stock network
     with pytest.raises(ConfigError, match="unknown backend"):
         fast.fast_settings(True, backend="gpu", verbose=False)
 
