@@ -194,11 +194,12 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
             threads = configure_threads(n_envs)
         elif stock_torch_threads:
             torch.set_num_threads(stock_torch_threads)
-        settings = {"backend": "classic", "precision": "fp32", "policy_kwargs": {}, "threads": threads}
+        settings = {"backend": "classic", "precision": "fp32", "policy": "CnnPolicy", "policy_kwargs": {},
+                    "threads": threads}
     else:
         settings = dict(fast_settings(True, device="cpu", env_id=env_id, n_envs=n_envs, verbose=False))
     venv = make_env(env_id, n_envs, seed=seed, backend=settings["backend"])
-    model = PPO("CnnPolicy", venv, seed=seed, device="cpu", verbose=0,
+    model = PPO(settings["policy"], venv, seed=seed, device="cpu", verbose=0,
                 policy_kwargs=settings["policy_kwargs"] or None, **hyper)
     clock = _iteration_clock()
     start = time.perf_counter()

@@ -172,6 +172,7 @@ class SpeedSettings:
 
     backend: str = "classic"
     precision: str = "fp32"
+    policy: Any = "CnnPolicy"
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -193,17 +194,21 @@ def resolve_speed(args: argparse.Namespace, wrapper: str = "atari", wrapper_kwar
     notes = list(chosen["notes"])
     if chosen["threads"]:
         notes.append(f"threads: {chosen['threads']}")
-    return SpeedSettings(backend=chosen["backend"], precision=chosen["precision"],
+    return SpeedSettings(backend=chosen["backend"], precision=chosen["precision"], policy=chosen["policy"],
                          policy_kwargs=dict(chosen["policy_kwargs"]), notes=notes)
 
 
-def build_ppo(args: argparse.Namespace, env: Any, run_dir: Path, policy_kwargs: dict[str, Any]) -> Any:
-    """A fresh SB3 PPO with the script's hyperparameters and readable schedules."""
+def build_ppo(args: argparse.Namespace, env: Any, run_dir: Path, policy_kwargs: dict[str, Any],
+              policy: Any = "CnnPolicy") -> Any:
+    """A fresh SB3 PPO with the script's hyperparameters and readable schedules.
+
+    :param policy: SB3's ``"CnnPolicy"``, or ``--fast``'s policy class (``SpeedSettings.policy``)
+    """
     from stable_baselines3 import PPO
 
     half_life = args.half_life or max(args.timesteps / 4, 1.0)
     return PPO(
-        "CnnPolicy",
+        policy,
         env,
         n_steps=args.n_steps,
         batch_size=args.batch_size,
@@ -394,7 +399,7 @@ def _learn(
         model = load_ppo(run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=train_env, device=args.device)
         model.tensorboard_log = str(run_dir)
     else:
-        model = build_ppo(args, train_env, run_dir, speed.policy_kwargs)
+        model = build_ppo(args, train_env, run_dir, speed.policy_kwargs, speed.policy)
     steps_before = int(model.num_timesteps)
     remaining = args.timesteps - steps_before
     if remaining <= 0:

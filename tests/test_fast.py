@@ -13,7 +13,7 @@ import torch.nn as nn
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 
-from rlbreakout import fast
+from rlbreakout import allocator, fast
 from rlbreakout.errors import ConfigError
 
 IMAGE_SPACE = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
@@ -132,6 +132,43 @@ def test_same_initial_weights_as_stock() -> None:
         torch.testing.assert_close(mixed[name], tensor)
 
 
+def test_policy_class_is_stock_unless_the_extractor_is_mixed_precision() -> None:
+    assert fast.policy_class({}) == "CnnPolicy"
+    assert fast.policy_class(fast.cnn_policy_kwargs("bf16")) is fast.MixedPrecisionCnnPolicy
+    assert fast.policy_class(fast.cnn_policy_kwargs("fp32", channels_last=True)) is fast.MixedPrecisionCnnPolicy
+    assert fast.policy_class({"features_extractor_class": NatureCNN}) == "CnnPolicy"
+
+
+@pytest.mark.parametrize("precision", fast.PRECISION_CHOICES)
+def test_mixed_precision_policy_scales_uint8_images_itself_to_the_same_features(precision: str) -> None:
+    """The uint8 batch reaches the extractor unscaled, and the features equal SB3's float32 / 255 path."""
+    # (fp32 without channels_last is the stock extractor, which this policy leaves alone)
+    kwargs = fast.cnn_policy_kwargs(precision, channels_last=precision == "fp32", autocast_min_batch=1)
+    torch.manual_seed(0)
+    mixed = fast.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **kwargs)
+    seen: list[torch.dtype] = []
+    mixed.features_extractor.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    obs = (images(8, seed=1) * 255).round().to(torch.uint8)
+    with torch.no_grad():
+        ours = mixed.extract_features(obs)
+        sb3_path = ActorCriticCnnPolicy.extract_features(mixed, obs)  # float32 / 255, then the extractor
+    assert seen == [torch.uint8, torch.float32]
+    assert ours.dtype == torch.float32 and ours.shape == (8, FEATURES)
+    assert torch.equal(ours, sb3_path)
+    with torch.no_grad():  # and the scaling really happens: unscaled pixels give other features
+        assert not torch.allclose(ours, mixed.features_extractor(obs.float()), atol=1e-3)
+    stock_shapes = {n: p.shape for n, p in policy({}).named_parameters()}
+    assert {n: p.shape for n, p in mixed.named_parameters()} == stock_shapes
+
+
+def test_mixed_precision_policy_leaves_float_images_to_sb3() -> None:
+    """Float observations (already scaled, or a wrapper's own) take SB3's preprocessing unchanged."""
+    mixed = fast.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **fast.cnn_policy_kwargs("bf16"))
+    obs = images(2) * 255
+    with torch.no_grad():
+        assert torch.equal(mixed.extract_features(obs), mixed.features_extractor(obs / 255.0))
+
+
 class TinyExtractor(BaseFeaturesExtractor):
     """Stands in for chapter 3's extractor: any BaseFeaturesExtractor can be made mixed-precision."""
 
@@ -165,13 +202,17 @@ def test_ppo_learns_saves_and_loads(tmp_path: Path) -> None:
 
     torch.set_num_threads(1)
     venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, backend="ale_vector")
-    model = PPO("CnnPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=fast.cnn_policy_kwargs("bf16", autocast_min_batch=1))
+    settings = fast.fast_settings(True, device="cpu", env_id="BreakoutNoFrameskip-v4", n_envs=2, verbose=False)
+    torch.set_num_threads(1)
+    model = PPO(settings["policy"], venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=settings["policy_kwargs"])
+    assert model.policy.optimizer.defaults["fused"] is True and model.policy.optimizer.defaults["eps"] == 1e-5
     before = {n: p.detach().clone() for n, p in model.policy.named_parameters()}
     model.learn(64)
     assert any(not torch.equal(before[n], p) for n, p in model.policy.named_parameters())
     model.save(tmp_path / "model.zip")
     loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    assert isinstance(loaded.policy, fast.MixedPrecisionCnnPolicy)
     obs = venv.reset()
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     venv.close()
@@ -235,10 +276,14 @@ def test_fast_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     monkeypatch.setattr(fast, "bf16_supported", lambda device: True)
     stock = fast.fast_settings(False, device="cpu", env_id="BreakoutNoFrameskip-v4")
     assert (stock["backend"], stock["precision"], stock["policy_kwargs"], stock["threads"]) == ("classic", "fp32", {}, {})
+    assert stock["policy"] == "CnnPolicy"
 
     quick = fast.fast_settings(True, device="cpu", env_id="BreakoutNoFrameskip-v4", n_envs=8)
     assert (quick["backend"], quick["precision"]) == ("ale_vector", "bf16")
     assert quick["policy_kwargs"]["features_extractor_class"] is fast.BF16NatureCNN
+    assert quick["policy"] is fast.MixedPrecisionCnnPolicy
+    assert quick["policy_kwargs"]["optimizer_kwargs"] == {"eps": 1e-5, "fused": True}  # SB3's eps kept
+    assert quick["keeps_freed_memory"] is allocator.uses_glibc() and stock["keeps_freed_memory"] is False
     assert quick["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is False  # slower on CPU
     cuda = fast.fast_settings(True, device="cuda", env_id="BreakoutNoFrameskip-v4", verbose=False)
     assert cuda["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is True
@@ -250,7 +295,8 @@ def test_fast_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert fast.fast_settings(True, device="cpu", wrapper="aimbot", verbose=False)["backend"] == "classic"
     explicit = fast.fast_settings(True, "fp32", "classic", "cpu", verbose=False)
     assert (explicit["backend"], explicit["precision"]) == ("classic", "fp32")
-    assert explicit["policy_kwargs"] == {}  # fp32 on the CPU: the stock network
+    assert explicit["policy_kwargs"] == {"optimizer_kwargs": {"eps": 1e-5, "fused": True}}  # the stock network
+    assert fast.fast_settings(False, "fp32", "classic", "cpu", verbose=False)["policy_kwargs"] == {}
     with pytest.raises(ConfigError, match="unknown backend"):
         fast.fast_settings(True, backend="gpu", verbose=False)
 

@@ -156,6 +156,11 @@ def test_pixels_are_scaled_by_1_over_255_inside_the_network(ppo: ModuleType) -> 
     assert not torch.allclose(agent.hidden(obs), agent.network(obs.float()), atol=1e-3)
     white = torch.full((1, 4, 84, 84), 255, dtype=torch.uint8)
     assert torch.allclose(agent.hidden(white), agent.network(torch.ones(1, 4, 84, 84)), atol=1e-5)
+    # Under bf16 autocast the uint8 pixels go straight to bf16: the same values as scaling in float32 first.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ppo.compute_dtype(torch.device("cpu")) == torch.bfloat16
+        assert torch.equal(agent.hidden(obs), agent.network(obs.float() / 255.0).float())
+    assert ppo.compute_dtype(torch.device("cpu")) == torch.float32
 
 
 def test_shared_trunk_with_orthogonal_init(ppo: ModuleType) -> None:
@@ -292,6 +297,8 @@ def test_tiny_run_end_to_end(ppo: ModuleType, logdir: Path) -> None:
         assert key in summary, key
     assert summary["script"] == "2.4_ppo_atari_from_scratch" and summary["timesteps"] == 128
     assert summary["steps_per_second"] > 0 and summary["n_games"] == 1
+    # 2 rollouts of 64 steps: the second one's speed, without the first's first-call costs
+    assert summary["steps_per_second_after_first_iteration"] > 0
     agent = ppo.Agent(4)
     agent.load_state_dict(torch.load(summary["model_path"]))
     assert Path(summary["gif_path"]).stat().st_size > 0
