@@ -108,16 +108,24 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     flags = [f for f in TINY_PPO_FLAGS]
     flags[flags.index("--timesteps") + 1] = "1000000"
+    # A shell that starts the suite in the background (``make test &``) makes its children
+    # ignore SIGINT, and Python then installs no Ctrl-C handler: give the child the default back.
     proc = subprocess.Popen(
         [sys.executable, SCRIPT, *flags, "--gif-games", "0", "--eval-freq", "0", "--logdir", str(tmp_path)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 180
-    while time.time() < deadline and not list(tmp_path.rglob("PPO_1/events.out.tfevents.*")):
-        time.sleep(0.5)
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not list(tmp_path.rglob("PPO_1/events.out.tfevents.*")):
+            time.sleep(0.5)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a million-step training running behind a failed test
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     checkpoint = next(tmp_path.rglob(f"{CHECKPOINT_DIR}/{LATEST_CHECKPOINT}"))
     assert "--resume" in err
