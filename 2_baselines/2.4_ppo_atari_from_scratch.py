@@ -51,7 +51,7 @@ from rlbreakout.allocator import keep_freed_memory
 from rlbreakout.cli import common_parser, resolve_device, run_main
 from rlbreakout.envs import check_env_id, env_settings, register_ale
 from rlbreakout.errors import ConfigError
-from rlbreakout.fast import configure_threads, resolve_precision
+from rlbreakout.fast import FUSED_ADAM_DEVICES, configure_threads, resolve_precision
 from rlbreakout.runs import create_run_dir, save_run_config, score_stats, script_name, seed_everything, write_summary
 
 # %% Constants: the numbers of the Atari recipe, named once
@@ -73,7 +73,6 @@ PRINT_EVERY_ITERATIONS = 10  # one progress line per this many rollouts
 MODEL_FILE = "model.pt"
 REPLAY_GIF = "replay.gif"
 BACKEND_CHOICES = ("classic", "ale_vector")
-FUSED_ADAM_DEVICES = ("cpu", "cuda")  # where torch has a fused Adam kernel
 PRECISION_CHOICES = ("bf16", "fp32")
 
 

@@ -183,9 +183,7 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
     from stable_baselines3 import PPO
 
     from rlbreakout.envs import make_env
-    from rlbreakout.fast import fast_settings
-
-    from rlbreakout.fast import configure_threads
+    from rlbreakout.fast import configure_threads, fast_settings, policy_class
 
     hyper = TINY_PPO if tiny else ZOO_PPO
     if side in ("stock", STOCK_MATCHED):
@@ -194,12 +192,11 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
             threads = configure_threads(n_envs)
         elif stock_torch_threads:
             torch.set_num_threads(stock_torch_threads)
-        settings = {"backend": "classic", "precision": "fp32", "policy": "CnnPolicy", "policy_kwargs": {},
-                    "threads": threads}
+        settings = {"backend": "classic", "precision": "fp32", "policy_kwargs": {}, "threads": threads}
     else:
         settings = dict(fast_settings(True, device="cpu", env_id=env_id, n_envs=n_envs, verbose=False))
     venv = make_env(env_id, n_envs, seed=seed, backend=settings["backend"])
-    model = PPO(settings["policy"], venv, seed=seed, device="cpu", verbose=0,
+    model = PPO(policy_class(settings["policy_kwargs"]), venv, seed=seed, device="cpu", verbose=0,
                 policy_kwargs=settings["policy_kwargs"] or None, **hyper)
     clock = _iteration_clock()
     start = time.perf_counter()

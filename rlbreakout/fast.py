@@ -10,7 +10,8 @@ Why each lever (measured in ``0_setup/0.2_benchmark.py``, README "Performance"):
 * **uint8 images straight to bf16** (:class:`MixedPrecisionCnnPolicy`): SB3 makes each
   uint8 minibatch float32, divides it by 255, and autocast copies it to bf16 again;
   scaling the uint8 batch into bf16 in one pass gives the same values for less work
-  (SB3 ``--fast`` 8,192 steps, alternating, medians of 3: 501 -> 599 env steps/s).
+  (SB3 ``--fast`` 8,192 steps, alternating, medians of 3 in one throw-away script:
+  501 -> 599 env steps/s).
 * **channels_last** conv weights, on CUDA only: cuDNN's bf16 kernels want NHWC. On the
   CPU it measured slower (converting each batch cost more than the layout saved), so
   ``--fast`` leaves it off there; ``cnn_policy_kwargs(channels_last=True)`` still turns it on.
@@ -78,15 +79,20 @@ def _cpu_flags(path: str = CPUINFO_PATH) -> set[str]:
     return set()
 
 
+def _device_type(device: str) -> str:
+    """``"cpu"``, ``"cuda"``, ...: the kind of ``device``, ``"auto"`` meaning CUDA where there is one."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device).type
+
+
 def bf16_supported(device: str) -> bool:
     """True when ``device`` does bf16 arithmetic natively (not emulated, which is slower than fp32).
 
     CPU: the AVX-512-BF16 or AMX flag in /proc/cpuinfo (Linux), else torch's CPU
     capability string naming AMX. CUDA: ``torch.cuda.is_bf16_supported()``. Others: False.
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    kind = torch.device(device).type
+    kind = _device_type(device)
     if kind == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if kind != "cpu":
@@ -370,12 +376,6 @@ def chosen_ale_threads(n_envs: int) -> int:
 FUSED_ADAM_DEVICES = ("cpu", "cuda")
 #: The Adam epsilon SB3's policies use for Atari PPO (torch's default is 1e-8).
 SB3_ADAM_EPS = 1e-5
-
-
-def _device_type(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device).type
 
 
 class FastSettings(TypedDict):

@@ -172,7 +172,6 @@ class SpeedSettings:
 
     backend: str = "classic"
     precision: str = "fp32"
-    policy: Any = "CnnPolicy"
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -194,21 +193,23 @@ def resolve_speed(args: argparse.Namespace, wrapper: str = "atari", wrapper_kwar
     notes = list(chosen["notes"])
     if chosen["threads"]:
         notes.append(f"threads: {chosen['threads']}")
-    return SpeedSettings(backend=chosen["backend"], precision=chosen["precision"], policy=chosen["policy"],
+    return SpeedSettings(backend=chosen["backend"], precision=chosen["precision"],
                          policy_kwargs=dict(chosen["policy_kwargs"]), notes=notes)
 
 
-def build_ppo(args: argparse.Namespace, env: Any, run_dir: Path, policy_kwargs: dict[str, Any],
-              policy: Any = "CnnPolicy") -> Any:
+def build_ppo(args: argparse.Namespace, env: Any, run_dir: Path, policy_kwargs: dict[str, Any]) -> Any:
     """A fresh SB3 PPO with the script's hyperparameters and readable schedules.
 
-    :param policy: SB3's ``"CnnPolicy"``, or ``--fast``'s policy class (``SpeedSettings.policy``)
+    The policy follows ``policy_kwargs``: SB3's ``"CnnPolicy"``, or ``--fast``'s
+    :class:`~rlbreakout.fast.MixedPrecisionCnnPolicy` for a mixed-precision extractor.
     """
     from stable_baselines3 import PPO
 
+    from rlbreakout.fast import policy_class
+
     half_life = args.half_life or max(args.timesteps / 4, 1.0)
     return PPO(
-        policy,
+        policy_class(policy_kwargs),
         env,
         n_steps=args.n_steps,
         batch_size=args.batch_size,
@@ -399,7 +400,7 @@ def _learn(
         model = load_ppo(run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=train_env, device=args.device)
         model.tensorboard_log = str(run_dir)
     else:
-        model = build_ppo(args, train_env, run_dir, speed.policy_kwargs, speed.policy)
+        model = build_ppo(args, train_env, run_dir, speed.policy_kwargs)
     steps_before = int(model.num_timesteps)
     remaining = args.timesteps - steps_before
     if remaining <= 0:
