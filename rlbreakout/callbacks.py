@@ -5,7 +5,9 @@
 * :class:`GameScoreCallback` logs the real game score of every finished training game;
 * :class:`StepCheckpointCallback` saves a resumable checkpoint every N env steps;
 * :class:`HyperparamTableCallback` writes the hyperparameters as a TensorBoard text table;
-* ``FreezeOnCollapseCallback`` (chapter 5) stops at a collapse and restores the best weights.
+* :class:`ProgressLineCallback` prints a progress line every N steps where no bar shows.
+
+Chapter 5's ``FreezeOnCollapseCallback`` lives in rlbreakout/collapse.py.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.evaluation import DEFAULT_MAX_EVAL_STEPS, evaluate_games
+from rlbreakout.progress import ProgressLine
 from rlbreakout.runs import score_stats
 
 BEST_MODEL_FILE = "best_model.zip"
@@ -38,6 +41,10 @@ def tensorboard_writer(logger: Any) -> Any | None:
 
 class MultiEnvEvalCallback(EventCallback):
     """Evaluate the model on several named envs every ``eval_freq`` environment steps.
+
+    Why not SB3's ``EvalCallback``: it takes one env, counts ``eval_freq`` in callback
+    calls (not env steps) and reports only the mean. The games themselves are played by
+    SB3's ``evaluate_policy``, which counts whole games through the Monitor wrapper.
 
     For each name it logs ``eval/<name>/mean_reward``, ``median_reward``, ``std_reward``,
     ``q25_reward`` (lower quantile) and ``mean_ep_length`` over ``n_eval_episodes`` whole
@@ -69,7 +76,6 @@ class MultiEnvEvalCallback(EventCallback):
         best_metric: str = "mean_reward",
         deterministic: bool = False,
         callback_after_eval: BaseCallback | None = None,
-        max_eval_steps: int = DEFAULT_MAX_EVAL_STEPS,
         verbose: int = 1,
     ) -> None:
         super().__init__(callback_after_eval, verbose=verbose)
@@ -90,7 +96,6 @@ class MultiEnvEvalCallback(EventCallback):
         self.best_model_save_path = Path(best_model_save_path) if best_model_save_path else None
         self.best_metric = best_metric
         self.deterministic = deterministic
-        self.max_eval_steps = max_eval_steps
         self.next_eval_step = self.eval_freq
         self.best_score = -np.inf
         # SB3 EvalCallback-compatible attributes, read by callbacks chained after evaluation
@@ -121,8 +126,9 @@ class MultiEnvEvalCallback(EventCallback):
         started = time.perf_counter()
         results: dict[str, dict[str, float]] = {}
         for name, venv in self.eval_envs.items():
-            scores, lengths = evaluate_games(
-                self.model, venv, self.n_eval_episodes, deterministic=self.deterministic, max_steps=self.max_eval_steps
+            scores, lengths = evaluate_policy(
+                self.model, venv, n_eval_episodes=self.n_eval_episodes, deterministic=self.deterministic,
+                return_episode_rewards=True,
             )
             stats = {
                 **score_stats(scores),
@@ -194,6 +200,10 @@ class GameScoreCallback(BaseCallback):
 class StepCheckpointCallback(BaseCallback):
     """Save a resumable checkpoint every ``save_freq`` env steps (and on demand).
 
+    Why not SB3's ``CheckpointCallback``: it counts callback calls rather than env steps
+    and writes a new file per checkpoint; ``--resume`` needs one ``latest.zip``, replaced
+    atomically, and Ctrl-C needs :meth:`save` on demand.
+
     The model zip holds the weights, optimiser state and ``num_timesteps``; the
     schedules are functions of progress, so they resume from the step count alone.
     ``latest.zip`` always points at the newest checkpoint.
@@ -248,11 +258,32 @@ class HyperparamTableCallback(BaseCallback):
         return True
 
 
-def __getattr__(name: str) -> Any:
-    # The chapter-5 callback lives in its own module; import it lazily so this module
-    # does not depend on it at import time.
-    if name == "FreezeOnCollapseCallback":
-        from rlbreakout.collapse import FreezeOnCollapseCallback
+class ProgressLineCallback(BaseCallback):
+    """Print a progress line every N env steps when no terminal shows SB3's progress bar.
 
-        return FreezeOnCollapseCallback
-    raise AttributeError(name)
+    The line has the steps done, steps per second and the last game scores (see
+    :class:`~rlbreakout.progress.ProgressLine`); ``model.learn(progress_bar=on_terminal())``
+    draws the bar on a terminal, so the two never show together.
+    """
+
+    def __init__(self, total_timesteps: int, every: int | None = None, *, enabled: bool | None = None) -> None:
+        super().__init__()
+        self.total_timesteps = int(total_timesteps)
+        self.every = every
+        self.enabled = enabled
+        self.progress: ProgressLine | None = None
+        self.scores: list[float] = []
+
+    def _on_training_start(self) -> None:
+        # total_timesteps of a resumed run counts from its first step, like num_timesteps
+        self.progress = ProgressLine(self.total_timesteps, self.every, enabled=self.enabled,
+                                     start_step=self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            episode = info.get("episode")
+            if episode is not None:
+                self.scores.append(float(episode["r"]))
+        assert self.progress is not None
+        self.progress.update(self.num_timesteps, self.scores)
+        return True

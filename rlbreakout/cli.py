@@ -1,17 +1,25 @@
 """Command-line conventions shared by every chapter script.
 
 Every training or evaluation script takes ``--env --timesteps --seed --n-envs
---device --logdir``; :func:`run_main` turns a user-facing error into one line and
-a non-zero exit instead of a traceback.
+--device --logdir``. A chapter script calls :func:`parse_script_args` at module level:
+it parses the flags (Spyder's console passes none, so the defaults apply), fills in a
+``--resume`` run's saved settings, and makes a user-facing error (:class:`RLBreakoutError`)
+end a terminal run with one ``error: ...`` line and exit 2 instead of a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 from collections.abc import Callable
+from types import TracebackType
+
+import torch
 
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.runs import CONFIG_FILE, load_run_config
 
 DEFAULT_ENV_ID = "BreakoutNoFrameskip-v4"
 DEFAULT_LOGDIR = "runs"
@@ -45,8 +53,6 @@ def common_parser(
 
 def resolve_device(device: str) -> str:
     """Check a torch device name early, with one clear line when it is unknown or absent."""
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -60,6 +66,51 @@ def resolve_device(device: str) -> str:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise RLBreakoutError(f"unknown device {device!r}; use {DEVICE_CHOICES_HINT}.")
     return str(dev)
+
+
+def parse_script_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a chapter script's flags; with ``--resume RUN_DIR`` the saved run's settings are the defaults.
+
+    So ``--resume RUN_DIR`` alone continues with the original budget and settings, and any
+    flag given now wins, abbreviated or not (``--times 2000000`` extends the run): argparse
+    itself decides what was given, because the saved values only replace its defaults.
+    """
+    install_error_hook()
+    args = parser.parse_args(argv)
+    resume = getattr(args, "resume", None)
+    if resume:
+        if not os.path.isfile(os.path.join(resume, CONFIG_FILE)):
+            raise RLBreakoutError(f"cannot resume {resume}: no {CONFIG_FILE} in it. "
+                                  f"Pass the run folder printed by the first run.")
+        saved = load_run_config(resume)
+        parser.set_defaults(**{key: value for key, value in saved.items() if key in vars(args)})
+        args = parser.parse_args(argv)
+        args.resume = resume
+    return args
+
+
+def _script_excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """One line and exit 2 for a user error, exit 130 after Ctrl-C; a traceback for anything else."""
+    if issubclass(kind, RLBreakoutError):
+        print(f"error: {exc}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    elif issubclass(kind, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    else:
+        sys.__excepthook__(kind, exc, tb)
+        return
+    # An excepthook cannot choose the exit status, so run the exit handlers (log writers,
+    # worker processes) and leave with the contract's status directly.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def install_error_hook() -> None:
+    """Make an uncaught user error end a terminal run with one line (IPython keeps its traceback)."""
+    sys.excepthook = _script_excepthook
 
 
 def run_main(main: Callable[[], object]) -> None:

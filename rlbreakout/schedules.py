@@ -62,6 +62,10 @@ class ExponentialSchedule:
         return f"exponential({self.initial:g}, half_life={self.half_life:g}, total_timesteps={self.total_timesteps})"
 
 
+#: Any of the schedules above: a callable of SB3's progress_remaining with a readable repr.
+Schedule = ConstantSchedule | LinearSchedule | ExponentialSchedule
+
+
 def constant_schedule(value: float) -> ConstantSchedule:
     """A schedule that always returns ``value``."""
     return ConstantSchedule(float(value))

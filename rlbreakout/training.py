@@ -1,44 +1,41 @@
-"""The PPO training run shared by the SB3 chapter scripts (1.3, 2.x, 3.3, 4.1).
+"""The SB3 PPO pieces the chapter scripts share: flags, validation, model, loading, one run.
 
-One function, :func:`train_ppo`, does the steps every script would otherwise copy:
-validate the hyperparameters, make (or resume) the run folder, seed, build train and
-eval envs from the same factory, build the model, attach the callbacks, learn with a
-progress bar, checkpoint on Ctrl-C, evaluate whole games, record a gif and write
-``summary.json``. The scripts choose what differs: envs, wrapper, hyperparameters.
+A chapter script writes its lesson itself (``PPO(...)``, the callbacks, ``model.learn``);
+this module keeps what every script would otherwise copy: the PPO flags derived from
+:class:`~rlbreakout.hyperparams.PPOConfig`, their validation, the eval envs, loading a
+saved model with a clear error, and :func:`train_ppo`, the whole run in one call for the
+scripts whose lesson is elsewhere (the demo, chapter 4's studies).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stable_baselines3 import PPO
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import VecEnv
+
 from rlbreakout.callbacks import (
-    BEST_MODEL_FILE,
     LATEST_CHECKPOINT,
     GameScoreCallback,
     HyperparamTableCallback,
     MultiEnvEvalCallback,
+    ProgressLineCallback,
     StepCheckpointCallback,
 )
-from rlbreakout.cli import common_parser, resolve_device
+from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.envs import BACKEND_CHOICES, VEC_ENV_CHOICES, check_env_id, make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
-from rlbreakout.evaluation import evaluate_games
-from rlbreakout.hyperparams import markdown_table
-from rlbreakout.runs import (
-    create_run_dir,
-    load_run_config,
-    save_run_config,
-    score_stats,
-    script_name,
-    seed_everything,
-    write_summary,
-)
-from rlbreakout.schedules import SCHEDULE_CHOICES, make_schedule
+from rlbreakout.fast import fast_settings, policy_class
+from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table
+from rlbreakout.progress import on_terminal
+from rlbreakout.render import record_gif
+from rlbreakout.runs import Run, score_stats
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_FILE = "model.zip"
@@ -57,37 +54,26 @@ PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 def ppo_parser(
     description: str | None,
-    hyperparams: dict[str, Any],
+    defaults: PPOConfig,
     *,
     timesteps: int,
     eval_freq: int = 0,
     eval_episodes: int = 10,
     **common: Any,
 ) -> argparse.ArgumentParser:
-    """The common flags plus PPO, evaluation, checkpoint, speed and replay flags.
+    """The common flags, one flag per PPOConfig field, and evaluation, checkpoint, speed and replay flags.
 
-    :param hyperparams: defaults (e.g. ``ZOO_ATARI_PPO``), so each script's defaults
+    :param defaults: the script's hyperparameters (e.g. ``ZOO_ATARI_PPO``), so its defaults
         reproduce its tutorial run
     """
-    parser = common_parser(description, timesteps=timesteps, n_envs=hyperparams["n_envs"], **common)
-    ppo = parser.add_argument_group("PPO")
-    ppo.add_argument("--n-steps", type=int, default=hyperparams["n_steps"], help="env steps per env per rollout")
-    ppo.add_argument("--batch-size", type=int, default=hyperparams["batch_size"], help="minibatch size")
-    ppo.add_argument("--n-epochs", type=int, default=hyperparams["n_epochs"], help="passes over each rollout")
-    ppo.add_argument("--learning-rate", type=float, default=hyperparams["learning_rate"], help="initial learning rate")
-    ppo.add_argument("--lr-schedule", choices=SCHEDULE_CHOICES, default=hyperparams["learning_rate_schedule"])
-    ppo.add_argument("--clip-range", type=float, default=hyperparams["clip_range"], help="initial PPO clip range")
-    ppo.add_argument("--clip-schedule", choices=SCHEDULE_CHOICES, default=hyperparams["clip_range_schedule"])
-    ppo.add_argument("--half-life", type=float, default=None,
-                     help="env steps per halving for exponential schedules (default: timesteps / 4)")
-    ppo.add_argument("--ent-coef", type=float, default=hyperparams["ent_coef"])
-    ppo.add_argument("--vf-coef", type=float, default=hyperparams["vf_coef"])
-    ppo.add_argument("--frame-stack", type=int, default=hyperparams["frame_stack"])
+    parser = common_parser(description, timesteps=timesteps, n_envs=defaults.n_envs, **common)
+    add_ppo_flags(parser, defaults)
     run = parser.add_argument_group("evaluation, checkpoints and replay")
     run.add_argument("--eval-freq", type=int, default=eval_freq,
                      help="env steps between evaluations (0 turns periodic evaluation off)")
     run.add_argument("--eval-episodes", type=int, default=eval_episodes, help="whole games per evaluation")
-    run.add_argument("--checkpoint-freq", type=int, default=100_000, help="env steps between checkpoints (0: only at the end and on Ctrl-C)")
+    run.add_argument("--checkpoint-freq", type=int, default=100_000,
+                     help="env steps between checkpoints (0: only at the end and on Ctrl-C)")
     run.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     run.add_argument("--load", default=None, metavar="MODEL",
                      help="skip training: evaluate and replay a saved model (run model.zip or models/*.pt policy)")
@@ -96,134 +82,71 @@ def ppo_parser(
     speed = parser.add_argument_group("speed")
     speed.add_argument("--vec-env", choices=VEC_ENV_CHOICES, default="dummy", help="DummyVecEnv or SubprocVecEnv")
     speed.add_argument("--fast", action="store_true",
-                       help="turn on every speed lever that applies: ale_vector envs and a bf16 network (channels_last on CUDA)")
+                       help="turn on the speed levers that apply: ale_vector envs, and the network precision "
+                            "and memory layout measured fastest on this machine")
     speed.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                       help="network precision (auto: fp32, or bf16 with --fast where the hardware has it)")
+                       help="network precision (auto: fp32, or with --fast whatever measured fastest)")
     speed.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
                        help="env backend (default: classic, or ale_vector with --fast)")
     return parser
 
 
-def validate_ppo_args(args: argparse.Namespace) -> None:
-    """Check hyperparameters before any work starts; one clear line per problem."""
+def parse_ppo_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the flags; ``--resume RUN_DIR`` needs that run's checkpoint (see :func:`~rlbreakout.cli.parse_script_args`)."""
+    args = parse_script_args(parser, argv)
+    if args.resume and not (Path(args.resume) / CHECKPOINT_DIR / LATEST_CHECKPOINT).is_file():
+        raise RLBreakoutError(
+            f"cannot resume {args.resume}: no {CHECKPOINT_DIR}/{LATEST_CHECKPOINT} in it. "
+            f"Pass the run folder printed by the first run (it holds summary.json or checkpoints/)."
+        )
+    return args
+
+
+def validate_ppo_args(args: argparse.Namespace) -> PPOConfig:
+    """Check the flags before any work starts (one clear line per problem); returns the PPOConfig."""
     if args.timesteps <= 0:
         raise ConfigError(f"--timesteps must be positive, got {args.timesteps}.")
-    if args.n_envs < 1:
-        raise ConfigError(f"--n-envs must be >= 1, got {args.n_envs}.")
-    if args.n_steps < 1:
-        raise ConfigError(f"--n-steps must be >= 1, got {args.n_steps}.")
-    if args.n_epochs < 1:
-        raise ConfigError(f"--n-epochs must be >= 1, got {args.n_epochs}.")
-    rollout = args.n_steps * args.n_envs
-    if args.batch_size < 1 or rollout % args.batch_size != 0:
-        divisors = [d for d in (32, 64, 128, 256, 512, 1024) if rollout % d == 0 and d <= rollout]
-        raise ConfigError(
-            f"--batch-size {args.batch_size} must divide the rollout n_steps * n_envs = "
-            f"{args.n_steps} * {args.n_envs} = {rollout}; try one of {divisors or [rollout]}."
-        )
-    if args.learning_rate <= 0:
-        raise ConfigError(f"--learning-rate must be positive, got {args.learning_rate}.")
+    config = PPOConfig.from_args(args)
+    config.validate()
     if args.eval_freq < 0:
         raise ConfigError(f"--eval-freq must be >= 0 (0 turns evaluation off), got {args.eval_freq}.")
     if args.eval_episodes < 1:
         raise ConfigError(f"--eval-episodes must be >= 1, got {args.eval_episodes}.")
-    if args.frame_stack < 1:
-        raise ConfigError(f"--frame-stack must be >= 1, got {args.frame_stack}.")
     check_env_id(args.env)
     args.device = resolve_device(args.device)
+    return config
 
 
-def explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """The ``dest`` names of the options given on the command line (not defaulted)."""
-    given: set[str] = set()
-    for action in parser._actions:  # argparse keeps no public record of what was explicit
-        if any(arg == opt or arg.startswith(opt + "=") for opt in action.option_strings for arg in argv):
-            given.add(action.dest)
-    return given
-
-
-def resume_args(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None = None) -> argparse.Namespace:
-    """With ``--resume RUN_DIR``: the saved config, overridden only by flags given now.
-
-    So ``--resume runs/.../`` alone continues with the original budget and settings,
-    and ``--resume runs/.../ --timesteps 2000000`` extends the run.
-    """
-    if not args.resume:
-        return args
-    run_dir = Path(args.resume)
-    if not (run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT).is_file():
-        raise RLBreakoutError(
-            f"cannot resume {run_dir}: no {CHECKPOINT_DIR}/{LATEST_CHECKPOINT} in it. "
-            f"Pass the run folder printed by the first run (it holds summary.json or checkpoints/)."
-        )
-    saved = load_run_config(run_dir)
-    given = explicit_flags(parser, sys.argv[1:] if argv is None else argv)
-    merged = vars(args).copy()
-    for key, value in saved.items():
-        if key in merged and key not in given:
-            merged[key] = value
-    merged["resume"] = str(run_dir)
-    return argparse.Namespace(**merged)
-
-
-@dataclass
-class SpeedSettings:
-    """What ``--fast``, ``--precision`` and ``--backend`` resolved to on this machine."""
-
-    backend: str = "classic"
-    precision: str = "fp32"
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def resolve_speed(args: argparse.Namespace, wrapper: str = "atari", wrapper_kwargs: dict[str, Any] | None = None,
-                  env_kwargs: dict[str, Any] | None = None) -> SpeedSettings:
-    """Turn ``--fast``, ``--precision`` and ``--backend`` into a backend, a precision and policy kwargs.
-
-    ``--fast`` picks ale_vector envs only where they reproduce the env (the "atari"
-    wrapper); the aimbot wrapper keeps the classic stack and still gets the bf16 network.
-    """
-    from rlbreakout.fast import fast_settings
-
-    chosen = fast_settings(
+def speed_settings(args: argparse.Namespace, *, wrapper: str = "atari", wrapper_kwargs: dict[str, Any] | None = None,
+                   env_kwargs: dict[str, Any] | None = None) -> Any:
+    """What ``--fast``, ``--precision`` and ``--backend`` resolve to here (a resumed run keeps its levers)."""
+    return fast_settings(
         args.fast, None if args.precision == "auto" else args.precision, args.backend, args.device,
         env_id=args.env, wrapper=wrapper, n_envs=args.n_envs, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs,
-        verbose=False,
+        batch_size=args.batch_size, levers=getattr(args, "levers", None), verbose=True,
     )
-    notes = list(chosen["notes"])
-    if chosen["threads"]:
-        notes.append(f"threads: {chosen['threads']}")
-    return SpeedSettings(backend=chosen["backend"], precision=chosen["precision"],
-                         policy_kwargs=dict(chosen["policy_kwargs"]), notes=notes)
 
 
-def build_ppo(args: argparse.Namespace, env: Any, run_dir: Path, policy_kwargs: dict[str, Any]) -> Any:
-    """A fresh SB3 PPO with the script's hyperparameters and readable schedules.
+def build_ppo(config: PPOConfig, env: VecEnv, *, timesteps: int, policy_kwargs: dict[str, Any] | None = None,
+              tensorboard_log: str | Path | None = None, seed: int | None = None, device: str = "auto") -> PPO:
+    """A fresh SB3 PPO with every field of ``config`` (schedules over ``timesteps``).
 
     The policy follows ``policy_kwargs``: SB3's ``"CnnPolicy"``, or ``--fast``'s
-    :class:`~rlbreakout.fast.MixedPrecisionCnnPolicy` for a mixed-precision extractor.
+    mixed-precision policy when they name a mixed-precision extractor.
     """
-    from stable_baselines3 import PPO
+    return PPO(policy_class(policy_kwargs or {}), env, **config.ppo_kwargs(timesteps),
+               policy_kwargs=policy_kwargs or None, tensorboard_log=None if tensorboard_log is None else str(tensorboard_log),
+               seed=seed, device=device, verbose=0)
 
-    from rlbreakout.fast import policy_class
 
-    half_life = args.half_life or max(args.timesteps / 4, 1.0)
-    return PPO(
-        policy_class(policy_kwargs),
-        env,
-        n_steps=args.n_steps,
-        batch_size=args.batch_size,
-        n_epochs=args.n_epochs,
-        learning_rate=make_schedule(args.lr_schedule, args.learning_rate, total_timesteps=args.timesteps, half_life=half_life),
-        clip_range=make_schedule(args.clip_schedule, args.clip_range, total_timesteps=args.timesteps, half_life=half_life),
-        ent_coef=args.ent_coef,
-        vf_coef=args.vf_coef,
-        policy_kwargs=policy_kwargs or None,
-        tensorboard_log=str(run_dir),
-        seed=args.seed,
-        device=args.device,
-        verbose=0,
-    )
+def make_eval_envs(env_ids: dict[str, str], n_games: int, *, seed: int, **env_options: Any) -> dict[str, VecEnv]:
+    """One VecEnv per eval env name, on the classic stack whatever trained.
+
+    The classic stack presses FIRE after a lost life (the ALE vector env does not, so a
+    stalling policy could play to the frame limit) and keeps scores comparable across backends.
+    """
+    n_envs = min(n_games, MAX_EVAL_ENVS)
+    return {label: make_env(env_id, n_envs, seed=seed, **env_options) for label, env_id in env_ids.items()}
 
 
 def load_policy(path: str | Path, device: str = "auto") -> Any:
@@ -237,18 +160,14 @@ def load_policy(path: str | Path, device: str = "auto") -> Any:
         return load_ppo(path, device=device)
     if not path.is_file():
         raise RLBreakoutError(f"model file {path} does not exist; pass a run's model.zip or a models/*.pt policy file.")
-    from stable_baselines3.common.policies import ActorCriticPolicy
-
     try:
         return ActorCriticPolicy.load(str(path), device=device)
     except Exception as exc:
         raise RLBreakoutError(f"cannot load policy {path}: {type(exc).__name__}: {exc}. Is it a complete policy file?") from exc
 
 
-def load_ppo(path: str | Path, env: Any = None, device: str = "auto") -> Any:
+def load_ppo(path: str | Path, env: Any = None, device: str = "auto") -> PPO:
     """Load a PPO zip with a clear error for a missing or corrupt file."""
-    from stable_baselines3 import PPO
-
     path = Path(path)
     if not path.is_file():
         raise RLBreakoutError(f"model file {path} does not exist; pass the model.zip or best_model.zip of a run folder.")
@@ -258,20 +177,53 @@ def load_ppo(path: str | Path, env: Any = None, device: str = "auto") -> Any:
         raise RLBreakoutError(f"cannot load model {path}: {type(exc).__name__}: {exc}. Is it a complete SB3 PPO .zip?") from exc
 
 
+def steps_left(model: PPO, timesteps: int, run_dir: Path) -> int:
+    """Env steps still to train towards ``--timesteps`` (a resumed run has some already)."""
+    remaining = int(timesteps) - int(model.num_timesteps)
+    if remaining <= 0:
+        raise RLBreakoutError(f"{run_dir} already has {model.num_timesteps} steps >= --timesteps {timesteps}; "
+                              f"pass a larger --timesteps to extend it.")
+    return remaining
+
+
+def save_model(model: PPO, run_dir: Path, checkpoint: StepCheckpointCallback | None = None) -> Path:
+    """Save ``model.zip`` and ``policy.pt`` (weights only, for models/), and a last checkpoint.
+
+    SB3 dumps an update's train/* values at the start of the next iteration, so the last
+    update's values are dumped here, or they would be lost.
+    """
+    model.logger.dump(model.num_timesteps)
+    path = Path(run_dir) / FINAL_MODEL_FILE
+    model.save(path)
+    model.policy.save(str(Path(run_dir) / POLICY_FILE))
+    if checkpoint is not None:
+        checkpoint.save()
+    return path
+
+
 @dataclass
 class TrainingResult:
-    """What :func:`train_ppo` produced, for scripts that do more afterwards."""
+    """What :func:`train_ppo` produced, for scripts that do more afterwards.
+
+    ``fields`` are the keyword arguments of :meth:`Run.finish`; with ``finish=False`` the
+    caller adds its own and calls ``result.run.finish(**result.fields, ...)``.
+    """
 
     model: Any
-    run_dir: Path
-    summary: dict[str, Any]
-    summary_path: Path
+    run: Run
+    fields: dict[str, Any]
+    summary_path: Path | None = None
 
+    @property
+    def run_dir(self) -> Path:
+        return self.run.dir
 
-def parse_ppo_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the flags; with ``--resume`` fill in the saved run's settings (see :func:`resume_args`)."""
-    args = parser.parse_args(argv)
-    return resume_args(parser, args, argv)
+    @property
+    def summary(self) -> dict[str, Any]:
+        """summary.json as written (or, before :meth:`Run.finish`, as it would be)."""
+        if self.summary_path is not None:
+            return json.loads(self.summary_path.read_text())
+        return self.run.summary(**self.fields)
 
 
 def train_ppo(
@@ -280,167 +232,99 @@ def train_ppo(
     script: str,
     wrapper: str = "atari",
     wrapper_kwargs: dict[str, Any] | None = None,
-    extra_eval_envs: dict[str, str] | None = None,
     eval_env_ids: dict[str, str] | None = None,
     headline_eval: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
     gif_view: str = "screen",
     config_extra: dict[str, Any] | None = None,
+    finish: bool = True,
 ) -> TrainingResult:
-    """Train PPO as the flags say; write TensorBoard logs, checkpoints, a gif and summary.json.
+    """The whole run of a chapter script in one call: what 2.3's cells do, for the demo and chapter 4.
 
     With ``--load MODEL`` it skips training and only evaluates and replays that model.
 
     :param script: the calling script's path (``__file__``), naming the run folder
-    :param extra_eval_envs: more eval envs by name -> env id, besides ``eval`` (the training env)
-    :param eval_env_ids: all eval envs by name -> env id, replacing ``eval`` (chapter 4.1: v4, v4NoFS, v5)
-    :param headline_eval: the eval env name whose scores are summary.json's mean/median and pick
-        the best model (default: the first)
+    :param eval_env_ids: eval envs by name -> env id (default: ``{"eval": args.env}``)
+    :param headline_eval: the eval env whose scores are summary.json's mean/median (default: the first)
     :param gif_view: ``screen`` or ``agent`` (chapter 3: the observation beside the game)
+    :param finish: write summary.json (else the caller finishes the run, see :class:`TrainingResult`)
     """
-    validate_ppo_args(args)
-    speed = resolve_speed(args, wrapper, wrapper_kwargs, env_kwargs)
-    name = script_name(script)
-    loaded = load_policy(args.load, device=args.device) if getattr(args, "load", None) else None
-    if args.resume:
-        run_dir = Path(args.resume)
-    else:
-        run_dir = create_run_dir(args.logdir, name, args.env, args.seed)
-        save_run_config(run_dir, {**vars(args), "wrapper": wrapper, "wrapper_kwargs": wrapper_kwargs,
-                                  "env_kwargs": env_kwargs, **(config_extra or {})})
-    print(f"run folder: {run_dir}  (tensorboard --logdir {args.logdir})", flush=True)
-    for note in speed.notes:
-        print(note, flush=True)
-    seed_everything(args.seed)
-
-    env_options = dict(frame_stack=args.frame_stack, wrapper=wrapper, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs)
-    eval_ids = dict(eval_env_ids) if eval_env_ids else {"eval": args.env, **(extra_eval_envs or {})}
+    config = validate_ppo_args(args)
+    speed = speed_settings(args, wrapper=wrapper, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs)
+    eval_ids = dict(eval_env_ids or {"eval": args.env})
     headline = headline_eval or next(iter(eval_ids))
     if headline not in eval_ids:
         raise ConfigError(f"headline_eval {headline!r} is not one of the eval envs {sorted(eval_ids)}.")
-    n_eval_envs = min(args.eval_episodes, MAX_EVAL_ENVS)
-    # Evaluation always runs on the classic stack, whatever trained: it presses FIRE after a
-    # lost life (the ALE vector env does not, so a stalling policy could play to the frame
-    # limit) and it makes scores comparable across backends.
-    eval_envs = {
-        label: make_env(env_id, n_eval_envs, seed=args.seed + EVAL_SEED_OFFSET, **env_options)
-        for label, env_id in eval_ids.items()
-    }
-    started = time.perf_counter()
-    summary: dict[str, Any] = {"n_envs": args.n_envs, "backend": speed.backend, "precision": speed.precision}
+    loaded = load_policy(args.load, device=args.device) if args.load else None
+    run = Run.from_args(script, args, wrapper=wrapper, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs,
+                        levers=speed.levers, **(config_extra or {}))
+    env_options = dict(frame_stack=config.frame_stack, wrapper=wrapper, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs)
+    eval_envs = make_eval_envs(eval_ids, args.eval_episodes, seed=args.seed + EVAL_SEED_OFFSET, **env_options)
+    extra: dict[str, Any] = {"n_envs": args.n_envs, "backend": speed.backend, "precision": speed.precision}
     if loaded is not None:
-        model, trained_steps, train_seconds, model_path = loaded, 0, 0.0, Path(args.load)
-        summary.update({"timesteps": 0, "loaded_model": str(args.load)})
+        model, model_path = loaded, Path(args.load)
+        extra["loaded_model"] = str(args.load)
     else:
-        model, trained_steps, train_seconds, evaluator, score_callback = _learn(
-            args, run_dir, speed, wrapper, wrapper_kwargs, env_options, eval_envs, headline
-        )
-        model_path = run_dir / FINAL_MODEL_FILE
-        model.save(model_path)
-        model.policy.save(str(run_dir / POLICY_FILE))  # weights only: small enough for models/
-        summary.update({
-            "policy_path": str(run_dir / POLICY_FILE),
-            "timesteps": int(model.num_timesteps),
-            "train_game_scores": score_callback.scores[-TRAIN_SCORES_KEPT:],
-            "best_model_path": str(run_dir / BEST_MODEL_FILE) if (run_dir / BEST_MODEL_FILE).exists() else None,
-            "resumed_from_step": int(model.num_timesteps) - trained_steps if args.resume else None,
+        model, evaluator, scores, checkpoint = _learn(args, config, run, speed, env_options, eval_envs, headline)
+        model_path = save_model(model, run.dir, checkpoint)
+        extra.update({
+            "policy_path": str(run.dir / POLICY_FILE),
+            "train_game_scores": scores[-TRAIN_SCORES_KEPT:],
+            "resumed_from_step": int(model.num_timesteps) - run.trained_steps if args.resume else None,
             "eval_history": [{"step": step, **results} for step, results in getattr(evaluator, "history", [])],
         })
-
-    # Final evaluation: whole games on every eval env; the first one is the headline score.
-    per_env = {label: evaluate_games(model, venv, args.eval_episodes) for label, venv in eval_envs.items()}
-    scores, lengths = per_env[headline]
-    final_eval = score_stats(scores)
+    per_env = {label: evaluate_policy(model, venv, n_eval_episodes=args.eval_episodes, deterministic=False,
+                                      return_episode_rewards=True)
+               for label, venv in eval_envs.items()}
     gif_path = None
     if args.gif_games > 0:
-        from rlbreakout.render import record_gif
-
-        gif_path, _ = record_gif(
-            model, run_dir / REPLAY_GIF, args.env, grid=args.gif_games, seed=args.seed + EVAL_SEED_OFFSET,
-            max_steps=args.gif_max_steps, view=gif_view, **env_options,
-        )
+        gif_path, _ = record_gif(model, run.dir / REPLAY_GIF, args.env, grid=args.gif_games,
+                                 seed=args.seed + EVAL_SEED_OFFSET, max_steps=args.gif_max_steps, view=gif_view,
+                                 **env_options)
     for venv in eval_envs.values():
         venv.close()
-
-    summary.update({
-        "script": name,
-        "env_id": args.env,
-        "seed": args.seed,
-        "run_dir": str(run_dir),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "steps_per_second": round(trained_steps / train_seconds, 2) if train_seconds > 0 else 0.0,
-        **final_eval,
-        "scores": scores,
-        "eval_lengths": lengths,
-        "eval_by_env": {label: {**score_stats(s), "scores": s} for label, (s, _) in per_env.items()},
-        "model_path": str(model_path),
-        "gif_path": str(gif_path) if gif_path else None,
-        "tensorboard_dir": str(run_dir),
-    })
-    print(f"final evaluation: mean {final_eval['mean_reward']:.1f}, median {final_eval['median_reward']:.1f} "
-          f"over {final_eval['n_games']} whole games; {summary['steps_per_second']} steps/s; "
-          f"model {model_path}; gif {gif_path}", flush=True)
-    summary_path = write_summary(run_dir, summary)
-    return TrainingResult(model=model, run_dir=run_dir, summary=summary, summary_path=summary_path)
+    scores, lengths = per_env[headline]
+    fields = dict(
+        timesteps=int(model.num_timesteps) if loaded is None else 0, scores=scores, model_path=model_path,
+        eval_lengths=lengths, eval_by_env={label: {**score_stats(s), "scores": s} for label, (s, _) in per_env.items()},
+        gif_path=str(gif_path) if gif_path else None, tensorboard_dir=str(run.dir), **extra,
+    )
+    result = TrainingResult(model=model, run=run, fields=fields)
+    if finish:
+        result.summary_path = run.finish(**fields)
+    return result
 
 
-def _learn(
-    args: argparse.Namespace,
-    run_dir: Path,
-    speed: SpeedSettings,
-    wrapper: str,
-    wrapper_kwargs: dict[str, Any] | None,
-    env_options: dict[str, Any],
-    eval_envs: dict[str, Any],
-    headline: str,
-) -> tuple[Any, int, float, MultiEnvEvalCallback | None, GameScoreCallback]:
-    """Build (or resume) the model and learn; returns model, steps trained now and their seconds."""
-    train_env = make_env(args.env, args.n_envs, seed=args.seed, vec_env=args.vec_env, backend=speed.backend, **env_options)
+def _learn(args: argparse.Namespace, config: PPOConfig, run: Run, speed: Any, env_options: dict[str, Any],
+           eval_envs: dict[str, VecEnv], headline: str
+           ) -> tuple[PPO, MultiEnvEvalCallback | None, list[float], StepCheckpointCallback]:
+    """Build (or resume) the model and learn, timed by ``run``."""
+    env = make_env(args.env, args.n_envs, seed=args.seed, vec_env=args.vec_env, backend=speed.backend,
+                   ale_threads=speed.ale_threads,
+                   **env_options)
     if args.resume:
-        model = load_ppo(run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=train_env, device=args.device)
-        model.tensorboard_log = str(run_dir)
+        model = load_ppo(run.dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=env, device=args.device)
+        model.tensorboard_log = str(run.dir)
     else:
-        model = build_ppo(args, train_env, run_dir, speed.policy_kwargs)
-    steps_before = int(model.num_timesteps)
-    remaining = args.timesteps - steps_before
-    if remaining <= 0:
-        raise RLBreakoutError(
-            f"{run_dir} already has {steps_before} steps >= --timesteps {args.timesteps}; "
-            f"pass a larger --timesteps to extend it."
-        )
-    table = {**{k: v for k, v in vars(args).items() if k not in ("logdir", "resume", "load")},
-             "learning_rate_schedule": repr(model.learning_rate), "clip_range_schedule": repr(model.clip_range),
-             "wrapper": wrapper, "wrapper_kwargs": wrapper_kwargs, "backend": speed.backend, "precision": speed.precision}
+        model = build_ppo(config, env, timesteps=args.timesteps, policy_kwargs=speed.policy_kwargs,
+                          tensorboard_log=run.dir, seed=args.seed, device=args.device)
+    remaining = steps_left(model, args.timesteps, run.dir)
+    table = {**config.as_dict(), "learning_rate_schedule": repr(model.learning_rate),
+             "clip_range_schedule": repr(model.clip_range), **speed.to_config()}
     score_callback = GameScoreCallback()
-    checkpoint = StepCheckpointCallback(args.checkpoint_freq, run_dir / CHECKPOINT_DIR)
-    callbacks: list[Any] = [score_callback, HyperparamTableCallback(markdown_table(table)), checkpoint]
+    checkpoint = StepCheckpointCallback(args.checkpoint_freq, run.dir / CHECKPOINT_DIR)
+    callbacks: list[Any] = [score_callback, HyperparamTableCallback(markdown_table(table)), checkpoint,
+                            ProgressLineCallback(args.timesteps)]
     evaluator = None
     if args.eval_freq > 0:
-        evaluator = MultiEnvEvalCallback(
-            eval_envs, eval_freq=args.eval_freq, n_eval_episodes=args.eval_episodes,
-            best_model_env=headline, best_model_save_path=run_dir,
-        )
+        evaluator = MultiEnvEvalCallback(eval_envs, eval_freq=args.eval_freq, n_eval_episodes=args.eval_episodes,
+                                         best_model_env=headline, best_model_save_path=run.dir)
         callbacks.append(evaluator)
-
-    started = time.perf_counter()
     try:
-        model.learn(
-            total_timesteps=remaining,
-            callback=callbacks,
-            tb_log_name=TENSORBOARD_RUN_NAME,
-            reset_num_timesteps=not args.resume,
-            progress_bar=sys.stderr.isatty(),
-        )
-    except KeyboardInterrupt:
-        path = checkpoint.save()
-        print(f"\ninterrupted at {model.num_timesteps} steps; checkpoint {path}. "
-              f"Continue with: --resume {run_dir}", file=sys.stderr, flush=True)
-        raise
+        with run.training(model, on_interrupt=checkpoint.save):
+            model.learn(total_timesteps=remaining, callback=callbacks, tb_log_name=TENSORBOARD_RUN_NAME,
+                        reset_num_timesteps=not args.resume, progress_bar=on_terminal())
     finally:
-        train_env.close()
-    # SB3 dumps the train/* values of an update at the start of the next iteration; the
-    # last update's values would be lost without this final dump.
-    model.logger.dump(model.num_timesteps)
-    train_seconds = time.perf_counter() - started - (evaluator.eval_seconds if evaluator else 0.0)
-    checkpoint.save()
-    return model, int(model.num_timesteps) - steps_before, train_seconds, evaluator, score_callback
+        env.close()
+    run.exclude(evaluator.eval_seconds if evaluator else 0.0)
+    return model, evaluator, score_callback.scores, checkpoint

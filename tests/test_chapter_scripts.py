@@ -1,14 +1,21 @@
-"""Chapters 0, 1, 2 and 3.3 (the SB3 scripts) run as a learner runs them, with tiny budgets."""
+"""Chapters 0, 1, 2 and 3.3 (the SB3 scripts) run as a learner runs them, with tiny budgets:
+whole files from a terminal, and cell by cell in IPython as Spyder runs them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 
+from cells import run_cells
 from conftest import TINY_PPO_FLAGS, event_files, run_script, summary_of
 from rlbreakout.runs import REQUIRED_SUMMARY_KEYS
+
+#: The chapter scripts whose lesson is SB3's PPO call, written out in the script.
+SB3_LESSON_SCRIPTS = ["1_gym/1.3_train.py", "2_baselines/2.1_envs.py", "2_baselines/2.2_callbacks.py",
+                      "2_baselines/2.3_copying_hp_zoo.py"]
 
 
 def assert_common_outputs(summary_path: Path, summary: dict, *, gif_key: str | None = "gif_path") -> None:
@@ -56,14 +63,37 @@ def test_1_2_episodic_life(logdir: Path) -> None:
      "3_obswrapper/3.3_aimbot_training.py"],
 )
 def test_sb3_training_scripts(logdir: Path, script: str) -> None:
-    result = run_script(script, *TINY_PPO_FLAGS, "--eval-freq", "32", "--logdir", str(logdir))
+    result = run_script(script, *TINY_PPO_FLAGS, "--eval-freq", "32", "--eval-episodes", "3", "--logdir", str(logdir))
     path, summary = summary_of(result)
     assert_common_outputs(path, summary)
     assert summary["timesteps"] == 64 and summary["steps_per_second"] > 0
     assert Path(summary["model_path"]).is_file()
-    assert summary["n_games"] == 1 and summary["mean_reward"] == summary["median_reward"]
+    scores = summary["scores"]
+    assert summary["n_games"] == len(scores) == 3
+    assert summary["mean_reward"] == pytest.approx(np.mean(scores))
+    assert summary["median_reward"] == pytest.approx(np.median(scores))
     assert event_files(Path(summary["run_dir"]))
-    assert [entry["step"] for entry in summary["eval_history"]] == [32, 64]
+    if "eval_history" in summary:  # the scripts with periodic evaluation
+        assert [entry["step"] for entry in summary["eval_history"]] == [32, 64]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SB3_LESSON_SCRIPTS)
+def test_sb3_scripts_run_cell_by_cell_and_leave_env_and_model(logdir: Path, script: str) -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecEnv
+
+    namespace = run_cells(script, *TINY_PPO_FLAGS, "--eval-freq", "32", "--logdir", str(logdir))
+    assert isinstance(namespace["env"], VecEnv)
+    assert isinstance(namespace["model"], PPO) and namespace["model"].num_timesteps == 64
+    assert len(namespace["scores"]) == 1
+
+
+@pytest.mark.parametrize("script", SB3_LESSON_SCRIPTS)
+def test_sb3_scripts_show_the_ppo_calls(script: str) -> None:
+    text = (Path(__file__).resolve().parents[1] / script).read_text()
+    assert "PPO(" in text and "model.learn(" in text and "evaluate_policy(" in text
+    assert "def main(" not in text
 
 
 @pytest.mark.slow
@@ -102,8 +132,8 @@ def test_0_3_demo_trains_replays_and_keeps_policy_weights(logdir: Path) -> None:
     assert_common_outputs(path, summary)
     assert Path(summary["policy_path"]).is_file()
     assert "TensorBoard logs" in result.stdout
-    if "pretrained_gif" in summary:
-        assert Path(summary["pretrained_gif"]).stat().st_size > 0
+    # models/ ships a pretrained policy, so the demo always replays it
+    assert Path(summary["pretrained_gif"]).stat().st_size > 0 and len(summary["pretrained_scores"]) == 1
 
 
 def test_load_replays_policy_weights_without_training(logdir: Path, tmp_path: Path) -> None:

@@ -90,12 +90,38 @@ def test_resume_continues_step_count_schedule_and_tensorboard_curve(tmp_path: Pa
     assert second.model.num_timesteps == 128
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 128 and summary["resumed_from_step"] == 64
-    # the schedule continued: at 128 of 128 steps a linear schedule reaches 0
-    assert second.model.learning_rate(1 - 128 / 128) == 0.0
+    # the linear schedule went on from the step count over the extended budget: the last update
+    # (after the rollout that ended at step 96 of 128) used a quarter of the initial rate
+    last_step, last_rate = scalar_values(run_dir, "train/learning_rate")[-1]
+    assert last_step == 128
+    assert last_rate == pytest.approx(ZOO_ATARI_PPO.learning_rate * (1 - 96 / 128), rel=1e-6)
     assert second.model._total_timesteps == 128
     steps = scalar_steps(run_dir, "train/learning_rate")
     assert steps and max(steps) > 64 and min(steps) <= 64
     assert len({p.parent for p in run_dir.rglob("events.out.tfevents.*")}) == 1  # one curve folder
+
+
+def scalar_values(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every point of ``tag`` in a run's event files, by step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points = []
+    for path in run_dir.rglob("events.out.tfevents.*"):
+        events = EventAccumulator(str(path))
+        events.Reload()
+        if tag in events.Tags().get("scalars", []):
+            points += [(event.step, event.value) for event in events.Scalars(tag)]
+    return sorted(points)
+
+
+@pytest.mark.slow
+def test_resume_with_an_abbreviated_flag_extends_the_run(tmp_path: Path) -> None:
+    _, args = tiny_args(tmp_path, "--n-steps", "16")
+    run_dir = train_ppo(args, script=SCRIPT).run_dir
+    parser = ppo_parser("test", ZOO_ATARI_PPO, timesteps=999)
+    resumed = parse_ppo_args(parser, ["--resume", str(run_dir), "--times", "128"])  # argparse's abbreviation
+    assert resumed.timesteps == 128 and resumed.n_steps == 16
+    assert train_ppo(resumed, script=SCRIPT).model.num_timesteps == 128
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,55 @@
+"""Where a result came from: the git commit of the code that ran and the CPU it ran on.
+
+Every config.json and summary.json carries these fields, so a figure in a README can
+name its commit and CPU, and a run folder found months later still says what made it.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+#: Where Linux describes the processor.
+CPUINFO_PATH = "/proc/cpuinfo"
+#: How long git may take to answer before the commit is recorded as unknown.
+GIT_TIMEOUT_SECONDS = 5
+UNKNOWN = "unknown"
+#: The package's folder; its git repository is the tutorial's.
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cpu_model(path: str = CPUINFO_PATH) -> str:
+    """The CPU's marketing name (``model name`` in /proc/cpuinfo), or what ``platform`` knows."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or UNKNOWN
+
+
+def _git(*args: str, cwd: Path = PACKAGE_DIR) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                timeout=GIT_TIMEOUT_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def git_commit(cwd: Path = PACKAGE_DIR) -> str:
+    """The commit the code was checked out at (``unknown`` outside a git checkout)."""
+    return _git("rev-parse", "HEAD", cwd=cwd) or UNKNOWN
+
+
+def git_dirty(cwd: Path = PACKAGE_DIR) -> bool | None:
+    """True when tracked files differ from that commit (None when git cannot tell)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    return None if status is None else bool(status)
+
+
+def provenance(cwd: Path = PACKAGE_DIR) -> dict[str, object]:
+    """``git_commit``, ``git_dirty`` and ``cpu_model``, for config.json and summary.json."""
+    return {"git_commit": git_commit(cwd), "git_dirty": git_dirty(cwd), "cpu_model": cpu_model()}

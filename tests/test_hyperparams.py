@@ -1,0 +1,116 @@
+"""PPOConfig: every field reaches the model, the flags are derived from the fields, presets are instances."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlbreakout.errors import ConfigError
+from rlbreakout.hyperparams import SB3_DEFAULT_PPO, ZOO_ATARI_PPO, PPOConfig, add_ppo_flags
+from rlbreakout.schedules import ExponentialSchedule
+from rlbreakout.training import build_ppo
+
+TOTAL_STEPS = 1_000
+#: The smallest square screen the Nature CNN's three convolutions accept.
+NATURE_CNN_MIN_SIDE = 36
+
+
+def tiny_pixel_env(frame_stack: int) -> gym.Env:
+    """A channel-first uint8 screen of ``frame_stack`` planes, enough to build a CnnPolicy on."""
+
+    class PixelEnv(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (frame_stack, NATURE_CNN_MIN_SIDE, NATURE_CNN_MIN_SIDE), np.uint8)
+        action_space = gym.spaces.Discrete(4)
+
+        def reset(self, *, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, False, {}
+
+    return PixelEnv()
+
+#: A value for each field that differs from both presets (n_steps * n_envs stays divisible by batch_size).
+CHANGED: dict[str, object] = {
+    "n_envs": 3, "frame_stack": 2, "n_steps": 20, "batch_size": 12, "n_epochs": 7, "learning_rate": 1.25e-3,
+    "lr_schedule": "exponential", "clip_range": 0.33, "clip_schedule": "exponential", "half_life": 123.0,
+    "ent_coef": 0.042, "vf_coef": 0.77, "gamma": 0.91, "gae_lambda": 0.81, "max_grad_norm": 1.7,
+}
+
+
+def model_value(model, field: str, env) -> object:
+    """What the built PPO holds for ``field`` (schedules read at the start of training)."""
+    readers = {
+        "n_envs": lambda: model.n_envs,
+        "frame_stack": lambda: env.observation_space.shape[0],
+        "learning_rate": lambda: model.lr_schedule(1.0),
+        "lr_schedule": lambda: type(model.learning_rate).__name__,
+        "clip_range": lambda: model.clip_range(1.0),
+        # SB3 wraps the clip-range schedule in its FloatSchedule
+        "clip_schedule": lambda: type(getattr(model.clip_range, "value_schedule", model.clip_range)).__name__,
+        "half_life": lambda: getattr(model.clip_range, "value_schedule", model.clip_range).half_life,
+    }
+    return readers[field]() if field in readers else getattr(model, field)
+
+
+def expected_value(field: str, value: object) -> object:
+    names = {"exponential": ExponentialSchedule.__name__}
+    return names.get(value, value) if field in ("lr_schedule", "clip_schedule") else value
+
+
+def test_every_field_is_covered_by_the_test() -> None:
+    assert set(CHANGED) == {f.name for f in dataclasses.fields(PPOConfig)}
+    for name, value in CHANGED.items():
+        assert value != getattr(ZOO_ATARI_PPO, name) and value != getattr(SB3_DEFAULT_PPO, name), name
+
+
+@pytest.mark.parametrize("field", sorted(CHANGED))
+def test_each_field_reaches_the_model(field: str) -> None:
+    base = ZOO_ATARI_PPO.replace(n_envs=2, n_steps=16, batch_size=32)
+    changes = {field: CHANGED[field]}
+    if field == "half_life":  # a half-life shows only in an exponential schedule
+        base = base.replace(clip_schedule="exponential", half_life=500.0)
+    if field in ("n_steps", "batch_size", "n_envs"):  # keep the rollout divisible by the batch
+        changes = {"n_envs": 3, "n_steps": 20, "batch_size": 12}
+    config = base.replace(**changes)
+    config.validate()
+    env = DummyVecEnv([lambda: tiny_pixel_env(config.frame_stack)] * config.n_envs)
+    model = build_ppo(config, env, timesteps=TOTAL_STEPS, device="cpu")
+    assert model_value(model, field, env) == pytest.approx(expected_value(field, getattr(config, field)))
+    baseline = build_ppo(base, DummyVecEnv([lambda: tiny_pixel_env(base.frame_stack)] * base.n_envs),
+                         timesteps=TOTAL_STEPS, device="cpu")
+    assert model_value(baseline, field, baseline.env) != model_value(model, field, env)
+
+
+def test_flags_are_derived_from_the_fields() -> None:
+    parser = add_ppo_flags(argparse.ArgumentParser(), ZOO_ATARI_PPO)
+    parser.add_argument("--n-envs", type=int, default=ZOO_ATARI_PPO.n_envs)  # the common parser's flag
+    flags = [f"--{name.replace('_', '-')}" for name in CHANGED]
+    argv = [str(part) for name, value in CHANGED.items() for part in (f"--{name.replace('_', '-')}", value)]
+    assert PPOConfig.from_args(parser.parse_args(argv)) == PPOConfig(**CHANGED)
+    group = next(g for g in parser._action_groups if g.title == "PPO hyperparameters")
+    derived = {action.dest for action in group._group_actions}
+    assert derived == set(CHANGED) - {"n_envs"}
+    assert all(flag in parser.format_help() for flag in flags)
+
+
+def test_presets_are_configs_with_the_zoo_and_sb3_values() -> None:
+    assert isinstance(ZOO_ATARI_PPO, PPOConfig) and isinstance(SB3_DEFAULT_PPO, PPOConfig)
+    assert (ZOO_ATARI_PPO.n_envs, ZOO_ATARI_PPO.n_steps, ZOO_ATARI_PPO.batch_size, ZOO_ATARI_PPO.clip_range) == (8, 128, 256, 0.1)
+    assert (SB3_DEFAULT_PPO.n_steps, SB3_DEFAULT_PPO.batch_size, SB3_DEFAULT_PPO.n_epochs) == (2048, 64, 10)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [({"batch_size": 100}, "must divide the rollout"), ({"gamma": 1.5}, "--gamma"),
+     ({"gae_lambda": -0.1}, "--gae-lambda"), ({"max_grad_norm": 0.0}, "--max-grad-norm"),
+     ({"n_epochs": 0}, "--n-epochs"), ({"learning_rate": 0.0}, "--learning-rate")],
+)
+def test_validate_names_the_flag(changes: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        ZOO_ATARI_PPO.replace(**changes).validate()
