@@ -6,24 +6,38 @@ plays far better than the PPO agents of chapter 2, on deterministic
 BreakoutNoFrameskip-v4 and on sticky-action ALE/Breakout-v5 alike. It is the living
 proof that the prediction is right, and the ceiling chapter 3.3's agent aims at.
 Each game is a whole game (5 lives), cut at ALE's 108,000 frames (27,000 steps).
+The gif goes into the run folder; `--save-pictures` also replaces the committed one.
 
-Run it:  python 3_obswrapper/3.2_observation_wrapper_nomodel.py --episodes 10
-         python 3_obswrapper/3.2_observation_wrapper_nomodel.py --env ALE/Breakout-v5 --episodes 10
-Read:    3_obswrapper/README.md
+Run it:    python 3_obswrapper/3.2_observation_wrapper_nomodel.py --episodes 10
+           python 3_obswrapper/3.2_observation_wrapper_nomodel.py --env ALE/Breakout-v5 --episodes 10
+In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
+           the defaults apply, and env, player and games stay in the Variable Explorer.
+Read:      3_obswrapper/README.md
 """
 
 # %% Imports
-import shutil
 from pathlib import Path
 
-from rlbreakout.cli import common_parser, run_main
-from rlbreakout.envs import check_env_id
+from rlbreakout.cli import common_parser, parse_script_args
+from rlbreakout.env_ids import check_env_id
 from rlbreakout.errors import ConfigError
-from rlbreakout.render import write_gif
-from rlbreakout.runs import create_run_dir, save_run_config, score_stats, script_name, write_summary
-from rlbreakout.scripted_player import DEFAULT_AIM_JITTER, DEFAULT_RANDOM_ACTION_PROB, play_scripted_games
+from rlbreakout.progress import ProgressLine
+from rlbreakout.render import copy_picture, write_gif
+from rlbreakout.runs import Run
+from rlbreakout.scripted_player import (
+    DEFAULT_AIM_JITTER,
+    DEFAULT_RANDOM_ACTION_PROB,
+    make_player_env,
+    play_scripted_games,
+    player_for,
+)
 
-PICTURES = Path("pictures")
+# %% Settings: the flags (in Spyder: the defaults) and the run folder
+#: The repository's committed pictures (written only with --save-pictures).
+PICTURES = Path(__file__).resolve().parents[1] / "pictures"
+GIF_FILE = "scripted_player.gif"
+#: Its name among the committed pictures.
+SAVED_GIF_FILE = "3.2_scripted_player.gif"
 #: Agent-view frames of the first game kept for the gif (every 2nd step, ~20 s at 15 fps).
 GIF_STEPS = 600
 GIF_FRAME_EVERY = 2
@@ -32,8 +46,9 @@ GIF_FPS = 15
 DEFAULT_TIMESTEPS = 1_000_000
 
 
-def main() -> None:
-    parser = common_parser(__doc__.splitlines()[0], timesteps=DEFAULT_TIMESTEPS, n_envs=1)
+def parse_args():
+    parser = common_parser(__doc__.splitlines()[0] + " (--n-envs and --device are unused: one env, no network)",
+                           timesteps=DEFAULT_TIMESTEPS, n_envs=1)
     parser.add_argument("--episodes", type=int, default=10, help="whole games to play")
     parser.add_argument("--random-action-prob", type=float, default=DEFAULT_RANDOM_ACTION_PROB,
                         help="share of random actions (breaks exact loops on deterministic envs)")
@@ -42,46 +57,45 @@ def main() -> None:
     parser.add_argument("--max-game-frames", type=int, default=None,
                         help="cut each game after this many emulator frames (default: ALE's 108000)")
     parser.add_argument("--gif-steps", type=int, default=GIF_STEPS, help="steps of the first game in the gif (0: none)")
-    parser.add_argument("--pictures", default=str(PICTURES),
-                        help="also copy the gif here ('' to skip); --n-envs and --device are unused (one env, no network)")
-    args = parser.parse_args()
-    check_env_id(args.env)
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}.")
-    run_dir = create_run_dir(args.logdir, script_name(__file__), args.env, args.seed)
-    save_run_config(run_dir, vars(args))
+    parser.add_argument("--pictures", default=None, metavar="DIR", help=f"also copy the gif into DIR as {SAVED_GIF_FILE}")
+    parser.add_argument("--save-pictures", dest="pictures", action="store_const", const=str(PICTURES),
+                        help=f"also replace the committed pictures/{SAVED_GIF_FILE}")
+    return parse_script_args(parser)
 
-    # %% Play: the player reads the raw screen and steers by the aimbot's prediction
-    env_kwargs = {} if args.max_game_frames is None else {"max_num_frames_per_episode": args.max_game_frames}
+
+args = parse_args()
+check_env_id(args.env)  # a wrong id fails here, before a run folder is made
+if args.episodes < 1:
+    raise ConfigError(f"--episodes must be >= 1, got {args.episodes}.")
+if args.timesteps < 1:
+    raise ConfigError(f"--timesteps must be >= 1, got {args.timesteps}.")
+env_kwargs = {} if args.max_game_frames is None else {"max_num_frames_per_episode": args.max_game_frames}
+env = make_player_env(args.env, seed=args.seed, env_kwargs=env_kwargs)  # Breakout only: fails before the run folder
+run = Run.from_args(__file__, args)
+
+# %% Environment and player: raw RGB screens, the factory's frameskip, no life loss (an episode is a whole game)
+player = player_for(args.env, seed=args.seed, env_kwargs=env_kwargs, random_action_prob=args.random_action_prob,
+                    aim_jitter=args.aim_jitter)
+print(f"{args.env}: observation {env.observation_space.shape}, actions {env.unwrapped.get_action_meanings()}; "
+      f"the player holds each action {player.frames_per_step:g} frames")
+
+# %% Play: the player reads the raw screen and steers by the aimbot's prediction
+with run.training():  # the clock behind summary.json's steps_per_second
     games = play_scripted_games(
-        args.env, args.episodes, args.seed,
-        random_action_prob=args.random_action_prob, aim_jitter=args.aim_jitter, env_kwargs=env_kwargs,
-        max_steps=args.timesteps, record_steps=args.gif_steps, frame_every=GIF_FRAME_EVERY,
+        env, player, args.episodes, seed=args.seed, max_steps=args.timesteps, record_steps=args.gif_steps,
+        frame_every=GIF_FRAME_EVERY, progress=ProgressLine(args.timesteps),
         on_game_end=lambda game, score, steps: print(f"game {game + 1}: score {score:.0f} in {steps} steps", flush=True),
     )
-    stats = score_stats(games.scores)
-    print(f"{args.env}: mean {stats['mean_reward']:.1f}, median {stats['median_reward']:.1f} "
-          f"over {stats['n_games']} games ({games.steps} steps, {games.wall_seconds:.0f} s)")
-    if games.unfinished:
-        print(f"--timesteps {args.timesteps} ran out: the unfinished game is not counted")
+run.trained_steps += games.steps
+env.close()
+if games.unfinished:
+    print(f"--timesteps {args.timesteps} ran out: the unfinished game is not counted")
 
-    # %% Replay: the screen and the agent's view side by side
-    gif_path = None
-    if games.frames:
-        gif_path = write_gif(games.frames, run_dir / "scripted_player.gif", fps=GIF_FPS)
-        if args.pictures:
-            Path(args.pictures).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(gif_path, Path(args.pictures) / "3.2_scripted_player.gif")
+# %% Replay: the screen and the agent's view side by side
+gif_path = write_gif(games.frames, run.dir / GIF_FILE, fps=GIF_FPS) if games.frames else None
+copies = [str(copy_picture(gif_path, Path(args.pictures) / SAVED_GIF_FILE))] if args.pictures and gif_path else []
 
-    write_summary(run_dir, {
-        "script": script_name(__file__), "env_id": args.env, "timesteps": games.steps, "seed": args.seed,
-        "run_dir": str(run_dir), "wall_seconds": round(games.wall_seconds, 2),
-        "steps_per_second": round(games.steps / max(games.wall_seconds, 1e-9), 1),
-        **stats, "scores": games.scores, "lengths": games.lengths, "unfinished_game": games.unfinished,
-        "random_action_prob": args.random_action_prob, "aim_jitter": args.aim_jitter,
-        "gif_path": None if gif_path is None else str(gif_path),
-    })
-
-
-if __name__ == "__main__":
-    run_main(main)
+# %% Summary: summary.json in the run folder, its path printed last
+run.finish(timesteps=games.steps, scores=games.scores, lengths=games.lengths, unfinished_game=games.unfinished,
+           random_action_prob=args.random_action_prob, aim_jitter=args.aim_jitter,
+           gif_path=None if gif_path is None else str(gif_path), saved_pictures=copies)

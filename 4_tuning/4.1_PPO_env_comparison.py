@@ -10,138 +10,149 @@ finding: a model trained on NoFrameskip-v4 scores well at home and badly elsewhe
 Each training is one trial of a small Optuna study (a grid over the train env), so
 several workers can share the three trainings.
 
-Run it:  python 4_tuning/4.1_PPO_env_comparison.py
-Tiny:    python 4_tuning/4.1_PPO_env_comparison.py --timesteps 4096 --eval-freq 2048 --eval-episodes 2 --gif-games 0
-Read:    4_tuning/README.md
+Run it:    python 4_tuning/4.1_PPO_env_comparison.py
+Tiny:      python 4_tuning/4.1_PPO_env_comparison.py --timesteps 4096 --eval-freq 2048 --eval-episodes 2 --gif-games 0
+In Spyder: set the Tiny flags in Run > Configuration per file > Command line options (the defaults
+           train 3 x 1e7 steps), then run it cell by cell (Ctrl+Return); `study`, `table`, `models`,
+           and the best model (`model`, scored on v5) with its training `env` stay in the Variable Explorer.
+Read:      4_tuning/README.md
 """
 
 # %% Imports
-import argparse
-import time
+import copy
 
 import optuna
 
-from rlbreakout.cli import run_main
-from rlbreakout.envs import BREAKOUT_ENV_IDS
+from rlbreakout.env_ids import BREAKOUT_ENV_IDS
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
-from rlbreakout.fast import configure_threads
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.render import record_comparison_gif
-from rlbreakout.runs import create_run_dir, save_run_config, script_name, write_summary
-from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, load_policy, ppo_parser, train_ppo, validate_ppo_args
-from rlbreakout.tuning import (
-    ENV_LABELS,
-    add_study_flags,
+from rlbreakout.runs import Run
+from rlbreakout.threads import configure_threads
+from rlbreakout.training import (
+    EVAL_SEED_OFFSET,
+    FINAL_MODEL_FILE,
+    load_policy,
+    load_ppo,
+    parse_ppo_args,
+    ppo_parser,
+    train_ppo,
+    validate_ppo_args,
+)
+from rlbreakout.tune.analysis import (
+    NoBestModelError,
+    best_trial_model,
     env_comparison_table,
-    env_label,
-    open_storage,
-    open_study,
-    resolve_storage_url,
-    run_worker,
     study_summary,
     trained_run_dirs,
 )
+from rlbreakout.tune.flags import add_study_flags
+from rlbreakout.tune.spaces import ENV_LABELS, env_label
+from rlbreakout.tune.storage import check_study_settings, open_storage, redact_url, resolve_storage_url
+from rlbreakout.tune.workers import run_worker
 
-# %% Config: the tutorial's run, 1e7 steps per env, 10 evaluations of 100 games on each env
+# %% Settings: the tutorial's run, 1e7 steps per env, 10 evaluations of 100 games on each env
 TRAIN_STEPS = 10_000_000
 EVAL_EVERY_STEPS = 1_000_000
 EVAL_GAMES = 100
 #: Every model is scored on this env: the stochastic one, where memorised sequences break.
 SCORE_ENV = "ALE/Breakout-v5"
 COMPARISON_GIF = "side_by_side_on_v5.gif"
+#: Every model is evaluated on all three ids, logged as eval/v4/*, eval/v4NoFS/*, eval/v5/*.
+EVAL_ENV_IDS = {label: env_id for env_id, label in ENV_LABELS.items()}
+#: The best model's training env is built again with this many envs, to look at and to play with.
+BEST_TRIAL_N_ENVS = 2
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args():
     parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TRAIN_STEPS,
                         eval_freq=EVAL_EVERY_STEPS, eval_episodes=EVAL_GAMES)
     add_study_flags(parser, study_name="4.1_PPO_env_comparison", n_trials=None)
     parser.add_argument("--train-envs", nargs="+", choices=BREAKOUT_ENV_IDS, default=list(BREAKOUT_ENV_IDS),
                         help="envs to train on, one model each (here they replace --env)")
-    args = parser.parse_args()
-    if args.resume or args.load:
-        raise ConfigError("4.1 trains one fresh model per env; --resume and --load are for the single-run scripts.")
-    if args.n_trials is None:
-        args.n_trials = len(args.train_envs)
-    elif not 1 <= args.n_trials <= len(args.train_envs):
-        raise ConfigError(f"--n-trials must be between 1 and the {len(args.train_envs)} train envs, got {args.n_trials}.")
-    for env_id in args.train_envs:
-        validate_ppo_args(argparse.Namespace(**{**vars(args), "env": env_id}))
-    return args
+    return parse_ppo_args(parser)
 
 
-def main() -> None:
-    args = parse_args()
-    started = time.perf_counter()
-    script = script_name(__file__)
-    storage_url = resolve_storage_url(args.storage, args.logdir)
-    storage = open_storage(storage_url)
-    run_dir = create_run_dir(args.logdir, script, "all-envs", args.seed)
-    save_run_config(run_dir, vars(args))
-    print(f"torch threads: {configure_threads()['torch_threads']} (the cores free now; workers may share a machine)")
-    trained: list[dict] = []
-
-    # %% One trial = one full training on a train env, evaluated on v4, v4NoFS and v5
-    def objective(trial: optuna.Trial) -> float:
-        env_id = trial.suggest_categorical("train_env", args.train_envs)
-        # every model is evaluated on all three ids, logged as eval/v4/*, eval/v4NoFS/*, eval/v5/*
-        eval_envs = {label: eval_id for eval_id, label in ENV_LABELS.items()}
-        result = train_ppo(argparse.Namespace(**{**vars(args), "env": env_id}), script=__file__,
-                           eval_env_ids=eval_envs, headline_eval=env_label(env_id),
-                           config_extra={"study_name": args.study_name})
-        scores = {label: result.summary["eval_by_env"][label] for label in eval_envs}
-        trial.set_user_attr("eval_scores", {label: {k: s[k] for k in ("mean_reward", "median_reward", "n_games")}
-                                            for label, s in scores.items()})
-        trial.set_user_attr("run_dir", str(result.run_dir))
-        trained.append(result.summary)
-        return scores[env_label(SCORE_ENV)]["median_reward"]
-
-    study = open_study(
-        storage, args.study_name, sampler=optuna.samplers.GridSampler({"train_env": args.train_envs}, seed=args.seed),
-        pruner=optuna.pruners.NopPruner(),
-        settings={"script": script, "timesteps_per_trial": args.timesteps, "eval_episodes": args.eval_episodes},
-    )
-    run_worker(study, objective, args.n_trials)
-
-    # %% The table: train env x eval env (median whole-game score, mean in brackets)
-    table = env_comparison_table(study)
-    table_path = run_dir / "env_comparison.md"
-    table_path.write_text(
-        f"Scores after {args.timesteps} env steps per model, {args.eval_episodes} whole games per cell: "
-        f"median (mean).\n\n{table}"
-    )
-    print(table, flush=True)
-
-    # %% The picture: every model playing v5, side by side (one game each, same seed)
-    comparison_gif = None
-    if args.gif_games > 0:
-        models = {}
-        for env_id, model_dir in trained_run_dirs(study).items():
-            if (model_dir / FINAL_MODEL_FILE).exists():  # a worker on another machine keeps its own
-                models[f"trained on {env_label(env_id)}"] = load_policy(model_dir / FINAL_MODEL_FILE, device=args.device)
-        if models:
-            comparison_gif, games = record_comparison_gif(
-                models, run_dir / COMPARISON_GIF, SCORE_ENV, seed=args.seed + EVAL_SEED_OFFSET,
-                max_steps=args.gif_max_steps, frame_stack=args.frame_stack,
-            )
-            print(f"side by side on {SCORE_ENV}: " + ", ".join(f"{name} {r.scores[0]:g}" for name, r in games.items())
-                  + f" -> {comparison_gif}", flush=True)
-    steps = sum(s["timesteps"] for s in trained)
-    seconds = sum(s["timesteps"] / s["steps_per_second"] for s in trained if s["steps_per_second"])
-    write_summary(run_dir, {
-        "script": script,
-        "env_id": ", ".join(args.train_envs),
-        "timesteps": args.timesteps,
-        "seed": args.seed,
-        "run_dir": str(run_dir),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "steps_per_second": round(steps / seconds, 2) if seconds else 0.0,
-        **study_summary(study, storage_url),
-        "table_path": str(table_path),
-        "table": table,
-        "comparison_gif_path": str(comparison_gif) if comparison_gif else None,
-        "runs": [s["run_dir"] for s in trained],
-    })
+args = parse_args()
+if args.resume or args.load:
+    raise ConfigError("4.1 trains one fresh model per env; --resume and --load are for the single-run scripts.")
+if args.n_trials is None:
+    args.n_trials = len(args.train_envs)
+elif not 1 <= args.n_trials <= len(args.train_envs):
+    raise ConfigError(f"--n-trials must be between 1 and the {len(args.train_envs)} train envs, got {args.n_trials}.")
+trial_args = {}  # train env -> the flags of its training, checked now (one line, nothing created)
+for env_id in args.train_envs:
+    trial_args[env_id] = copy.copy(args)
+    trial_args[env_id].env = env_id
+    validate_ppo_args(trial_args[env_id])
+storage_url = resolve_storage_url(args.storage, args.logdir)
+storage = open_storage(storage_url)  # heartbeats on; an unreachable URL is one line
+threads = configure_threads()  # several workers often share a machine: torch takes only the free cores
+print(f"torch threads: {threads['torch_threads']} (the cores free now; workers may share a machine)")
+run = Run(__file__, env_id="all-envs", seed=args.seed, logdir=args.logdir,
+          config={**vars(args), "storage": redact_url(storage_url)})
+trained = []  # the summary.json of each training this worker ran
 
 
-if __name__ == "__main__":
-    run_main(main)
+# %% The objective: one trial = one full training on a train env, evaluated on v4, v4NoFS and v5
+def objective(trial: optuna.Trial) -> float:
+    env_id = trial.suggest_categorical("train_env", args.train_envs)
+    # chapter 2's whole run (2.3's cells in one call): its own run folder, TensorBoard and summary.json
+    result = train_ppo(trial_args[env_id], script=__file__, eval_env_ids=EVAL_ENV_IDS,
+                       headline_eval=env_label(env_id), config_extra={"study_name": args.study_name})
+    run.trained_steps += result.summary["timesteps"]
+    run.train_seconds += result.summary["train_seconds"]
+    scores = {label: result.summary["eval_by_env"][label] for label in EVAL_ENV_IDS}
+    trial.set_user_attr("eval_scores", {label: {k: s[k] for k in ("mean_reward", "median_reward", "n_games")}
+                                        for label, s in scores.items()})
+    trial.set_user_attr("run_dir", str(result.run_dir))
+    trial.set_user_attr("model_path", result.summary["model_path"])  # train_ppo saved it in the run folder
+    trained.append(result.summary)
+    return scores[env_label(SCORE_ENV)]["median_reward"]
+
+
+# %% The study: a grid over the train envs, each trained once over all workers
+study = optuna.create_study(storage=storage, study_name=args.study_name, direction="maximize",
+                            sampler=optuna.samplers.GridSampler({"train_env": args.train_envs}, seed=args.seed),
+                            pruner=optuna.pruners.NopPruner(), load_if_exists=True)
+check_study_settings(study, {"script": run.name, "timesteps_per_trial": args.timesteps,
+                             "eval_episodes": args.eval_episodes})
+run_worker(study, objective, args.n_trials)  # study.optimize made crash-safe, shared by all workers
+
+# %% The best model (the headline: scored on v5) and the env it trained on, left in the console
+env = model = None
+try:
+    best, model_path = best_trial_model(study)  # the best COMPLETE trial and the model.zip it saved
+except NoBestModelError as exc:  # every training failed (study.best_trial would raise ValueError)
+    print(exc, flush=True)
+else:
+    env = make_env(best.params["train_env"], BEST_TRIAL_N_ENVS, seed=args.seed, frame_stack=args.frame_stack)
+    model = load_ppo(model_path, env=env, device=args.device)
+    print(f"best model: trained on {best.params['train_env']} for {model.num_timesteps} env steps, "
+          f"median {best.value:g} on {SCORE_ENV} ({model_path})", flush=True)
+
+# %% The table: train env x eval env (median whole-game score, mean in brackets)
+table = env_comparison_table(study)
+table_path = run.dir / "env_comparison.md"
+table_path.write_text(f"Scores after {args.timesteps} env steps per model, {args.eval_episodes} whole games per cell: "
+                      f"median (mean).\n\n{table}")
+print(table, flush=True)
+
+# %% The picture: every model playing v5, side by side (one game each, same seed)
+models = {}
+for env_id, model_dir in trained_run_dirs(study).items():
+    if (model_dir / FINAL_MODEL_FILE).exists():  # a worker on another machine keeps its own
+        models[f"trained on {env_label(env_id)}"] = load_policy(model_dir / FINAL_MODEL_FILE, device=args.device)
+comparison_gif = None
+if args.gif_games > 0 and models:
+    comparison_gif, games = record_comparison_gif(models, run.dir / COMPARISON_GIF, SCORE_ENV,
+                                                  seed=args.seed + EVAL_SEED_OFFSET, max_steps=args.gif_max_steps,
+                                                  frame_stack=args.frame_stack)
+    print(f"side by side on {SCORE_ENV}: " + ", ".join(f"{name} {r.scores[0]:g}" for name, r in games.items())
+          + f" -> {comparison_gif}", flush=True)
+
+# %% Summary
+run.finish(timesteps=args.timesteps, **study_summary(study, storage_url), train_envs=args.train_envs,
+           table_path=str(table_path), table=table,
+           comparison_gif_path=str(comparison_gif) if comparison_gif else None, runs=[s["run_dir"] for s in trained])

@@ -8,104 +8,122 @@ divides each rollout), shared by as many workers as you start. Trials train on
 Breakout-v4 and are scored on the sticky-action ALE/Breakout-v5 (the lesson of 4.1).
 At the end the study's analysis plots are written next to summary.json.
 
-Run it:  python 4_tuning/4.2_PPO_tuning_grid.py
-Tiny:    python 4_tuning/4.2_PPO_tuning_grid.py --timesteps 2048 --n-envs 2 --eval-episodes 2 --batch-sizes 64 --n-epochs-grid 1 2 --n-steps-grid 64
-Read:    4_tuning/README.md
+Run it:    python 4_tuning/4.2_PPO_tuning_grid.py
+Tiny:      python 4_tuning/4.2_PPO_tuning_grid.py --timesteps 2048 --n-envs 2 --eval-episodes 2 --batch-sizes 64 --n-epochs-grid 1 2 --n-steps-grid 64
+In Spyder: set the Tiny flags in Run > Configuration per file > Command line options (the defaults
+           are a study of hours), then run it cell by cell (Ctrl+Return); `study`, `objective`,
+           and the best grid point's `env` and `model` stay in the Variable Explorer.
+Read:      4_tuning/README.md
 """
 
 # %% Imports
-import time
-from functools import partial
+from contextlib import closing
+from pathlib import Path
 
 import optuna
 
-from rlbreakout.cli import run_main
+from rlbreakout.cli import parse_script_args
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
-from rlbreakout.runs import create_run_dir, save_run_config, script_name, seed_everything, write_summary
-from rlbreakout.tuning import (
-    DEFAULT_GRID,
-    StudyObjective,
-    check_grid,
-    make_pruner,
-    open_storage,
-    open_study,
-    resolve_storage_url,
-    run_worker,
-    sample_grid_params,
-    save_study_plots,
-    study_settings,
-    study_summary,
-    trial_config,
-    tuning_parser,
-    validate_tuning_args,
-)
+from rlbreakout.runs import Run
+from rlbreakout.threads import configure_threads
+from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, MAX_EVAL_ENVS, build_ppo, load_ppo
+from rlbreakout.tune.analysis import NoBestModelError, best_trial_model, save_study_plots, study_summary
+from rlbreakout.tune.flags import study_settings, tuning_parser, validate_tuning_args
+from rlbreakout.tune.objective import TrialEvalCallback, trial_eval_freq, trial_training
+from rlbreakout.tune.spaces import DEFAULT_GRID, check_grid, env_label
+from rlbreakout.tune.storage import check_study_settings, open_storage, redact_url, resolve_storage_url
+from rlbreakout.tune.workers import run_worker
 
-# %% Config: the tutorial's budget, 1e6 steps and 100 games per trial, scored on v5
+# %% Settings: the tutorial's budget, 1e6 steps and 100 games per trial, scored on v5
 TRIAL_STEPS = 1_000_000
 EVAL_GAMES = 100
+#: The best trial's env is built again with this many envs, to look at and to play with.
+BEST_TRIAL_N_ENVS = 2
 
 
 def parse_args():
     parser = tuning_parser(
         __doc__.splitlines()[0], study_name="4.2_PPO_grid", n_trials=None, timesteps=TRIAL_STEPS,
-        n_envs=ZOO_ATARI_PPO["n_envs"], env="Breakout-v4", eval_env="ALE/Breakout-v5", eval_episodes=EVAL_GAMES,
+        n_envs=ZOO_ATARI_PPO.n_envs, env="Breakout-v4", eval_env="ALE/Breakout-v5", eval_episodes=EVAL_GAMES,
         sampler=None, pruner="none",
     )
     grid = parser.add_argument_group("4.2: the grid")
     grid.add_argument("--batch-sizes", type=int, nargs="+", default=list(DEFAULT_GRID["batch_size"]))
     grid.add_argument("--n-epochs-grid", type=int, nargs="+", default=list(DEFAULT_GRID["n_epochs"]))
     grid.add_argument("--n-steps-grid", type=int, nargs="+", default=list(DEFAULT_GRID["n_steps"]))
-    args = parser.parse_args()
-    validate_tuning_args(args)
-    args.grid = {"batch_size": args.batch_sizes, "n_epochs": args.n_epochs_grid, "n_steps": args.n_steps_grid}
-    size = check_grid(args.grid, args.n_envs)
-    if args.n_trials is None:
-        args.n_trials = size
-    elif args.n_trials > size:
-        raise ConfigError(f"--n-trials {args.n_trials} is more than the grid's {size} points; leave it out to run them all.")
-    return args
+    return parse_script_args(parser)
 
 
-def main() -> None:
-    args = parse_args()
-    started = time.perf_counter()
-    script = script_name(__file__)
-    storage_url = resolve_storage_url(args.storage, args.logdir)
-    storage = open_storage(storage_url)
-    run_dir = create_run_dir(args.logdir, script, args.env, args.seed)
-    save_run_config(run_dir, vars(args))
-    print(f"run folder: {run_dir}  (tensorboard --logdir {run_dir})", flush=True)
-    seed_everything(args.seed)
-
-    # %% The study: GridSampler visits each point once, across all workers
-    base = trial_config(args)
-    study = open_study(
-        storage, args.study_name, sampler=optuna.samplers.GridSampler(args.grid, seed=args.seed),
-        pruner=make_pruner(args.pruner, timesteps=args.timesteps, eval_freq=base["eval_freq"]),
-        settings=study_settings(args, script, env_id=args.env, grid=args.grid),
-    )
-    objective = StudyObjective(partial(sample_grid_params, grid=args.grid), base, run_dir)
-    run_worker(study, objective, args.n_trials)
-
-    # %% Analysis plots: history, importances, parallel coordinates, contours (HTML and PNG)
-    plots = save_study_plots(study, run_dir / "plots")
-    result = study_summary(study, storage_url)
-    print(f"best grid point: {result['best_params']} scored {result['best_value']}", flush=True)
-    write_summary(run_dir, {
-        "script": script,
-        "env_id": args.env,
-        "eval_env": args.eval_env,
-        "timesteps": args.timesteps,
-        "seed": args.seed,
-        "run_dir": str(run_dir),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "steps_per_second": round(objective.steps_trained / objective.train_seconds, 2) if objective.train_seconds else 0.0,
-        **result,
-        "grid": args.grid,
-        "plots": [str(p) for p in plots],
-    })
+args = parse_args()
+validate_tuning_args(args)
+grid = {"batch_size": args.batch_sizes, "n_epochs": args.n_epochs_grid, "n_steps": args.n_steps_grid}
+grid_size = check_grid(grid, args.n_envs)  # every point must be a valid PPO setting, checked before any trial
+if args.n_trials is None:
+    args.n_trials = grid_size
+elif args.n_trials > grid_size:
+    raise ConfigError(f"--n-trials {args.n_trials} is more than the grid's {grid_size} points; leave it out to run them all.")
+eval_id = args.eval_env or args.env
+eval_freq = trial_eval_freq(args.timesteps, args.evals_per_trial)
+storage_url = resolve_storage_url(args.storage, args.logdir)
+storage = open_storage(storage_url)  # heartbeats on; an unreachable URL is one line
+threads = configure_threads()  # several workers often share a machine: torch takes only the free cores
+run = Run.from_args(__file__, args, storage=redact_url(storage_url), grid=grid,
+                    torch_threads=threads["torch_threads"])
 
 
-if __name__ == "__main__":
-    run_main(main)
+# %% The objective: one grid point, one short PPO training, the median whole-game score
+def objective(trial: optuna.Trial) -> float:
+    # GridSampler picks the values; an int range (not a category) keeps the plots' axes numeric
+    batch_size = trial.suggest_int("batch_size", min(grid["batch_size"]), max(grid["batch_size"]), log=True)
+    n_epochs = trial.suggest_int("n_epochs", min(grid["n_epochs"]), max(grid["n_epochs"]), log=True)
+    n_steps = trial.suggest_int("n_steps", min(grid["n_steps"]), max(grid["n_steps"]), log=True)
+    config = ZOO_ATARI_PPO.replace(n_envs=args.n_envs, batch_size=batch_size, n_epochs=n_epochs, n_steps=n_steps)
+    with (closing(make_env(args.env, config.n_envs, seed=args.seed, frame_stack=config.frame_stack)) as env,
+          closing(make_env(eval_id, min(args.eval_episodes, MAX_EVAL_ENVS), seed=args.seed + EVAL_SEED_OFFSET,
+                           frame_stack=config.frame_stack)) as eval_env):
+        model = build_ppo(config, env, timesteps=args.timesteps, tensorboard_log=run.dir, seed=args.seed,
+                          device=args.device)
+        # chapter 2's whole-game evaluation, reporting each median score to the trial (the pruner reads it)
+        evaluator = TrialEvalCallback(trial, {env_label(eval_id): eval_env}, eval_freq, args.eval_episodes)
+        with trial_training(trial, model, run, evaluator):  # timed; NaN weights make the trial FAIL
+            model.learn(total_timesteps=args.timesteps, callback=evaluator, tb_log_name=f"trial_{trial.number}")
+    score = evaluator.score()  # the last median score, or optuna.TrialPruned
+    model_path = Path(model.logger.get_dir()) / FINAL_MODEL_FILE  # the trial's folder, next to its TensorBoard log
+    model.save(model_path)
+    trial.set_user_attr("model_path", str(model_path))
+    return score
+
+
+# %% The study: GridSampler visits each point once, across all workers
+pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=args.timesteps // 3),
+          "halving": optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_freq, reduction_factor=3),
+          "none": optuna.pruners.NopPruner()}[args.pruner]
+study = optuna.create_study(storage=storage, study_name=args.study_name, direction="maximize",
+                            sampler=optuna.samplers.GridSampler(grid, seed=args.seed), pruner=pruner,
+                            load_if_exists=True)
+# all workers must train the same budget on the same grid, or their trials cannot be compared
+check_study_settings(study, study_settings(args, run.name, env_id=args.env, grid=grid))
+
+# %% Optimise: study.optimize made crash-safe, until every grid point is done (over all workers)
+trained = run_worker(study, objective, args.n_trials)
+
+# %% The best trial: its env and its model, left in the console (Spyder's Variable Explorer)
+env = model = None
+try:
+    best, model_path = best_trial_model(study)  # the best COMPLETE trial and the model.zip it saved
+except NoBestModelError as exc:  # every trial pruned or failed (study.best_trial would raise ValueError)
+    print(exc, flush=True)
+else:
+    env = make_env(args.env, BEST_TRIAL_N_ENVS, seed=args.seed, frame_stack=ZOO_ATARI_PPO.frame_stack)
+    model = load_ppo(model_path, env=env, device=args.device)
+    print(f"best trial {best.number}: {best.params} scored {best.value:g}; its model trained "
+          f"{model.num_timesteps} env steps ({model_path})", flush=True)
+
+# %% Analysis plots: history, importances, parallel coordinates, contours (HTML and PNG)
+plots = save_study_plots(study, run.dir / "plots")
+result = study_summary(study, storage_url)
+print(f"best grid point: {result['best_params']} scored {result['best_value']}", flush=True)
+run.finish(timesteps=args.timesteps, eval_env=eval_id, trained_trials=trained, **result, grid=grid,
+           plots=[str(p) for p in plots])

@@ -7,99 +7,132 @@ trials do not transfer. Chapter 2's exponential schedule halves every `half_life
 steps whatever the run's length; here its half-life is sampled in env steps, so a value
 found with 1e6-step trials means the same in a long run. PPO's other values default to
 the zoo's; pass the winners of 4.2 with --n-steps, --batch-size and --n-epochs.
+The objective below is the whole lesson: Optuna's suggest calls, one short training,
+the median whole-game score. Start the same command in several terminals (or machines,
+with a shared --storage) and they share the study: --n-trials is the study's total.
 
-Run it:  python 4_tuning/4.3_PPO_tuning_schedules.py --n-trials 30
-Tiny:    python 4_tuning/4.3_PPO_tuning_schedules.py --n-trials 2 --timesteps 2048 --n-envs 2 --n-steps 64 --batch-size 64 --eval-episodes 2
-Read:    4_tuning/README.md
+Run it:    python 4_tuning/4.3_PPO_tuning_schedules.py --n-trials 30
+Tiny:      python 4_tuning/4.3_PPO_tuning_schedules.py --n-trials 2 --timesteps 2048 --n-envs 2 --n-steps 64 --batch-size 64 --eval-episodes 2
+In Spyder: set the Tiny flags in Run > Configuration per file > Command line options (the defaults
+           are a study of hours), then run it cell by cell (Ctrl+Return); `study`, `objective`,
+           and the best trial's `env` and `model` stay in the Variable Explorer.
+Read:      4_tuning/README.md
 """
 
 # %% Imports
-import argparse
-import time
-from functools import partial
+from contextlib import closing
+from pathlib import Path
 
-from rlbreakout.cli import run_main
+import optuna
+
+from rlbreakout.cli import parse_script_args
+from rlbreakout.envs import make_env
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
-from rlbreakout.runs import create_run_dir, save_run_config, script_name, seed_everything, write_summary
-from rlbreakout.training import validate_ppo_args
-from rlbreakout.tuning import (
-    StudyObjective,
-    make_pruner,
-    make_sampler,
-    open_storage,
-    open_study,
-    resolve_storage_url,
-    run_worker,
-    sample_schedule_params,
-    save_study_plots,
-    study_settings,
-    study_summary,
-    trial_config,
-    tuning_parser,
-    validate_tuning_args,
-)
+from rlbreakout.runs import Run
+from rlbreakout.schedules import SCHEDULE_CHOICES
+from rlbreakout.threads import configure_threads
+from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, MAX_EVAL_ENVS, build_ppo, load_ppo
+from rlbreakout.tune.analysis import NoBestModelError, best_trial_model, save_study_plots, study_summary
+from rlbreakout.tune.flags import study_settings, tuning_parser, validate_tuning_args
+from rlbreakout.tune.objective import TrialEvalCallback, trial_eval_freq, trial_training
+from rlbreakout.tune.spaces import env_label
+from rlbreakout.tune.storage import check_study_settings, open_storage, redact_url, resolve_storage_url, worker_seed
+from rlbreakout.tune.workers import run_worker
 
-# %% Config: the tutorial's budget, 1e6 steps and 30 games per trial, scored on v5, no pruning
+# %% Settings: the tutorial's budget, 1e6 steps and 30 games per trial, scored on v5, no pruning
 TRIAL_STEPS = 1_000_000
 EVAL_GAMES = 30
 N_TRIALS = 30
+#: The best trial's env is built again with this many envs, to look at and to play with.
+BEST_TRIAL_N_ENVS = 2
 
 
 def parse_args():
     parser = tuning_parser(
         __doc__.splitlines()[0], study_name="4.3_PPO_schedules", n_trials=N_TRIALS, timesteps=TRIAL_STEPS,
-        n_envs=ZOO_ATARI_PPO["n_envs"], env="Breakout-v4", eval_env="ALE/Breakout-v5", eval_episodes=EVAL_GAMES,
+        n_envs=ZOO_ATARI_PPO.n_envs, env="Breakout-v4", eval_env="ALE/Breakout-v5", eval_episodes=EVAL_GAMES,
         pruner="none",
     )
     ppo = parser.add_argument_group("PPO values kept fixed (e.g. the best point of 4.2)")
-    ppo.add_argument("--n-steps", type=int, default=ZOO_ATARI_PPO["n_steps"], help="env steps per env per rollout")
-    ppo.add_argument("--batch-size", type=int, default=ZOO_ATARI_PPO["batch_size"], help="minibatch size")
-    ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO["n_epochs"], help="passes over each rollout")
-    args = parser.parse_args()
-    validate_tuning_args(args)
-    validate_ppo_args(argparse.Namespace(**trial_config(args)))  # e.g. a batch size that does not divide the rollout
-    return args
+    ppo.add_argument("--n-steps", type=int, default=ZOO_ATARI_PPO.n_steps, help="env steps per env per rollout")
+    ppo.add_argument("--batch-size", type=int, default=ZOO_ATARI_PPO.batch_size, help="minibatch size")
+    ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
+    return parse_script_args(parser)
 
 
-def main() -> None:
-    args = parse_args()
-    started = time.perf_counter()
-    script = script_name(__file__)
-    storage_url = resolve_storage_url(args.storage, args.logdir)
-    storage = open_storage(storage_url)
-    run_dir = create_run_dir(args.logdir, script, args.env, args.seed)
-    save_run_config(run_dir, vars(args))
-    print(f"run folder: {run_dir}  (tensorboard --logdir {run_dir})", flush=True)
-    seed_everything(args.seed)
-
-    # %% The study: TPE over schedule shapes, initial values and the half-life
-    base = trial_config(args)
-    study = open_study(
-        storage, args.study_name, sampler=partial(make_sampler, args.sampler),
-        pruner=make_pruner(args.pruner, timesteps=args.timesteps, eval_freq=base["eval_freq"]),
-        settings=study_settings(args, script, env_id=args.env, n_steps=args.n_steps,
-                                batch_size=args.batch_size, n_epochs=args.n_epochs),
-    )
-    objective = StudyObjective(sample_schedule_params, base, run_dir)
-    run_worker(study, objective, args.n_trials)
-
-    # %% Analysis plots and summary
-    plots = save_study_plots(study, run_dir / "plots")
-    result = study_summary(study, storage_url)
-    print(f"best schedules: {result['best_params']} scored {result['best_value']}", flush=True)
-    write_summary(run_dir, {
-        "script": script,
-        "env_id": args.env,
-        "eval_env": args.eval_env,
-        "timesteps": args.timesteps,
-        "seed": args.seed,
-        "run_dir": str(run_dir),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "steps_per_second": round(objective.steps_trained / objective.train_seconds, 2) if objective.train_seconds else 0.0,
-        **result,
-        "plots": [str(p) for p in plots],
-    })
+args = parse_args()
+validate_tuning_args(args)
+# every trial starts from the zoo's PPO with these values; it changes only the schedules
+base = ZOO_ATARI_PPO.replace(n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size,
+                             n_epochs=args.n_epochs)
+base.validate()  # e.g. a batch size that does not divide the rollout: one line, nothing created
+eval_id = args.eval_env or args.env
+eval_freq = trial_eval_freq(args.timesteps, args.evals_per_trial)
+storage_url = resolve_storage_url(args.storage, args.logdir)
+storage = open_storage(storage_url)  # heartbeats on; an unreachable URL is one line
+threads = configure_threads()  # several workers often share a machine: torch takes only the free cores
+run = Run.from_args(__file__, args, storage=redact_url(storage_url), torch_threads=threads["torch_threads"])
 
 
-if __name__ == "__main__":
-    run_main(main)
+# %% The objective: Optuna's suggest calls, one short PPO training, the median whole-game score
+def objective(trial: optuna.Trial) -> float:
+    # initial values span decades: sampled on a log scale; each gets a schedule shape
+    learning_rate = trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
+    lr_schedule = trial.suggest_categorical("lr_schedule", SCHEDULE_CHOICES)
+    clip_range = trial.suggest_float("clip_range", 0.02, 0.5, log=True)
+    clip_schedule = trial.suggest_categorical("clip_schedule", SCHEDULE_CHOICES)
+    half_life = None  # env steps per halving: it means something only for an exponential schedule
+    if "exponential" in (lr_schedule, clip_schedule):
+        half_life = trial.suggest_float("half_life", 1e4, 1e7, log=True)
+    config = base.replace(learning_rate=learning_rate, lr_schedule=lr_schedule, clip_range=clip_range,
+                          clip_schedule=clip_schedule, half_life=half_life)
+    with (closing(make_env(args.env, config.n_envs, seed=args.seed, frame_stack=config.frame_stack)) as env,
+          closing(make_env(eval_id, min(args.eval_episodes, MAX_EVAL_ENVS), seed=args.seed + EVAL_SEED_OFFSET,
+                           frame_stack=config.frame_stack)) as eval_env):
+        model = build_ppo(config, env, timesteps=args.timesteps, tensorboard_log=run.dir, seed=args.seed,
+                          device=args.device)
+        # chapter 2's whole-game evaluation, reporting each median score to the trial (the pruner reads it)
+        evaluator = TrialEvalCallback(trial, {env_label(eval_id): eval_env}, eval_freq, args.eval_episodes)
+        with trial_training(trial, model, run, evaluator):  # timed; NaN weights make the trial FAIL
+            model.learn(total_timesteps=args.timesteps, callback=evaluator, tb_log_name=f"trial_{trial.number}")
+    score = evaluator.score()  # the last median score, or optuna.TrialPruned
+    model_path = Path(model.logger.get_dir()) / FINAL_MODEL_FILE  # the trial's folder, next to its TensorBoard log
+    model.save(model_path)
+    trial.set_user_attr("model_path", str(model_path))
+    return score
+
+
+# %% The study: TPE over the schedules, stored in the database every worker shares
+seed = worker_seed(storage, args.study_name, args.seed)  # a worker joining later draws new values
+sampler = {"tpe": optuna.samplers.TPESampler(n_startup_trials=10, seed=seed),  # random for 10, then models
+           "random": optuna.samplers.RandomSampler(seed=seed)}[args.sampler]
+pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=args.timesteps // 3),
+          "halving": optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_freq, reduction_factor=3),
+          "none": optuna.pruners.NopPruner()}[args.pruner]
+study = optuna.create_study(storage=storage, study_name=args.study_name, direction="maximize", sampler=sampler,
+                            pruner=pruner, load_if_exists=True)
+# all workers must train the same budget, or their trials cannot be compared
+check_study_settings(study, study_settings(args, run.name, env_id=args.env, n_steps=args.n_steps,
+                                           batch_size=args.batch_size, n_epochs=args.n_epochs))
+
+# %% Optimise: study.optimize made crash-safe, until the study holds --n-trials over all workers
+trained = run_worker(study, objective, args.n_trials)
+
+# %% The best trial: its env and its model, left in the console (Spyder's Variable Explorer)
+env = model = None
+try:
+    best, model_path = best_trial_model(study)  # the best COMPLETE trial and the model.zip it saved
+except NoBestModelError as exc:  # every trial pruned or failed (study.best_trial would raise ValueError)
+    print(exc, flush=True)
+else:
+    env = make_env(args.env, BEST_TRIAL_N_ENVS, seed=args.seed, frame_stack=base.frame_stack)
+    model = load_ppo(model_path, env=env, device=args.device)
+    print(f"best trial {best.number}: {best.params} scored {best.value:g}; its model trained "
+          f"{model.num_timesteps} env steps ({model_path})", flush=True)
+
+# %% Analysis plots and summary
+plots = save_study_plots(study, run.dir / "plots")
+result = study_summary(study, storage_url)
+print(f"best schedules: {result['best_params']} scored {result['best_value']}", flush=True)
+run.finish(timesteps=args.timesteps, eval_env=eval_id, trained_trials=trained, **result,
+           plots=[str(p) for p in plots])

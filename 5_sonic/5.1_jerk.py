@@ -8,24 +8,30 @@ writes a gif of its best run. Then the chapter-4 link, measured: a recorded acti
 sequence replayed on BreakoutNoFrameskip-v4 scores the same every time, on ALE/Breakout-v5
 (sticky actions) it does not; `--sticky 0.25` does the same to the retro emulator.
 
-Run it:  python 5_sonic/5.1_jerk.py --game Airstriker-Genesis-v0 --timesteps 20000
-Read:    5_sonic/README.md
+Run it:    python 5_sonic/5.1_jerk.py --game Airstriker-Genesis-v0 --timesteps 20000
+In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
+           the defaults apply, and env, agent and scores stay in the Variable Explorer.
+           stable-retro allows one emulator per process: run env.close() before running
+           the Environment cell again.
+Read:      5_sonic/README.md
 """
 
 # %% Imports
 import argparse
-import time
 
 from stable_baselines3.common.logger import configure
 
-from rlbreakout.cli import common_parser, run_main
+from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
 from rlbreakout.jerk import DEFAULT_BREAKOUT_ACTIONS, Episode, JerkAgent, jerk_combos, replay, replay_spread
+from rlbreakout.progress import ProgressLine
 from rlbreakout.render import write_gif
-from rlbreakout.retro import GIF_FPS, add_retro_arguments, check_state, make_retro_gym_env, resolve_game
-from rlbreakout.runs import create_run_dir, save_run_config, score_stats, script_name, seed_everything, write_summary
+from rlbreakout.retro_cli import retro_parser, validate_retro_args
+from rlbreakout.retro_envs import make_retro_gym_env
+from rlbreakout.retro_render import GIF_FPS
+from rlbreakout.runs import Run
 
-# %% Config: JERK's budget, and how often to replay its best sequence at the end
+# %% Settings: JERK's budget, and how often to replay its best sequence at the end
 TIMESTEPS = 100_000
 EVAL_REPLAYS = 5
 BREAKOUT_REPLAYS = 5
@@ -35,99 +41,79 @@ EVAL_SEED_OFFSET = 10_000
 
 
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=1)  # JERK plays one env
-    add_retro_arguments(parser, sticky=0.0, reward_scale=None)  # deterministic by default: replays work
-    parser.add_argument("--eval-replays", type=int, default=EVAL_REPLAYS, help="replays of the best sequence at the end")
+    """JERK plays one env, deterministic by default (sticky 0) so that its replays work."""
+    parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=1, sticky=0.0, reward_scale=None)
+    parser.add_argument("--eval-replays", type=int, default=EVAL_REPLAYS,
+                        help="replays of the best sequence at the end")
     parser.add_argument("--breakout-replays", type=int, default=BREAKOUT_REPLAYS,
                         help="replays of one recorded action sequence on each Breakout id (0: skip)")
     parser.add_argument("--breakout-actions", type=int, default=DEFAULT_BREAKOUT_ACTIONS,
                         help="length of the recorded Breakout action sequence")
-    parser.add_argument("--gif", action=argparse.BooleanOptionalAction, default=True, help="write a gif of the best run")
-    args = parser.parse_args()
-    if args.timesteps <= 0 or args.eval_replays < 1 or args.breakout_replays < 0 or args.breakout_actions < 1:
-        raise ConfigError("--timesteps, --eval-replays and --breakout-actions must be >= 1, --breakout-replays >= 0.")
-    if not 0.0 <= args.sticky < 1.0:
-        raise ConfigError(f"--sticky must be in [0, 1), got {args.sticky}.")
-    args.env = resolve_game(args.env)
-    check_state(args.env, args.state)
-    return args
+    parser.add_argument("--gif", action=argparse.BooleanOptionalAction, default=True,
+                        help="write a gif of the best run")
+    return parse_script_args(parser)
 
 
-def main() -> None:
-    args = parse_args()
-    run_dir = create_run_dir(args.logdir, script_name(__file__), f"{args.env}-sticky{args.sticky:g}", args.seed)
-    save_run_config(run_dir, vars(args))
-    print(f"run folder: {run_dir}  (tensorboard --logdir {args.logdir})", flush=True)
-    seed_everything(args.seed)
-    started = time.perf_counter()
+args = parse_args()
+if args.eval_replays < 1 or args.breakout_replays < 0 or args.breakout_actions < 1:
+    raise ConfigError("--eval-replays and --breakout-actions must be >= 1, --breakout-replays >= 0.")
+validate_retro_args(args)  # the game and state exist, the ROM is imported: before any run folder
+# The run folder is named by game and sticky probability, so TensorBoard tells the runs apart.
+run = Run(__file__, env_id=args.env, folder_label=f"{args.env}-sticky{args.sticky:g}", seed=args.seed, logdir=args.logdir, config=vars(args))
 
-    # %% Environment: four moves (right, right+jump, left, left+jump) on the raw screen
-    env = make_retro_gym_env(args.env, args.state, combos=jerk_combos(), warp=False, sticky_prob=args.sticky,
-                             max_episode_steps=args.max_episode_steps)
+# %% Environment: four moves (right, right+jump, left, left+jump) on the raw screen
+env = make_retro_gym_env(args.env, args.state, combos=jerk_combos(), warp=False, sticky_prob=args.sticky,
+                         max_episode_steps=args.max_episode_steps)
+print("actions:", env.get_wrapper_attr("action_meanings")(), " screen:", env.observation_space.shape)
 
-    # %% Train: explore or replay, episode after episode; every episode goes to TensorBoard
-    logger = configure(str(run_dir / "JERK_1"), ["tensorboard"])
+# %% Train: explore or replay, episode after episode; every episode goes to TensorBoard
+logger = configure(str(run.dir / "JERK_1"), ["tensorboard"])
+progress = ProgressLine(args.timesteps)
 
-    def log_episode(agent: JerkAgent, episode: Episode) -> None:
-        best = agent.best_solution()
-        logger.record("jerk/episode_score", episode.score)
-        logger.record("jerk/replayed", float(episode.replayed))
-        logger.record("jerk/best_mean_score", best.mean_score)
-        logger.record("jerk/exploit_probability", agent.exploit_probability())
-        logger.record("jerk/solutions", len(agent.solutions))
-        logger.dump(agent.steps_done)
-        kind = "replay " if episode.replayed else "explore"
-        print(f"{kind} {len(agent.episodes):4d}: score {episode.score:8.1f} in {episode.steps:5d} steps; "
-              f"best mean {best.mean_score:8.1f}", flush=True)
 
-    learn_started = time.perf_counter()
-    agent = JerkAgent(env, args.timesteps, seed=args.seed).learn(log_episode)
-    train_seconds = time.perf_counter() - learn_started
-    logger.close()
-
-    # %% Evaluate: replay the best sequence; a deterministic emulator gives its score every time
+def log_episode(agent: JerkAgent, episode: Episode) -> None:
+    """Called by JerkAgent.learn after each episode: TensorBoard scalars and one line."""
     best = agent.best_solution()
-    replays = [replay(env, best.actions, seed=args.seed + EVAL_SEED_OFFSET + i) for i in range(args.eval_replays)]
-    scores = [r.score for r in replays]
-    print(f"best sequence: {len(best.actions)} actions, found with {best.scores[0]:.1f}; "
-          f"replayed now: {scores}", flush=True)
-
-    # %% Replay gif of the best run
-    gif_path = None
-    if args.gif:
-        shown = replay(env, best.actions, seed=args.seed + EVAL_SEED_OFFSET, keep_frames=True)
-        gif_path = write_gif(shown.frames, run_dir / GIF_FILE, fps=GIF_FPS)
-    env.close()
-
-    # %% Chapter 4 again: the same recorded actions on a deterministic and a sticky Breakout
-    breakout = None
-    if args.breakout_replays > 0:
-        breakout = replay_spread(n_replays=args.breakout_replays, n_actions=args.breakout_actions, seed=args.seed)
-        for env_id, result in breakout.items():
-            print(f"{env_id:24s} replay scores {result['scores']}  lengths {result['lengths']}", flush=True)
-
-    summary = {
-        "script": script_name(__file__),
-        "env_id": args.env,
-        "state": args.state,
-        "timesteps": agent.steps_done,
-        "seed": args.seed,
-        "run_dir": str(run_dir),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "steps_per_second": round(agent.steps_done / train_seconds, 2) if train_seconds > 0 else 0.0,
-        **score_stats(scores),
-        "scores": scores,
-        "sticky": args.sticky,
-        "episodes": len(agent.episodes),
-        "replayed_episodes": sum(e.replayed for e in agent.episodes),
-        "training_scores": [e.score for e in agent.episodes],
-        "best_sequence_length": len(best.actions),
-        "best_sequence_scores": best.scores,
-        "gif_path": None if gif_path is None else str(gif_path),
-        "breakout_replays": breakout,
-    }
-    write_summary(run_dir, summary)
+    logger.record("jerk/episode_score", episode.score)
+    logger.record("jerk/replayed", float(episode.replayed))
+    logger.record("jerk/best_mean_score", best.mean_score)
+    logger.record("jerk/exploit_probability", agent.exploit_probability())
+    logger.record("jerk/solutions", len(agent.solutions))
+    logger.dump(agent.steps_done)
+    kind = "replay " if episode.replayed else "explore"
+    print(f"{kind} {len(agent.episodes):4d}: score {episode.score:8.1f} in {episode.steps:5d} steps; "
+          f"best mean {best.mean_score:8.1f}", flush=True)
+    progress.update(agent.steps_done, [e.score for e in agent.episodes])
 
 
-if __name__ == "__main__":
-    run_main(main)
+with run.training():  # a hand-written loop: the steps are added to run.trained_steps below
+    agent = JerkAgent(env, args.timesteps, seed=args.seed).learn(log_episode)
+run.trained_steps += agent.steps_done
+logger.close()
+
+# %% Evaluate: replay the best sequence; a deterministic emulator gives its score every time
+best = agent.best_solution()
+replays = [replay(env, best.actions, seed=args.seed + EVAL_SEED_OFFSET + i) for i in range(args.eval_replays)]
+scores = [r.score for r in replays]
+print(f"best sequence: {len(best.actions)} actions, found with {best.scores[0]:.1f}; replayed now: {scores}")
+
+# %% Replay: a gif of the best run
+gif_path = None
+if args.gif:
+    shown = replay(env, best.actions, seed=args.seed + EVAL_SEED_OFFSET, keep_frames=True)
+    gif_path = write_gif(shown.frames, run.dir / GIF_FILE, fps=GIF_FPS)
+env.close()
+
+# %% Chapter 4 again: the same recorded actions on a deterministic and a sticky Breakout
+breakout = None
+if args.breakout_replays > 0:
+    breakout = replay_spread(n_replays=args.breakout_replays, n_actions=args.breakout_actions, seed=args.seed)
+    for env_id, result in breakout.items():
+        print(f"{env_id:24s} replay scores {result['scores']}  lengths {result['lengths']}")
+
+# %% Summary: summary.json in the run folder, its path printed last
+run.finish(timesteps=agent.steps_done, scores=scores, state=args.state, sticky=args.sticky,
+           episodes=len(agent.episodes), replayed_episodes=sum(e.replayed for e in agent.episodes),
+           training_scores=[e.score for e in agent.episodes], best_sequence_length=len(best.actions),
+           best_sequence_scores=best.scores, gif_path=None if gif_path is None else str(gif_path),
+           breakout_replays=breakout)

@@ -7,99 +7,123 @@ Two lessons of the Sonic story: the scale of the reward matters enormously (run 
 and a longer run can end worse than its peak, so a callback freezes training at the best
 evaluation when later scores collapse, and restores those weights.
 
-Run it:  python 5_sonic/5.2_ppo_sonic.py --game Airstriker-Genesis-v0 --timesteps 30000 --reward-scale none
-Read:    5_sonic/README.md
+Run it:    python 5_sonic/5.2_ppo_sonic.py --game Airstriker-Genesis-v0 --timesteps 30000 --reward-scale none
+In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
+           the defaults apply, and env, model and scores stay in the Variable Explorer.
+           stable-retro allows one emulator per process: close env before running the
+           Environment cell again.
+Read:      5_sonic/README.md
 """
 
 # %% Imports
-import sys
-import time
-
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.evaluation import evaluate_policy
 
-from rlbreakout.callbacks import GameScoreCallback, HyperparamTableCallback
-from rlbreakout.cli import common_parser, resolve_device, run_main
-from rlbreakout.errors import ConfigError
+from rlbreakout.callbacks import GameScoreCallback, HyperparamTableCallback, MultiEnvEvalCallback, ProgressLineCallback
+from rlbreakout.cli import parse_script_args, resolve_device
+from rlbreakout.collapse import FreezeOnCollapseCallback
 from rlbreakout.hyperparams import ZOO_ATARI_PPO, markdown_table
-from rlbreakout.retro import (
-    add_retro_arguments,
-    add_run_arguments,
-    env_kwargs_from_args,
-    eval_callbacks,
-    finish_run,
-    make_retro_env,
-    run_label,
-    validate_run_args,
-)
-from rlbreakout.runs import create_run_dir, save_run_config, script_name, seed_everything
-from rlbreakout.schedules import LinearSchedule
-from rlbreakout.training import EVAL_SEED_OFFSET
+from rlbreakout.progress import on_terminal
+from rlbreakout.render import write_gif
+from rlbreakout.retro_cli import add_run_arguments, env_kwargs_from_args, retro_parser, run_label, validate_run_args
+from rlbreakout.retro_envs import make_retro_env
+from rlbreakout.retro_render import GIF_FPS, record_retro_game
+from rlbreakout.runs import Run
+from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, REPLAY_GIF
 
-# %% Config: the zoo's Atari PPO (chapter 2), on 4 envs; one env is one emulator process
+# %% Settings: the zoo's Atari PPO (chapter 2), on 4 envs; one env is one emulator
 TIMESTEPS = 500_000
 N_ENVS = 4
 EVAL_EVERY_STEPS = 25_000
 
 
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=N_ENVS)
-    add_retro_arguments(parser)
+    parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=N_ENVS)
     ppo = parser.add_argument_group("PPO (rl-baselines3-zoo's Atari values)")
-    ppo.add_argument("--n-steps", type=int, default=ZOO_ATARI_PPO["n_steps"], help="env steps per env per rollout")
-    ppo.add_argument("--batch-size", type=int, default=ZOO_ATARI_PPO["batch_size"], help="minibatch size")
-    ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO["n_epochs"], help="passes over each rollout")
-    ppo.add_argument("--learning-rate", type=float, default=ZOO_ATARI_PPO["learning_rate"], help="initial, then linear to 0")
+    ppo.add_argument("--n-steps", type=int, default=ZOO_ATARI_PPO.n_steps, help="env steps per env per rollout")
+    ppo.add_argument("--batch-size", type=int, default=ZOO_ATARI_PPO.batch_size, help="minibatch size")
+    ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
+    ppo.add_argument("--learning-rate", type=float, default=ZOO_ATARI_PPO.learning_rate,
+                     help="initial, then linear to 0")
     add_run_arguments(parser, eval_freq=EVAL_EVERY_STEPS)
-    args = parser.parse_args()
-    rollout = args.n_steps * args.n_envs
-    if args.batch_size < 1 or rollout % args.batch_size:
-        raise ConfigError(f"--batch-size {args.batch_size} must divide the rollout n_steps * n_envs = {rollout}.")
-    validate_run_args(args)
-    args.device = resolve_device(args.device)
-    return args
+    return parse_script_args(parser)
 
 
-def main() -> None:
-    args = parse_args()
-    run_dir = create_run_dir(args.logdir, script_name(__file__), run_label(args), args.seed)
-    save_run_config(run_dir, vars(args))
-    print(f"run folder: {run_dir}  (tensorboard --logdir {args.logdir})", flush=True)
-    seed_everything(args.seed)
-    torch.set_num_threads(args.torch_threads)
-    started = time.perf_counter()
+args = parse_args()
+config = ZOO_ATARI_PPO.replace(n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size,
+                               n_epochs=args.n_epochs, learning_rate=args.learning_rate)
+config.validate()  # e.g. --batch-size must divide n_steps * n_envs
+validate_run_args(args)  # the game and state exist, the ROM is imported: before any run folder
+args.device = resolve_device(args.device)
+torch.set_num_threads(args.torch_threads)
+# The run folder is named by game and reward scale, so TensorBoard tells the scales apart.
+run = Run(__file__, env_id=args.env, folder_label=run_label(args), seed=args.seed, logdir=args.logdir, config=vars(args))
 
-    # %% Environment: button combos, frame skip, backtracking, reward scale, 84x84 grey, 4 frames
-    env_kwargs = env_kwargs_from_args(args)
-    env = make_retro_env(args.env, args.state, n_envs=args.n_envs, seed=args.seed, **env_kwargs)
-    eval_env = make_retro_env(args.env, args.state, n_envs=1, seed=args.seed + EVAL_SEED_OFFSET, **env_kwargs)
+# %% Environment: button combos, frame skip, backtracking, reward scale, 84x84 grey, 4 frames
+# stable-retro runs one emulator per process. One training env runs here (DummyVecEnv);
+# several run in one process each (SubprocVecEnv), and so does the eval env, always, because
+# it is a second emulator. On Windows and macOS a new process re-runs the main script, which
+# would run every cell of this file again in each emulator process; make_retro_env starts its
+# processes without re-running the script (rlbreakout/retro_envs.py, workers_without_script),
+# so no `if __name__ == "__main__":` guard is needed and the cells still run one by one.
+env_kwargs = env_kwargs_from_args(args)
+env = make_retro_env(args.env, args.state, n_envs=args.n_envs, seed=args.seed,
+                     vec_env="dummy" if args.n_envs == 1 else "subproc", **env_kwargs)
+eval_env = make_retro_env(args.env, args.state, n_envs=1, seed=args.seed + EVAL_SEED_OFFSET, vec_env="subproc",
+                          **env_kwargs)
+print("observation space:", env.observation_space, " actions:", env.action_space)
 
-    # %% Model: exactly the Atari PPO of chapter 2
-    model = PPO(
-        "CnnPolicy", env,
-        n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-        learning_rate=LinearSchedule(args.learning_rate), clip_range=LinearSchedule(ZOO_ATARI_PPO["clip_range"]),
-        ent_coef=ZOO_ATARI_PPO["ent_coef"], vf_coef=ZOO_ATARI_PPO["vf_coef"],
-        tensorboard_log=str(run_dir), seed=args.seed, device=args.device,
-    )
+# %% Model: exactly the Atari PPO of chapter 2
+model = PPO(
+    "CnnPolicy",
+    env,
+    n_steps=config.n_steps,  # 128 steps per env per rollout: 512 per update with 4 envs
+    batch_size=config.batch_size,  # 256
+    n_epochs=config.n_epochs,  # 4
+    learning_rate=config.learning_rate_schedule(args.timesteps),  # linear(2.5e-4): to 0 at the end
+    clip_range=config.clip_range_schedule(args.timesteps),  # linear(0.1)
+    ent_coef=config.ent_coef,  # 0.01
+    vf_coef=config.vf_coef,  # 0.5
+    tensorboard_log=str(run.dir),
+    seed=args.seed,
+    device=args.device,
+)
 
-    # %% Train: evaluate every --eval-freq steps; freeze at the best model if scores collapse
-    evaluator, freeze = eval_callbacks(args, eval_env, run_dir)
-    table = {**vars(args), "reward_scale": repr(env_kwargs["reward_scale"]), "learning_rate": repr(model.learning_rate)}
-    callbacks = [GameScoreCallback(), HyperparamTableCallback(markdown_table(table))]
-    callbacks += [evaluator] if evaluator is not None else []
-    learn_started = time.perf_counter()
-    try:
-        model.learn(args.timesteps, callback=callbacks, tb_log_name="PPO", progress_bar=sys.stderr.isatty())
-    finally:
-        env.close()
-    train_seconds = time.perf_counter() - learn_started - (evaluator.eval_seconds if evaluator else 0.0)
+# %% Train: evaluate every --eval-freq steps; freeze at the best model if scores collapse
+# The freeze callback runs after each evaluation and reads its score (callback_after_eval).
+freeze = None
+if args.collapse_fraction > 0:
+    freeze = FreezeOnCollapseCallback(args.collapse_fraction, args.collapse_patience, verbose=1)
+evaluator = MultiEnvEvalCallback({"eval": eval_env}, eval_freq=args.eval_freq, n_eval_episodes=args.eval_episodes,
+                                 best_model_save_path=run.dir, callback_after_eval=freeze)
+table = {**vars(args), "reward_scale": repr(env_kwargs["reward_scale"]), "learning_rate": repr(model.learning_rate)}
+callbacks = [GameScoreCallback(), evaluator, ProgressLineCallback(args.timesteps),
+             HyperparamTableCallback(markdown_table(table))]
+with run.training(model):
+    model.learn(args.timesteps, callback=callbacks, tb_log_name="PPO", progress_bar=on_terminal())
+run.exclude(evaluator.eval_seconds)  # steps/s counts training alone
+env.close()  # frees this process's emulator for the replay below
+model_path = run.dir / FINAL_MODEL_FILE
+model.save(model_path)
 
-    # %% Evaluate, replay, summary
-    finish_run(model, args, script=__file__, run_dir=run_dir, eval_env=eval_env, env_kwargs=env_kwargs,
-               trained_steps=model.num_timesteps, train_seconds=train_seconds, wall_started=started,
-               evaluator=evaluator, freeze=freeze)
+# %% Evaluate: whole games, raw game score (the Monitor sits below backtracking and scaling)
+scores, lengths = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=False,
+                                  return_episode_rewards=True)
+eval_env.close()
+print(f"scores of {len(scores)} whole games:", scores)
 
+# %% Replay: a real-time gif of one game
+gif_path = None
+if args.gif_max_steps > 0:
+    recording = record_retro_game(model, args.env, args.state, seed=args.seed, max_steps=args.gif_max_steps,
+                                  deterministic=False, **env_kwargs)
+    gif_path = write_gif(recording.frames[0], run.dir / REPLAY_GIF, fps=GIF_FPS)
 
-if __name__ == "__main__":
-    run_main(main)
+# %% Summary: summary.json in the run folder, its path printed last
+run.finish(timesteps=model.num_timesteps, scores=scores, model_path=model_path, state=args.state,
+           eval_lengths=lengths, reward_scale=args.reward_scale, sticky=args.sticky, backtracking=args.backtracking,
+           eval_history=[{"step": step, **results["eval"]} for step, results in evaluator.history],
+           best_eval_score=None if freeze is None else freeze.best_score,
+           frozen_at_eval=None if freeze is None else freeze.stopped_at_eval,
+           gif_path=None if gif_path is None else str(gif_path))

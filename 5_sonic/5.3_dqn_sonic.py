@@ -6,35 +6,38 @@ n-step returns) is the closest. The README lists which Rainbow components it has
 which it lacks. `--algo dqn` trains SB3's plain DQN for comparison. Needs the retro extra
 (stable-retro and sb3-contrib). The same evaluation and freeze-at-best callback as 5.2.
 
-Run it:  python 5_sonic/5.3_dqn_sonic.py --game Airstriker-Genesis-v0 --timesteps 30000 --learning-starts 5000
-Read:    5_sonic/README.md
+Run it:    python 5_sonic/5.3_dqn_sonic.py --game Airstriker-Genesis-v0 --timesteps 30000 --learning-starts 5000
+In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
+           the defaults apply, and env, model and scores stay in the Variable Explorer.
+           stable-retro allows one emulator per process: close env before running the
+           Environment cell again.
+Read:      5_sonic/README.md
 """
 
 # %% Imports
-import sys
-import time
-
 import torch
 from stable_baselines3 import DQN
+from stable_baselines3.common.evaluation import evaluate_policy
 
-from rlbreakout.callbacks import GameScoreCallback, HyperparamTableCallback
-from rlbreakout.cli import common_parser, resolve_device, run_main
+from rlbreakout.callbacks import GameScoreCallback, HyperparamTableCallback, MultiEnvEvalCallback, ProgressLineCallback
+from rlbreakout.cli import parse_script_args, resolve_device
+from rlbreakout.collapse import FreezeOnCollapseCallback
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.hyperparams import markdown_table
-from rlbreakout.retro import (
-    add_retro_arguments,
-    add_run_arguments,
-    env_kwargs_from_args,
-    eval_callbacks,
-    finish_run,
-    make_retro_env,
-    run_label,
-    validate_run_args,
-)
-from rlbreakout.runs import create_run_dir, save_run_config, script_name, seed_everything
-from rlbreakout.training import EVAL_SEED_OFFSET
+from rlbreakout.progress import on_terminal
+from rlbreakout.render import write_gif
+from rlbreakout.retro_cli import add_run_arguments, env_kwargs_from_args, retro_parser, run_label, validate_run_args
+from rlbreakout.retro_envs import make_retro_env
+from rlbreakout.retro_render import GIF_FPS, record_retro_game
+from rlbreakout.runs import Run
+from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, REPLAY_GIF
 
-# %% Config: rl-baselines3-zoo's Atari DQN values, with a buffer and warm-up sized for a laptop
+try:  # sb3-contrib comes with the retro extra; --algo dqn works without it
+    from sb3_contrib import QRDQN
+except ImportError:
+    QRDQN = None
+
+# %% Settings: rl-baselines3-zoo's Atari DQN values, with a buffer and warm-up sized for a laptop
 TIMESTEPS = 200_000
 ALGO_CHOICES = ("qrdqn", "dqn")
 EVAL_EVERY_STEPS = 25_000
@@ -51,82 +54,101 @@ LOG_EVERY_GAMES = 1  # a retro game lasts hundreds of steps: log losses after ea
 
 
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=1)
-    add_retro_arguments(parser)
+    parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=1)
     dqn = parser.add_argument_group("DQN family")
     dqn.add_argument("--algo", choices=ALGO_CHOICES, default="qrdqn", help="sb3-contrib QR-DQN or SB3 DQN")
     dqn.add_argument("--buffer-size", type=int, default=BUFFER_SIZE, help="replay buffer transitions")
     dqn.add_argument("--learning-starts", type=int, default=LEARNING_STARTS, help="random steps before learning")
     dqn.add_argument("--multi-step", type=int, default=MULTI_STEP, help="n of the n-step return (1: plain 1-step)")
-    dqn.add_argument("--target-update", type=int, default=TARGET_UPDATE_INTERVAL, help="env steps between target-net copies")
+    dqn.add_argument("--target-update", type=int, default=TARGET_UPDATE_INTERVAL,
+                     help="env steps between target-net copies")
     dqn.add_argument("--exploration-fraction", type=float, default=EXPLORATION_FRACTION,
                      help="fraction of training over which epsilon falls from 1 to 0.01")
     add_run_arguments(parser, eval_freq=EVAL_EVERY_STEPS)
-    args = parser.parse_args()
-    if args.buffer_size < 1 or args.learning_starts < 0 or args.multi_step < 1 or args.target_update < 1:
-        raise ConfigError("--buffer-size, --multi-step and --target-update must be >= 1, --learning-starts >= 0.")
-    validate_run_args(args)
-    args.device = resolve_device(args.device)
-    return args
+    return parse_script_args(parser)
 
 
-def algorithm_class(name: str):
-    """QR-DQN comes from sb3-contrib, part of the retro extra."""
-    if name == "dqn":
-        return DQN
-    try:
-        from sb3_contrib import QRDQN
-    except ImportError as exc:
-        raise RLBreakoutError("QR-DQN needs sb3-contrib: run `pip install -e '.[retro]'`, or use --algo dqn.") from exc
-    return QRDQN
+args = parse_args()
+if args.buffer_size < 1 or args.learning_starts < 0 or args.multi_step < 1 or args.target_update < 1:
+    raise ConfigError("--buffer-size, --multi-step and --target-update must be >= 1, --learning-starts >= 0.")
+if args.algo == "qrdqn" and QRDQN is None:
+    raise RLBreakoutError("QR-DQN needs sb3-contrib: run `pip install -e '.[retro]'`, or use --algo dqn.")
+validate_run_args(args)  # the game and state exist, the ROM is imported: before any run folder
+args.device = resolve_device(args.device)
+torch.set_num_threads(args.torch_threads)
+# The run folder is named by game and reward scale, so TensorBoard tells the scales apart.
+run = Run(__file__, env_id=args.env, folder_label=run_label(args), seed=args.seed, logdir=args.logdir, config=vars(args))
 
+# %% Environment: the same Atari-like retro env as 5.2
+# stable-retro runs one emulator per process: the training env runs here (DummyVecEnv) unless
+# --n-envs asks for more, and the eval env, a second emulator, in a process of its own. As in
+# 5.2, make_retro_env starts those processes without re-running this script in them (on
+# Windows and macOS a new process would re-run every cell), so no __main__ guard is needed.
+env_kwargs = env_kwargs_from_args(args)
+env = make_retro_env(args.env, args.state, n_envs=args.n_envs, seed=args.seed,
+                     vec_env="dummy" if args.n_envs == 1 else "subproc", **env_kwargs)
+eval_env = make_retro_env(args.env, args.state, n_envs=1, seed=args.seed + EVAL_SEED_OFFSET, vec_env="subproc",
+                          **env_kwargs)
+print("observation space:", env.observation_space, " actions:", env.action_space)
 
-def main() -> None:
-    args = parse_args()
-    algo = algorithm_class(args.algo)
-    run_dir = create_run_dir(args.logdir, script_name(__file__), run_label(args), args.seed)
-    save_run_config(run_dir, vars(args))
-    print(f"run folder: {run_dir}  (tensorboard --logdir {args.logdir})", flush=True)
-    seed_everything(args.seed)
-    torch.set_num_threads(args.torch_threads)
-    started = time.perf_counter()
+# %% Model: distributional (QR-DQN) or plain DQN, with n-step returns and a target network
+algo = QRDQN if args.algo == "qrdqn" else DQN
+# n-step replay stores next observations itself; the memory-saving layout works only for 1-step.
+one_step = args.multi_step == 1
+model = algo(
+    "CnnPolicy",
+    env,
+    buffer_size=args.buffer_size,
+    learning_starts=args.learning_starts,  # random play first, to fill the buffer
+    batch_size=BATCH_SIZE,
+    learning_rate=LEARNING_RATE,
+    n_steps=args.multi_step,  # Rainbow's 3-step returns
+    target_update_interval=args.target_update,
+    train_freq=TRAIN_FREQ,
+    exploration_fraction=args.exploration_fraction,
+    exploration_final_eps=EXPLORATION_FINAL_EPS,
+    optimize_memory_usage=one_step,
+    replay_buffer_kwargs={"handle_timeout_termination": not one_step},
+    tensorboard_log=str(run.dir),
+    seed=args.seed,
+    device=args.device,
+)
 
-    # %% Environment: the same Atari-like retro env as 5.2
-    env_kwargs = env_kwargs_from_args(args)
-    env = make_retro_env(args.env, args.state, n_envs=args.n_envs, seed=args.seed, **env_kwargs)
-    eval_env = make_retro_env(args.env, args.state, n_envs=1, seed=args.seed + EVAL_SEED_OFFSET, **env_kwargs)
+# %% Train: evaluate every --eval-freq steps; freeze at the best model if scores collapse
+freeze = None
+if args.collapse_fraction > 0:
+    freeze = FreezeOnCollapseCallback(args.collapse_fraction, args.collapse_patience, verbose=1)
+evaluator = MultiEnvEvalCallback({"eval": eval_env}, eval_freq=args.eval_freq, n_eval_episodes=args.eval_episodes,
+                                 best_model_save_path=run.dir, callback_after_eval=freeze)
+table = {**vars(args), "algorithm": algo.__name__, "reward_scale": repr(env_kwargs["reward_scale"])}
+callbacks = [GameScoreCallback(), evaluator, ProgressLineCallback(args.timesteps),
+             HyperparamTableCallback(markdown_table(table))]
+with run.training(model):
+    model.learn(args.timesteps, callback=callbacks, tb_log_name=algo.__name__, log_interval=LOG_EVERY_GAMES,
+                progress_bar=on_terminal())
+run.exclude(evaluator.eval_seconds)  # steps/s counts training alone
+env.close()  # frees this process's emulator for the replay below
+model_path = run.dir / FINAL_MODEL_FILE
+model.save(model_path)
 
-    # %% Model: distributional (QR-DQN) or plain DQN, with n-step returns and a target network
-    # n-step replay stores next observations itself; the memory-saving layout works only for 1-step.
-    one_step = args.multi_step == 1
-    model = algo(
-        "CnnPolicy", env,
-        buffer_size=args.buffer_size, learning_starts=args.learning_starts, batch_size=BATCH_SIZE,
-        learning_rate=LEARNING_RATE, n_steps=args.multi_step, target_update_interval=args.target_update,
-        train_freq=TRAIN_FREQ, exploration_fraction=args.exploration_fraction,
-        exploration_final_eps=EXPLORATION_FINAL_EPS,
-        optimize_memory_usage=one_step, replay_buffer_kwargs={"handle_timeout_termination": not one_step},
-        tensorboard_log=str(run_dir), seed=args.seed, device=args.device,
-    )
+# %% Evaluate: whole games, raw game score (the Monitor sits below backtracking and scaling)
+scores, lengths = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=False,
+                                  return_episode_rewards=True)
+eval_env.close()
+print(f"scores of {len(scores)} whole games:", scores)
 
-    # %% Train: evaluate every --eval-freq steps; freeze at the best model if scores collapse
-    evaluator, freeze = eval_callbacks(args, eval_env, run_dir)
-    table = {**vars(args), "algorithm": algo.__name__, "reward_scale": repr(env_kwargs["reward_scale"])}
-    callbacks = [GameScoreCallback(), HyperparamTableCallback(markdown_table(table))]
-    callbacks += [evaluator] if evaluator is not None else []
-    learn_started = time.perf_counter()
-    try:
-        model.learn(args.timesteps, callback=callbacks, tb_log_name=algo.__name__, log_interval=LOG_EVERY_GAMES,
-                    progress_bar=sys.stderr.isatty())
-    finally:
-        env.close()
-    train_seconds = time.perf_counter() - learn_started - (evaluator.eval_seconds if evaluator else 0.0)
+# %% Replay: a real-time gif of one game
+gif_path = None
+if args.gif_max_steps > 0:
+    recording = record_retro_game(model, args.env, args.state, seed=args.seed, max_steps=args.gif_max_steps,
+                                  deterministic=False, **env_kwargs)
+    gif_path = write_gif(recording.frames[0], run.dir / REPLAY_GIF, fps=GIF_FPS)
 
-    # %% Evaluate, replay, summary
-    finish_run(model, args, script=__file__, run_dir=run_dir, eval_env=eval_env, env_kwargs=env_kwargs,
-               trained_steps=model.num_timesteps, train_seconds=train_seconds, wall_started=started,
-               evaluator=evaluator, freeze=freeze, extra={"algorithm": algo.__name__, "multi_step": args.multi_step})
-
-
-if __name__ == "__main__":
-    run_main(main)
+# %% Summary: summary.json in the run folder, its path printed last
+run.finish(timesteps=model.num_timesteps, scores=scores, model_path=model_path, state=args.state,
+           algorithm=algo.__name__, multi_step=args.multi_step, eval_lengths=lengths,
+           reward_scale=args.reward_scale, sticky=args.sticky, backtracking=args.backtracking,
+           eval_history=[{"step": step, **results["eval"]} for step, results in evaluator.history],
+           best_eval_score=None if freeze is None else freeze.best_score,
+           frozen_at_eval=None if freeze is None else freeze.stopped_at_eval,
+           gif_path=None if gif_path is None else str(gif_path))

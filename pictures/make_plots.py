@@ -2,6 +2,7 @@
 
 Run it:  python pictures/make_plots.py --logdir runs
          python pictures/make_plots.py --logdir runs runs/flagship   # several roots
+In Spyder: run it cell by cell; the defaults apply (--logdir runs).
 Each chart takes every finished run folder of its scripts under each --logdir; charts whose
 runs do not exist yet are skipped with a note. Nothing is drawn from invented data.
 """
@@ -10,7 +11,7 @@ runs do not exist yet are skipped with a note. Nothing is drawn from invented da
 import argparse
 from pathlib import Path
 
-from rlbreakout.cli import run_main
+from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.plots import DEFAULT_SMOOTHING, find_runs, load_curves, plot_curves
 
@@ -28,30 +29,32 @@ CHARTS = [
 ]
 
 
-def main() -> None:
+# %% Settings
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logdir", nargs="+", default=["runs"], help="roots of the run folders")
     parser.add_argument("--out", default=str(PICTURES), help="folder for the PNGs")
     parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING)
-    args = parser.parse_args()
-    written = 0
-    for filename, scripts, tag, ylabel, keys in CHARTS:
-        runs_by_script = {script: [run for root in args.logdir for run in find_runs(root, script)] for script in scripts}
-        missing = [script for script, runs in runs_by_script.items() if not runs]
-        if missing:  # a comparison chart with one side missing would mislead
-            print(f"skipped {filename}: no finished run of {', '.join(missing)} under {' '.join(args.logdir)}")
-            continue
-        runs = [run for script_runs in runs_by_script.values() for run in script_runs]
-        try:
-            path = plot_curves(load_curves(runs, tag, keys), Path(args.out) / filename,
-                               title=f"{' vs '.join(scripts)}: {tag}", ylabel=ylabel, smoothing=args.smoothing)
-        except RLBreakoutError:
-            print(f"skipped {filename}: no finished run of {', '.join(scripts)} under {' '.join(args.logdir)} logged {tag}")
-            continue
-        written += 1
-        print(f"wrote {path} from {len(runs)} run(s)")
-    print(f"{written} chart(s) written")
+    return parse_script_args(parser)
 
 
-if __name__ == "__main__":
-    run_main(main)
+args = parse_args()
+
+# %% Draw every chart whose runs exist
+written = 0
+for filename, scripts, tag, ylabel, keys in CHARTS:
+    runs_by_script = {script: [run for root in args.logdir for run in find_runs(root, script)] for script in scripts}
+    missing = [script for script, runs in runs_by_script.items() if not runs]
+    if missing:  # a comparison chart with one side missing would mislead
+        print(f"skipped {filename}: no finished run of {', '.join(missing)} under {' '.join(args.logdir)}")
+        continue
+    runs = [run for script_runs in runs_by_script.values() for run in script_runs]
+    try:
+        path = plot_curves(load_curves(runs, tag, keys), Path(args.out) / filename,
+                           title=f"{' vs '.join(scripts)}: {tag}", ylabel=ylabel, smoothing=args.smoothing)
+    except RLBreakoutError:
+        print(f"skipped {filename}: no finished run of {', '.join(scripts)} under {' '.join(args.logdir)} logged {tag}")
+        continue
+    written += 1
+    print(f"wrote {path} from {len(runs)} run(s)")
+print(f"{written} chart(s) written")

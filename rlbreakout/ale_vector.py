@@ -20,7 +20,7 @@ to SB3 and to the rest of the tutorial:
 * ``infos[i]["terminal_observation"]`` at every ``done``, ``infos[i]["episode"]``
   (``r`` = unclipped whole-game score, ``l`` = length, ``t`` = seconds) only when the
   whole game ends, as the Monitor under the classic wrappers writes it;
-* sticky actions, frameskip and max-frames come from ``envs.env_settings`` so an id
+* sticky actions, frameskip and max-frames come from ``env_ids.env_settings`` so an id
   means the same thing on both backends.
 
 Remaining differences (see the README's Performance section):
@@ -49,60 +49,25 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from ale_py.vector_env import AtariVectorEnv
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from rlbreakout.envs import (
+from rlbreakout.env_ids import (
+    DEFAULT_ALE_THREADS,
     DEFAULT_NOOP_MAX,
     DEFAULT_SCREEN_SIZE,
     EnvSettings,
+    ale_vector_unsupported_reason,
     check_env_id,
     env_settings,
 )
 from rlbreakout.errors import ConfigError
 
-#: ``env_kwargs`` the vector env can honour (everything else is a ConfigError, not silently dropped).
-SUPPORTED_ENV_KWARGS: tuple[str, ...] = (
-    "frameskip", "repeat_action_probability", "full_action_space", "max_num_frames_per_episode",
-)
-#: ``wrapper_kwargs`` of the "atari" wrapper that the vector env reproduces.
-SUPPORTED_WRAPPER_KWARGS: tuple[str, ...] = (
-    "noop_max", "frame_skip", "terminal_on_life_loss", "clip_reward", "screen_size",
-)
 #: ale-py's "same step" autoreset: a finished game returns the new game's first frame at once
 #: and its last frame in ``info["final_obs"]``, which is what SB3's VecEnv contract wants.
 AUTORESET_SAME_STEP = "SameStep"
-#: Frames the vector env's threads are given when the caller has no opinion (see rlbreakout.fast).
-DEFAULT_ALE_THREADS = 1
-
-
-def ale_vector_unsupported_reason(
-    env_id: str,
-    env_kwargs: dict[str, Any] | None = None,
-    wrapper_kwargs: dict[str, Any] | None = None,
-) -> str | None:
-    """Why ``backend="ale_vector"`` cannot reproduce this env, or ``None`` when it can.
-
-    ``rlbreakout.fast.fast_settings`` uses this to keep ``--fast`` on the classic
-    backend (with a note) for ids like ``Breakout-v4``; :func:`make_ale_vector_env`
-    raises it as a :class:`ConfigError`.
-    """
-    unknown_env = sorted(set(env_kwargs or {}) - set(SUPPORTED_ENV_KWARGS))
-    if unknown_env:
-        return (f"env_kwargs {unknown_env} are not supported by backend 'ale_vector' "
-                f"(supported: {', '.join(SUPPORTED_ENV_KWARGS)}); use backend 'classic'.")
-    unknown_wrapper = sorted(set(wrapper_kwargs or {}) - set(SUPPORTED_WRAPPER_KWARGS))
-    if unknown_wrapper:
-        return (f"wrapper_kwargs {unknown_wrapper} are not supported by backend 'ale_vector' "
-                f"(supported: {', '.join(SUPPORTED_WRAPPER_KWARGS)}); use backend 'classic'.")
-    settings = env_settings(env_id, env_kwargs, (wrapper_kwargs or {}).get("frame_skip"))
-    if not isinstance(settings.emulator_frameskip, int):
-        low, high = settings.emulator_frameskip
-        return (f"{env_id} skips a random {low}-{high - 1} frames per action, which ale-py's vector env "
-                f"cannot do (it only has a fixed frameskip); use backend 'classic' for {env_id}, or "
-                f"BreakoutNoFrameskip-v4 / ALE/Breakout-v5 with 'ale_vector'.")
-    return None
 
 
 def _frameskip_and_maxpool(settings: EnvSettings) -> tuple[int, bool, int]:
@@ -138,8 +103,6 @@ class ALEVectorVecEnv(VecEnv):
         screen_size: int = DEFAULT_SCREEN_SIZE,
         num_threads: int = DEFAULT_ALE_THREADS,
     ) -> None:
-        from ale_py.vector_env import AtariVectorEnv
-
         frameskip, maxpool, self._frames_per_base_step = _frameskip_and_maxpool(settings)
         self._frameskip = frameskip
         spec = check_env_id(env_id)
@@ -266,12 +229,12 @@ def make_ale_vector_env(
     frame_stack: int = 4,
     env_kwargs: dict[str, Any] | None = None,
     wrapper_kwargs: dict[str, Any] | None = None,
-    num_threads: int | None = None,
+    num_threads: int = DEFAULT_ALE_THREADS,
 ) -> VecEnv:
     """``make_env(..., backend="ale_vector")``: the classic "atari" stack on ale-py's C++ vector env.
 
-    :param num_threads: ale-py worker threads; default: what ``rlbreakout.fast.configure_threads``
-        chose, else :data:`DEFAULT_ALE_THREADS`
+    :param num_threads: ale-py worker threads (at most one per env is used); ``--fast`` passes
+        the free cores, see :func:`rlbreakout.threads.configure_threads`
     :return: a VecEnv of uint8 ``(n_envs, frame_stack, H, W)`` observations
     """
     reason = ale_vector_unsupported_reason(env_id, env_kwargs, wrapper_kwargs)
@@ -279,10 +242,8 @@ def make_ale_vector_env(
         raise ConfigError(reason)
     options = dict(wrapper_kwargs or {})
     settings = env_settings(env_id, env_kwargs, options.get("frame_skip"))
-    if num_threads is None:
-        from rlbreakout.fast import chosen_ale_threads
-
-        num_threads = chosen_ale_threads(n_envs)
+    if int(num_threads) < 1:
+        raise ConfigError(f"num_threads must be >= 1, got {num_threads}.")
     venv: VecEnv = ALEVectorVecEnv(
         env_id,
         int(n_envs),

@@ -1,4 +1,4 @@
-"""Measurements for ``0_setup/0.2_benchmark.py``: env stepping, PPO training, process-tree memory.
+"""Measurements for ``0_setup/0.2_benchmark.py``: env stepping, PPO training, the ceiling, memory.
 
 Why child processes: each measurement runs in a fresh Python process, so memory
 is that of one setup alone (a SubprocVecEnv's workers included), torch's thread
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rlbreakout.env_ids import DEFAULT_ALE_THREADS
+from rlbreakout.envs import make_env
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.fast import SpeedSettings, fast_settings, measurement_policy, time_minibatch
+from rlbreakout.hardware import cpu_flags
+from rlbreakout.threads import configure_threads
 
 #: Env setups of the env-stepping table: label -> (make_env backend, vec_env).
 ENV_SETUPS: dict[str, tuple[str, str]] = {
@@ -46,6 +57,11 @@ TINY_PPO: dict[str, Any] = {**ZOO_PPO, "n_steps": 16, "batch_size": 32, "n_epoch
 #: How often the parent samples the child's memory.
 RSS_SAMPLE_SECONDS = 0.05
 WARMUP_STEPS = 10
+#: Timed training minibatches and batch-``n_envs`` forward passes of the ceiling measurement.
+CEILING_REPEATS = 3
+CEILING_INFERENCE_REPEATS = 50
+#: CPU flags that decide which kernels torch can use: AVX2, AVX-512, bf16 and AMX.
+RELEVANT_CPU_FLAGS: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16")
 BYTES_PER_MB = 1024 * 1024
 
 
@@ -126,14 +142,10 @@ def child_command(spec: dict[str, Any]) -> list[str]:
 # %% What the children measure
 def measure_env_steps(setup: str, n_envs: int, steps: int, env_id: str, seed: int) -> dict[str, Any]:
     """Env steps per second (summed over envs) of random play on one env setup."""
-    import numpy as np
-
-    from rlbreakout.envs import make_env
-    from rlbreakout.fast import configure_threads
-
     backend, vec_env = ENV_SETUPS[setup]
     threads = configure_threads(n_envs) if backend == "ale_vector" else {}
-    venv = make_env(env_id, n_envs, seed=seed, backend=backend, vec_env=vec_env)
+    venv = make_env(env_id, n_envs, seed=seed, backend=backend, vec_env=vec_env,
+                    ale_threads=threads.get("ale_threads", DEFAULT_ALE_THREADS))
     rng = np.random.default_rng(seed)
     iterations = max(1, steps // n_envs)
     actions = rng.integers(0, venv.action_space.n, (iterations + WARMUP_STEPS, n_envs))
@@ -149,56 +161,46 @@ def measure_env_steps(setup: str, n_envs: int, steps: int, env_id: str, seed: in
             "steps_per_second": iterations * n_envs / seconds, "threads": threads}
 
 
-def _iteration_clock() -> Any:
-    from stable_baselines3.common.callbacks import BaseCallback
+class IterationClock(BaseCallback):
+    """Times of each rollout's start and end (to drop the first, warm-up iteration)."""
 
-    class IterationClock(BaseCallback):
-        """Times of each rollout's start and end (to drop the first, warm-up iteration)."""
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollout_starts: list[float] = []
+        self.rollout_ends: list[float] = []
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.rollout_starts: list[float] = []
-            self.rollout_ends: list[float] = []
+    def _on_rollout_start(self) -> None:
+        self.rollout_starts.append(time.perf_counter())
 
-        def _on_rollout_start(self) -> None:
-            self.rollout_starts.append(time.perf_counter())
+    def _on_rollout_end(self) -> None:
+        self.rollout_ends.append(time.perf_counter())
 
-        def _on_rollout_end(self) -> None:
-            self.rollout_ends.append(time.perf_counter())
-
-        def _on_step(self) -> bool:
-            return True
-
-    return IterationClock()
+    def _on_step(self) -> bool:
+        return True
 
 
 def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int, *, tiny: bool = False,
-                stock_torch_threads: int = 0) -> dict[str, Any]:
+                stock_torch_threads: int = 0, device: str = "cpu") -> dict[str, Any]:
     """SB3 PPO ``CnnPolicy`` training steps per second: ``stock`` (classic, fp32), ``fast``,
     or :data:`STOCK_MATCHED`.
 
     The first iteration (allocation, first-call costs) is not counted when there are more.
     """
-    import torch
-    from stable_baselines3 import PPO
-
-    from rlbreakout.envs import make_env
-    from rlbreakout.fast import configure_threads, fast_settings, policy_class
-
     hyper = TINY_PPO if tiny else ZOO_PPO
-    if side in ("stock", STOCK_MATCHED):
-        threads = {}
-        if side == STOCK_MATCHED:
-            threads = configure_threads(n_envs)
-        elif stock_torch_threads:
+    if side == STOCK_MATCHED:
+        threads = configure_threads(n_envs)
+        settings = SpeedSettings(torch_threads=threads["torch_threads"], ale_threads=threads["ale_threads"])
+    elif side == "stock":
+        if stock_torch_threads:
             torch.set_num_threads(stock_torch_threads)
-        settings = {"backend": "classic", "precision": "fp32", "policy_kwargs": {}, "threads": threads}
+        settings = SpeedSettings()
     else:
-        settings = dict(fast_settings(True, device="cpu", env_id=env_id, n_envs=n_envs, verbose=False))
-    venv = make_env(env_id, n_envs, seed=seed, backend=settings["backend"])
-    model = PPO(policy_class(settings["policy_kwargs"]), venv, seed=seed, device="cpu", verbose=0,
-                policy_kwargs=settings["policy_kwargs"] or None, **hyper)
-    clock = _iteration_clock()
+        settings = fast_settings(True, device=device, env_id=env_id, n_envs=n_envs,
+                                 batch_size=hyper["batch_size"], verbose=False)
+    venv = make_env(env_id, n_envs, seed=seed, backend=settings.backend, ale_threads=settings.ale_threads)
+    model = PPO(settings.policy_class, venv, seed=seed, device=device, verbose=0,
+                policy_kwargs=settings.policy_kwargs or None, **hyper)
+    clock = IterationClock()
     start = time.perf_counter()
     model.learn(train_steps, callback=clock)
     end = time.perf_counter()
@@ -211,10 +213,52 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
     else:
         counted_steps, seconds = model.num_timesteps, end - start
         rollout = sum(e - s for s, e in zip(starts, ends))
-    return {"side": side, "backend": settings["backend"], "precision": settings["precision"],
-            "torch_threads": torch.get_num_threads(), "threads": settings["threads"],
+    return {"side": side, "backend": settings.backend, "precision": settings.precision,
+            "channels_last": settings.channels_last, "torch_threads": torch.get_num_threads(),
+            "threads": {**settings.cores, "torch_threads": settings.torch_threads, "ale_threads": settings.ale_threads},
+            "timings_ms": settings.to_config()["timings_ms"],
             "steps": counted_steps, "seconds": seconds, "steps_per_second": counted_steps / seconds,
             "rollout_fraction": rollout / seconds}
+
+
+def measure_ceiling(n_envs: int, env_id: str, seed: int, *, tiny: bool = False, device: str = "cpu",
+                    env_steps: int = 2000) -> dict[str, Any]:
+    """The parts of one ``--fast`` PPO iteration, each timed alone, per env step.
+
+    At the zoo settings (``n_envs`` envs, n_steps 128, batch 256, 4 epochs) with the levers and
+    threads ``--fast`` chooses here: training (n_epochs minibatches of ``batch_size`` per
+    ``batch_size`` env steps), rollout inference at batch ``n_envs``, and ale_vector stepping.
+    Their sum is the time per env step if the parts ran back to back with nothing in between:
+    ``ceiling_steps_per_second`` is what a PPO loop on this machine cannot beat.
+    """
+    hyper = TINY_PPO if tiny else ZOO_PPO
+    settings = fast_settings(True, device=device, env_id=env_id, n_envs=n_envs, batch_size=hyper["batch_size"],
+                             verbose=False)
+    train = time_minibatch(settings.levers, device, hyper["batch_size"], repeats=CEILING_REPEATS)
+    train_per_step = hyper["n_epochs"] * train / hyper["batch_size"]
+
+    policy = measurement_policy(settings.levers, device)
+    obs = torch.randint(0, 256, (n_envs, *policy.observation_space.shape), dtype=torch.uint8, device=policy.device)
+    inference = []
+    with torch.no_grad():
+        for index in range(WARMUP_STEPS + CEILING_INFERENCE_REPEATS):
+            start = time.perf_counter()
+            policy(obs)  # actions, values, log-probs: what SB3's collect_rollouts asks for each step
+            if policy.device.type == "cuda":
+                torch.cuda.synchronize(policy.device)
+            if index >= WARMUP_STEPS:
+                inference.append(time.perf_counter() - start)
+    inference_per_step = statistics.median(inference) / n_envs
+
+    env = measure_env_steps("ale_vector", n_envs, env_steps, env_id, seed)
+    env_per_step = 1.0 / env["steps_per_second"]
+    total = train_per_step + inference_per_step + env_per_step
+    return {"n_envs": n_envs, "batch_size": hyper["batch_size"], "n_epochs": hyper["n_epochs"],
+            "levers": settings.levers, "timings_ms": settings.to_config()["timings_ms"],
+            "torch_threads": settings.torch_threads, "ale_threads": settings.ale_threads,
+            "train_minibatch_ms": train * 1000, "per_step_ms": {
+                "train": train_per_step * 1000, "inference": inference_per_step * 1000, "env": env_per_step * 1000},
+            "seconds_per_step": total, "ceiling_steps_per_second": 1.0 / total}
 
 
 # %% Orchestration helpers
@@ -245,9 +289,13 @@ def cpu_model() -> str:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or platform.machine()
+
+
+def relevant_cpu_flags(flags: set[str] | None = None) -> list[str]:
+    """Which of :data:`RELEVANT_CPU_FLAGS` and the ``amx_*`` flags this CPU has, sorted."""
+    flags = cpu_flags() if flags is None else flags
+    return sorted(f for f in flags if f in RELEVANT_CPU_FLAGS or f.startswith("amx_"))
 
 
 def _child_main(argv: list[str]) -> None:
@@ -257,6 +305,8 @@ def _child_main(argv: list[str]) -> None:
         result = measure_env_steps(**spec)
     elif kind == "ppo":
         result = measure_ppo(**spec)
+    elif kind == "ceiling":
+        result = measure_ceiling(**spec)
     else:
         raise RLBreakoutError(f"unknown benchmark kind {kind!r}")
     print(json.dumps(result), flush=True)

@@ -13,7 +13,6 @@ import argparse
 import atexit
 import os
 import sys
-from collections.abc import Callable
 from types import TracebackType
 
 import torch
@@ -111,15 +110,3 @@ def _script_excepthook(kind: type[BaseException], exc: BaseException, tb: Traceb
 def install_error_hook() -> None:
     """Make an uncaught user error end a terminal run with one line (IPython keeps its traceback)."""
     sys.excepthook = _script_excepthook
-
-
-def run_main(main: Callable[[], object]) -> None:
-    """Run a script's ``main()``: user errors become ``error: ...`` and exit 2, Ctrl-C exits 130."""
-    try:
-        main()
-    except RLBreakoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)

@@ -3,7 +3,7 @@
 Anything that is the user's input being wrong (an unknown env id, a batch size
 that does not divide the rollout, a missing ROM, an unreachable storage URL)
 raises :class:`RLBreakoutError` with a message that names the problem and the
-fix. :func:`rlbreakout.cli.run_main` turns it into ``error: ...`` and exit 2.
+fix. A script's error hook (:func:`rlbreakout.cli.parse_script_args`) turns it into ``error: ...`` and exit 2.
 """
 
 

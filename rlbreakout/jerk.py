@@ -24,6 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlbreakout.envs import make_env_thunk
 from rlbreakout.errors import ConfigError
 
 #: JERK's four moves, as indices into the combos of :func:`jerk_combos`.
@@ -221,8 +222,6 @@ def make_breakout_replay_env(env_id: str) -> gym.Env:
     Built by the project's factory, so NoFrameskip-v4 skips in the wrapper and v5 in the
     emulator (with its 25 % sticky actions), exactly as in chapter 4.
     """
-    from rlbreakout.envs import make_env_thunk
-
     options = {"noop_max": 0, "terminal_on_life_loss": False, "clip_reward": False}
     return make_env_thunk(env_id, wrapper="atari", wrapper_kwargs=options)()
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
 from rlbreakout.errors import RLBreakoutError
 
@@ -38,8 +40,6 @@ def read_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarray,
     A resumed run writes its later points into the same folder (sometimes another
     event file), so the files are merged; a step written twice keeps its last value.
     """
-    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
-
     points: dict[int, float] = {}
     for path in sorted(Path(run_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
         accumulator = EventAccumulator(str(path), size_guidance={SCALARS: 0})
@@ -94,12 +94,9 @@ def plot_curves(
     """Draw the curves on one chart (raw faint, smoothed solid) and save a PNG."""
     if not curves:
         raise RLBreakoutError(f"no run logged the data for {title!r}; train first (see the chapter README).")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
+    # A Figure of its own (no pyplot): no GUI backend, no global state, nothing to close.
+    fig = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
+    ax = fig.subplots()
     for curve in curves:
         (line,) = ax.plot(curve.steps, smooth(curve.values, smoothing), label=curve.label, linewidth=1.6)
         ax.plot(curve.steps, curve.values, color=line.get_color(), alpha=0.2, linewidth=0.8)
@@ -112,7 +109,6 @@ def plot_curves(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

@@ -9,6 +9,7 @@ screen (chapter 3).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +18,13 @@ from typing import Any, Protocol
 import imageio.v2 as imageio
 import numpy as np
 
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
+from rlbreakout.frames import GRID_GAP, agent_view_frame, side_by_side, tile_grid
 
 #: Gifs committed to the repo must stay under this size (DEVELOPERS.md).
 MAX_GIF_BYTES = 2 * 1024 * 1024
 DEFAULT_FPS = 30
-#: Pixels of black between tiles of a grid gif.
-GRID_GAP = 2
 #: Safety cap on agent steps per recording, so a stalled policy cannot record forever.
 DEFAULT_MAX_STEPS = 5_000
 VIEW_CHOICES: tuple[str, ...] = ("screen", "agent")
@@ -46,38 +47,6 @@ def policy_actions(policy: Policy, observations: np.ndarray, deterministic: bool
         actions, _ = policy.predict(observations, deterministic=deterministic)
         return np.asarray(actions)
     return np.asarray(policy(observations))
-
-
-def tile_grid(frames: Sequence[np.ndarray], grid: int, gap: int = GRID_GAP) -> np.ndarray:
-    """Tile ``grid * grid`` equally sized RGB frames into one image (missing tiles stay black)."""
-    if grid < 1:
-        raise ConfigError(f"grid must be >= 1, got {grid}.")
-    if len(frames) > grid * grid:
-        raise ConfigError(f"{len(frames)} frames do not fit a {grid}x{grid} grid.")
-    height, width, channels = frames[0].shape
-    canvas = np.zeros((grid * height + (grid - 1) * gap, grid * width + (grid - 1) * gap, channels), dtype=np.uint8)
-    for index, frame in enumerate(frames):
-        row, col = divmod(index, grid)
-        top, left = row * (height + gap), col * (width + gap)
-        canvas[top:top + height, left:left + width] = frame
-    return canvas
-
-
-def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = GRID_GAP) -> np.ndarray:
-    """Two RGB images next to each other; the right one is scaled to the left one's height."""
-    import cv2
-
-    if right.ndim == 2:
-        right = right[:, :, None]
-    if right.shape[2] == 1:
-        right = np.repeat(right, 3, axis=2)
-    if right.shape[0] != left.shape[0]:
-        scale = left.shape[0] / right.shape[0]
-        right = cv2.resize(right, (max(1, round(right.shape[1] * scale)), left.shape[0]), interpolation=cv2.INTER_NEAREST)
-        if right.ndim == 2:
-            right = np.repeat(right[:, :, None], 3, axis=2)
-    spacer = np.zeros((left.shape[0], gap, 3), dtype=np.uint8)
-    return np.concatenate([left.astype(np.uint8), spacer, right.astype(np.uint8)], axis=1)
 
 
 def write_gif(
@@ -115,7 +84,7 @@ class Recording:
         longest = max(len(f) for f in self.frames)
         tiles = []
         for t in range(longest):
-            tiles.append(tile_grid([f[min(t, len(f) - 1)] for f in self.frames], grid))
+            tiles.append(tile_grid([f[min(t, len(f) - 1)] for f in self.frames], grid, gap=GRID_GAP))
         return tiles
 
 
@@ -141,8 +110,6 @@ def record_games(
     :param frame_every: keep one frame in ``frame_every`` (smaller gifs)
     :param view: ``screen`` (the game) or ``agent`` (the game with the agent's last observation beside it)
     """
-    from rlbreakout.envs import make_env
-
     if view not in VIEW_CHOICES:
         raise ConfigError(f"unknown view {view!r}; choose one of: {', '.join(VIEW_CHOICES)}.")
     venv = make_env(
@@ -181,8 +148,6 @@ def _keep_frames(venv: Any, observations: np.ndarray, recording: Recording, chan
         if recording.finished[i]:
             continue
         if view == "agent":
-            from rlbreakout.aimbot import agent_view_frame
-
             last = np.transpose(observations[i][-channels:], (1, 2, 0))
             screen = agent_view_frame(screen, last)
         recording.frames[i].append(np.asarray(screen, dtype=np.uint8))
@@ -203,6 +168,21 @@ def record_gif(
     recording = record_games(policy, env_id, n_games=grid * grid, **record_kwargs)
     frames = recording.grid_frames(grid) if grid > 1 else recording.frames[0]
     return write_gif(frames, path, fps=fps), recording
+
+
+def copy_picture(path: str | os.PathLike[str], destination: str | os.PathLike[str]) -> Path:
+    """Copy a picture from the run folder to ``destination`` (a folder keeps the file's name); returns the copy.
+
+    Chapter scripts write every picture into their run folder; only ``--save-pictures``
+    (or ``--pictures DIR``) copies them on, e.g. into the committed ``pictures/``.
+    """
+    source, target = Path(path), Path(destination)
+    if target.is_dir() or not target.suffix:
+        target = target / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    print(f"wrote {target}", flush=True)
+    return target
 
 
 def caption(frame: np.ndarray, text: str, height: int = CAPTION_HEIGHT) -> np.ndarray:
@@ -241,6 +221,6 @@ def record_comparison_gif(
             over = t >= len(game) - 1
             text = f"{name}: {recording.scores[0]:g}" if over else name
             screen = caption(game[min(t, len(game) - 1)], text)
-            row = screen if row is None else side_by_side(row, screen)
+            row = screen if row is None else side_by_side(row, screen, gap=GRID_GAP)
         frames.append(row)
     return write_gif(frames, path, fps=fps), recordings

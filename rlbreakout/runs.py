@@ -152,6 +152,8 @@ class Run:
     :param script: the calling script's path (``__file__``); its stem names the folder
     :param config: what config.json records (the parsed flags and anything they imply)
     :param resume_dir: an existing run folder to continue instead of a new one
+    :param folder_label: names the folder instead of ``env_id`` (e.g. a game with its sticky
+        setting, so runs to compare sit side by side in TensorBoard)
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class Run:
         config: Mapping[str, Any],
         resume_dir: str | os.PathLike[str] | None = None,
         argv: list[str] | None = None,
+        folder_label: str | None = None,
     ) -> None:
         self.name = script_name(script)
         self.env_id = env_id
@@ -180,7 +183,7 @@ class Run:
                 raise RLBreakoutError(f"cannot resume {self.dir}: it has no {CONFIG_FILE}; "
                                       f"pass the run folder printed by the first run.")
         else:
-            self.dir = create_run_dir(self.logdir, self.name, env_id, self.seed)
+            self.dir = create_run_dir(self.logdir, self.name, folder_label or env_id, self.seed)
             save_run_config(self.dir, {**config, **provenance()}, argv)
         print(f"run folder: {self.dir}  (tensorboard --logdir {self.logdir})", flush=True)
         seed_everything(self.seed)

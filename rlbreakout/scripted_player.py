@@ -42,9 +42,13 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.atari_wrappers import MaxAndSkipEnv, NoopResetEnv
 
-from rlbreakout.aimbot import PADDLE_ROW, AimbotView, PaddleSpan, agent_view_frame, detect_paddle
-from rlbreakout.envs import DEFAULT_FRAME_SKIP, DEFAULT_NOOP_MAX, check_env_id, env_settings, make_env_thunk
+from rlbreakout.aimbot import AimbotView, PaddleSpan, detect_paddle
+from rlbreakout.aimbot.geometry import PADDLE_ROW
+from rlbreakout.env_ids import DEFAULT_FRAME_SKIP, DEFAULT_NOOP_MAX, check_env_id, env_settings
+from rlbreakout.envs import make_env_thunk
 from rlbreakout.errors import ConfigError
+from rlbreakout.frames import agent_view_frame
+from rlbreakout.progress import ProgressLine
 
 #: Breakout's minimal action set (``env.unwrapped.get_action_meanings()``).
 NOOP, FIRE, RIGHT, LEFT = 0, 1, 2, 3
@@ -248,66 +252,117 @@ class ScriptedGames:
 
 
 def play_scripted_games(
-    env_id: str,
+    env: gym.Env,
+    player: ScriptedPlayer,
     n_games: int,
-    seed: int = 0,
     *,
-    random_action_prob: float = DEFAULT_RANDOM_ACTION_PROB,
-    env_kwargs: dict[str, Any] | None = None,
-    view_options: dict[str, Any] | None = None,
+    seed: int | None = None,
     max_steps: int | None = None,
     record_steps: int = 0,
     frame_every: int = 1,
     on_game_end: Callable[[int, float, int], None] | None = None,
-    **player_kwargs: Any,
+    progress: ProgressLine | None = None,
 ) -> ScriptedGames:
-    """Play ``n_games`` whole games of Breakout with :class:`ScriptedPlayer`.
+    """Play ``n_games`` whole games of Breakout on ``env`` (from :func:`make_player_env`) with ``player``.
 
     Each game ends at game over or at ALE's cap of 108,000 frames
-    (``max_num_frames_per_episode``, 27,000 agent steps at frameskip 4); pass
-    ``env_kwargs={"max_num_frames_per_episode": N}`` for a shorter cap.
+    (``max_num_frames_per_episode``, 27,000 agent steps at frameskip 4); build the env
+    with ``env_kwargs={"max_num_frames_per_episode": N}`` for a shorter cap. The caller
+    owns ``env`` and closes it.
 
+    :param seed: seeds the first reset (None: the env goes on from its own state)
     :param max_steps: total agent-step budget; a game still running when it is spent is dropped
     :param record_steps: agent-view frames to keep from the first game (0: none)
     :param frame_every: keep one frame in ``frame_every``
-    :param on_game_end: called with (game index, score, steps) after each game (progress lines)
-    :param player_kwargs: passed on to :class:`ScriptedPlayer` (e.g. ``dead_zone``)
+    :param on_game_end: called with (game index, score, steps) after each game
+    :param progress: updated with the steps played and the scores so far after every step
     """
     if n_games < 1:
         raise ConfigError(f"n_games must be >= 1, got {n_games}.")
     if frame_every < 1:
         raise ConfigError(f"frame_every must be >= 1, got {frame_every}.")
-    env = make_player_env(env_id, seed=seed, env_kwargs=env_kwargs)
-    player = player_for(env_id, seed=seed, env_kwargs=env_kwargs, random_action_prob=random_action_prob,
-                        view=AimbotView(**(view_options or {})), **player_kwargs)
     result = ScriptedGames(scores=[], frames=[], lengths=[], steps=0, unfinished=False, wall_seconds=0.0)
     start = time.perf_counter()
-    try:
-        frame, _ = env.reset(seed=seed)
-        for game in range(n_games):
-            if game > 0:
-                frame, _ = env.reset()
-            player.reset()
-            score, length, done = 0.0, 0, False
-            while not done:
-                if max_steps is not None and result.steps >= max_steps:
-                    result.unfinished = True
-                    break
-                action = player.act(frame)
-                if game == 0 and length < record_steps and length % frame_every == 0:
-                    result.frames.append(agent_view_frame(frame, player.last_observation))
-                frame, reward, terminated, truncated, _ = env.step(action)
-                score += float(reward)
-                length += 1
-                result.steps += 1
-                done = terminated or truncated
-            if not done:
+    frame, _ = env.reset(seed=seed)
+    for game in range(n_games):
+        if game > 0:
+            frame, _ = env.reset()
+        player.reset()
+        score, length, done = 0.0, 0, False
+        while not done:
+            if max_steps is not None and result.steps >= max_steps:
+                result.unfinished = True
                 break
-            result.scores.append(score)
-            result.lengths.append(length)
-            if on_game_end is not None:
-                on_game_end(game, score, length)
+            action = player.act(frame)
+            if game == 0 and length < record_steps and length % frame_every == 0:
+                result.frames.append(agent_view_frame(frame, player.last_observation))
+            frame, reward, terminated, truncated, _ = env.step(action)
+            score += float(reward)
+            length += 1
+            result.steps += 1
+            if progress is not None:
+                progress.update(result.steps, result.scores)
+            done = terminated or truncated
+        if not done:
+            break
+        result.scores.append(score)
+        result.lengths.append(length)
+        if on_game_end is not None:
+            on_game_end(game, score, length)
+    result.wall_seconds = time.perf_counter() - start
+    return result
+
+
+#: Agent steps a fall may take to start after the warm-up before :func:`record_fall` gives up.
+MAX_STEPS_TO_A_FALL = 2_000
+#: Frames of one fall that :func:`record_fall` keeps at most.
+FALL_FRAMES = 6
+
+
+@dataclass
+class Fall:
+    """One falling ball, as :func:`record_fall` saw it: raw frames and the player's view of each."""
+
+    #: raw RGB frames, from the first with a known impact column until the ball reaches the paddle
+    frames: list[np.ndarray]
+    #: the aimbot observation of each frame (the player's view, tracking since the game began)
+    observations: list[np.ndarray]
+    #: the predicted impact column on each frame
+    impacts: list[float | None]
+    #: agent steps played in all
+    steps: int
+
+
+def record_fall(
+    env_id: str, *, seed: int = 0, warmup_steps: int = 0, max_frames: int = FALL_FRAMES,
+    max_extra_steps: int = MAX_STEPS_TO_A_FALL,
+) -> Fall:
+    """Let the scripted player play ``warmup_steps``, then keep the frames of the next falling ball.
+
+    Chapter 3's pictures: a frame whose marker shows, and the marker over a fall. If no
+    fall starts within ``max_extra_steps``, the last frame is kept alone.
+    """
+    env = make_player_env(env_id, seed=seed)
+    player = player_for(env_id, seed=seed, aim_jitter=0.0)
+    fall = Fall(frames=[], observations=[], impacts=[], steps=0)
+    frame, _ = env.reset(seed=seed)
+    try:
+        while len(fall.frames) < max_frames and fall.steps < warmup_steps + max_extra_steps:
+            action = player.act(frame)
+            if fall.steps >= warmup_steps and (fall.frames or player.view.last_impact is not None):
+                if player.view.last_ball is None:  # the ball reached the paddle: that fall is complete
+                    break
+                fall.frames.append(frame)
+                fall.observations.append(player.last_observation)
+                fall.impacts.append(player.view.last_impact)
+            frame, _, terminated, truncated, _ = env.step(action)
+            fall.steps += 1
+            if terminated or truncated:
+                frame, _ = env.reset()
+                player.reset()
+                fall.frames, fall.observations, fall.impacts = [], [], []
     finally:
         env.close()
-        result.wall_seconds = time.perf_counter() - start
-    return result
+    if not fall.frames:
+        fall.frames, fall.observations, fall.impacts = [frame], [player.view(frame)], [player.view.last_impact]
+    return fall

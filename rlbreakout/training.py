@@ -29,7 +29,8 @@ from rlbreakout.callbacks import (
     StepCheckpointCallback,
 )
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
-from rlbreakout.envs import BACKEND_CHOICES, VEC_ENV_CHOICES, check_env_id, make_env
+from rlbreakout.env_ids import BACKEND_CHOICES, VEC_ENV_CHOICES, check_env_id
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.fast import fast_settings, policy_class
 from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table

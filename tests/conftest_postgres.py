@@ -6,7 +6,7 @@ authentication, and stops it afterwards. As root it runs them as the ``postgres`
 ``runuser -u postgres --`` (PostgreSQL refuses to run as root).
 
 ``start_worker()`` starts a worker *process* that joins a study through the same
-``open_storage``/``open_study``/``run_worker`` as the chapter-4 scripts, with an objective
+``open_storage``, ``optuna.create_study`` and ``run_worker`` as the chapter-4 scripts, with an objective
 that sleeps instead of training, so crash and sharing tests take seconds. Each trial
 touches ``started_<n>`` in a marker folder when it begins and ``done_<n>_<pid>`` when it ends.
 """
@@ -36,11 +36,15 @@ SERVER_START_TIMEOUT_S = 60
 WORKER_CODE = """
 import json, os, sys, time
 from pathlib import Path
-from rlbreakout.tuning import make_sampler, open_storage, open_study, run_worker
+import optuna
+from rlbreakout.tune.storage import open_storage, worker_seed
+from rlbreakout.tune.workers import run_worker
 
 url, name, n_trials, markers, sleep, heartbeat, grace, seed = sys.argv[1:]
 storage = open_storage(url, heartbeat_interval=int(heartbeat), grace_period=int(grace))
-study = open_study(storage, name, sampler=lambda offset: make_sampler("random", int(seed) + offset))
+sampler = optuna.samplers.RandomSampler(seed=worker_seed(storage, name, int(seed)))
+study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                            load_if_exists=True)
 markers = Path(markers)
 
 def objective(trial):
@@ -50,7 +54,7 @@ def objective(trial):
     (markers / f"done_{trial.number}_{os.getpid()}").touch()
     return x
 
-print(json.dumps(run_worker(study, objective, int(n_trials))), flush=True)
+print(json.dumps(run_worker(study, objective, int(n_trials), poll_seconds=float(heartbeat))), flush=True)
 """
 
 

@@ -9,13 +9,9 @@ import pytest
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecFrameStack
 
-from rlbreakout.ale_vector import (
-    ALEVectorVecEnv,
-    _frameskip_and_maxpool,
-    ale_vector_unsupported_reason,
-    make_ale_vector_env,
-)
-from rlbreakout.envs import env_settings, make_env
+from rlbreakout.ale_vector import ALEVectorVecEnv, _frameskip_and_maxpool, make_ale_vector_env
+from rlbreakout.env_ids import DEFAULT_ALE_THREADS, ale_vector_unsupported_reason, env_settings
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
 
 NOFRAMESKIP = "BreakoutNoFrameskip-v4"
@@ -228,6 +224,22 @@ def test_sticky_actions_per_id_and_override() -> None:
     np.testing.assert_array_equal(plain, trajectory(NOFRAMESKIP, 0, 150, **no_noop))
     assert not np.array_equal(plain, trajectory(NOFRAMESKIP, 0, 150, env_kwargs={"repeat_action_probability": 0.25},
                                                 **no_noop))
+
+
+def test_thread_count_is_a_plain_parameter() -> None:
+    """ALE threads come from the caller (``--fast`` passes the free cores), at most one per env."""
+    def threads(**kwargs: Any) -> int:
+        venv = make_env(NOFRAMESKIP, 2, backend="ale_vector", **kwargs)
+        inner = venv.venv if isinstance(venv, VecFrameStack) else venv
+        count = inner.num_threads
+        venv.close()
+        return count
+
+    assert threads() == DEFAULT_ALE_THREADS
+    assert threads(ale_threads=2) == 2
+    assert threads(ale_threads=8) == 2
+    with pytest.raises(ConfigError, match="num_threads"):
+        make_ale_vector_env(NOFRAMESKIP, 2, num_threads=0)
 
 
 def test_frameskip_four_frames_per_action() -> None:

@@ -50,6 +50,12 @@ def test_child_command_runs_an_env_measurement() -> None:
     assert json.loads(benchmark.child_command(spec)[-1]) == spec
 
 
+def test_relevant_cpu_flags() -> None:
+    flags = {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "avx512vl"}
+    assert benchmark.relevant_cpu_flags(flags) == ["amx_bf16", "amx_tile", "avx2", "avx512_bf16", "avx512f"]
+    assert benchmark.relevant_cpu_flags(set()) == []
+
+
 def test_alternating_and_median() -> None:
     assert list(benchmark.alternating(["a", "b"], 3)) == [(0, "a"), (0, "b"), (1, "b"), (1, "a"), (2, "a"), (2, "b")]
     assert benchmark.median([3.0, None, 1.0, 2.0]) == 2.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import run_script, summary_of
 
@@ -59,6 +60,18 @@ def test_tiny_benchmark(tmp_path: Path, logdir: Path) -> None:
     assert "| SubprocVecEnv | 2 |" in table and "SB3 PPO --fast" in table and "2.4 from scratch" in table
     assert "chosen like --fast" in table
 
+    # the ceiling: the parts of a --fast iteration timed alone, and each side's share of it
+    ceiling = summary["ceiling"]
+    assert set(ceiling["per_step_ms"]) == {"train", "inference", "env"}
+    assert ceiling["seconds_per_step"] == pytest.approx(sum(ceiling["per_step_ms"].values()) / 1000)
+    assert ceiling["ceiling_steps_per_second"] == pytest.approx(1 / ceiling["seconds_per_step"])
+    assert summary["ceiling_fractions"]["sb3_fast"] == pytest.approx(
+        ppo["medians"]["fast"] / ceiling["ceiling_steps_per_second"])
+    assert "| ceiling: train" in table and "of ceiling" in table
+    assert summary["levers"] == ceiling["levers"] and summary["levers"]["precision"] in ("fp32", "bf16")
+    assert "cpu flags:" in result.stdout and "levers --fast chose on this machine:" in result.stdout
+    assert summary["machine"]["cpu_flags"] == sorted(summary["machine"]["cpu_flags"])
+
 
 def test_missing_scratch_script_is_a_note(logdir: Path) -> None:
     result = run_script(SCRIPT, "--tiny", "--parts", "scratch", "--logdir", str(logdir),
@@ -67,6 +80,14 @@ def test_missing_scratch_script_is_a_note(logdir: Path) -> None:
     assert "not found" in summary["scratch"]["skipped"]
     assert "2.4 from scratch skipped" in summary["table"]
     assert summary["speedup"] is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+def test_tiny_benchmark_on_cuda(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--tiny", "--device", "cuda", "--parts", "ppo,ceiling", "--logdir", str(logdir))
+    _, summary = summary_of(result)
+    assert summary["device"] == "cuda" and summary["ceiling"]["ceiling_steps_per_second"] > 0
+    assert summary["ppo"]["medians"]["fast"] > 0
 
 
 def test_bad_flags_are_one_line(logdir: Path) -> None:

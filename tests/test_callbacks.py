@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from fakes import FakeModel, LivesGameEnv, scripted_vec_env
 from rlbreakout.callbacks import BEST_MODEL_FILE, MultiEnvEvalCallback
 from rlbreakout.errors import ConfigError
-from rlbreakout.evaluation import evaluate_games, games_per_env
+from stable_baselines3.common.evaluation import evaluate_policy
 
 
 def _drive(callback: MultiEnvEvalCallback, model: FakeModel, until: int) -> None:
@@ -85,11 +85,6 @@ def test_bad_arguments() -> None:
         MultiEnvEvalCallback({}, eval_freq=1)
 
 
-def test_games_per_env_spreads_evenly() -> None:
-    assert games_per_env(10, 4) == [2, 2, 3, 3]
-    assert sum(games_per_env(7, 3)) == 7
-
-
 def _lives_env() -> DummyVecEnv:
     # The factory's order: Monitor (whole game, raw points) under EpisodicLife and ClipReward.
     return DummyVecEnv([lambda: ClipRewardEnv(EpisodicLifeEnv(Monitor(LivesGameEnv(lives=3, life_steps=5, points=4.0))))])
@@ -111,6 +106,8 @@ def test_whole_game_score_versus_per_life_clipped_reward() -> None:
     assert episodes == [60.0]  # what a player sees: one game, 3 lives x 5 bricks x 4 points
 
 
-def test_evaluate_games_counts_whole_games_only() -> None:
-    scores, lengths = evaluate_games(FakeModel(), _lives_env(), n_games=2)
+def test_sb3_evaluate_policy_counts_whole_games_under_the_life_wrapper() -> None:
+    # What the eval callback and every chapter script rely on: SB3's evaluate_policy reads the
+    # Monitor under EpisodicLife, so it returns whole-game scores, not per-life clipped ones.
+    scores, lengths = evaluate_policy(FakeModel(), _lives_env(), n_eval_episodes=2, return_episode_rewards=True)
     assert scores == [60.0, 60.0] and lengths == [15, 15]  # Monitor counts every game step

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import imageio.v2 as imageio
 import optuna
 import pytest
+import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecEnv
 
+from cells import run_cells
 from conftest import TINY_PPO_FLAGS, run_script, scalar_steps, summary_of
 from rlbreakout.render import CAPTION_HEIGHT, GRID_GAP
 from rlbreakout.runs import REQUIRED_SUMMARY_KEYS
-from rlbreakout.tuning import default_storage_url, open_storage
+from rlbreakout.tune.storage import default_storage_url, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -25,6 +30,16 @@ STUDY_SUMMARY_KEYS = {"best_value", "best_params", "n_trials", "study_name", "st
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def assert_best_env_and_model(ns: dict, study: optuna.Study) -> None:
+    """The cell "The best trial" left the best trial's env and its trained model in the console."""
+    best = max((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
+    env, model = ns["env"], ns["model"]
+    assert isinstance(env, VecEnv) and isinstance(model, PPO) and model.num_timesteps > 0
+    assert ns["best"].number == best.number and ns["model_path"] == Path(best.user_attrs["model_path"])
+    assert model.get_env() is env and env.observation_space == model.observation_space
+    env.close()
 
 
 @pytest.mark.slow
@@ -125,3 +140,76 @@ def test_bad_input_is_one_line_and_exit_2(script: str, flags: list[str], message
     result = run_script(script, *flags, "--logdir", str(logdir), expect_ok=False)
     assert result.returncode == 2 and result.stderr.startswith(message), result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# %% Cell by cell, as Spyder runs them: every cell runs, the study (and what it trained) stays
+
+
+@pytest.fixture
+def restore_torch_threads() -> Iterator[None]:
+    """The scripts set torch's thread count for their process; give the other tests theirs back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("restore_torch_threads")
+@pytest.mark.parametrize("script, flags, n_finished", [
+    ("4_tuning/4.3_PPO_tuning_schedules.py", ["--n-trials", "1", "--n-steps", "64", "--batch-size", "64",
+                                              "--n-epochs", "1"], 1),
+    ("4_tuning/4.2_PPO_tuning_grid.py", ["--batch-sizes", "64", "--n-epochs-grid", "1", "--n-steps-grid", "64"], 1),
+])
+def test_study_scripts_run_cell_by_cell(script: str, flags: list[str], n_finished: int, logdir: Path) -> None:
+    ns = run_cells(script, *TINY_TRIALS, *flags, "--logdir", str(logdir))
+    assert len(finished(ns["study"])) == n_finished and callable(ns["objective"])
+    assert (ns["run"].dir / "summary.json").is_file() and ns["result"]["n_complete"] == n_finished
+    assert_best_env_and_model(ns, ns["study"])
+    assert ns["model"].num_timesteps == ns["best"].user_attrs["timesteps_trained"]
+
+
+@pytest.mark.usefixtures("restore_torch_threads")
+def test_a_study_with_every_trial_pruned_says_so_in_one_line(logdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the study already holds its --n-trials, all pruned: no trial trains, and no best trial exists
+    study = optuna.create_study(storage=open_storage(default_storage_url(logdir)), study_name="4.3_PPO_schedules",
+                                direction="maximize")
+    study.add_trial(create_trial(state=TrialState.PRUNED))
+    ns = run_cells("4_tuning/4.3_PPO_tuning_schedules.py", *TINY_TRIALS, "--n-trials", "1", "--logdir", str(logdir))
+    assert ns["env"] is None and ns["model"] is None and ns["trained"] == []
+    lines = [line for line in capsys.readouterr().out.splitlines() if "has no best trial" in line]
+    assert len(lines) == 1 and "(1 pruned, 0 failed)" in lines[0]
+    assert (ns["run"].dir / "summary.json").is_file() and ns["result"]["best_value"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("restore_torch_threads")
+def test_wrapper_study_runs_cell_by_cell(logdir: Path) -> None:
+    ns = run_cells("4_tuning/4.0_wrapperOptuna_PPO.py", *TINY_TRIALS, "--n-trials", "2", "--top-k", "1",
+                   "--promote-timesteps", "128", "--promote-eval-episodes", "1", "--logdir", str(logdir))
+    assert len(finished(ns["study1"])) == 2
+    (promoted,) = ns["study2"].trials
+    assert promoted.state == TrialState.COMPLETE and Path(promoted.user_attrs["model_path"]).is_file()
+    assert (ns["run"].dir / "summary.json").is_file()
+    assert_best_env_and_model(ns, ns["study2"])
+    assert ns["model"].num_timesteps == promoted.user_attrs["timesteps_trained"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("restore_torch_threads")
+def test_env_comparison_runs_cell_by_cell(logdir: Path) -> None:
+    ns = run_cells("4_tuning/4.1_PPO_env_comparison.py", *TINY_PPO_FLAGS, "--gif-games", "0",
+                   "--train-envs", "ALE/Breakout-v5", "--logdir", str(logdir))
+    assert [t.state for t in ns["study"].trials] == [TrialState.COMPLETE]
+    assert list(ns["models"]) == ["trained on v5"] and hasattr(ns["models"]["trained on v5"], "predict")
+    assert "| v5 |" in ns["table"] and (ns["run"].dir / "summary.json").is_file()
+    assert_best_env_and_model(ns, ns["study"])
+    assert ns["model_path"].parent == Path(ns["study"].trials[0].user_attrs["run_dir"])
+
+
+@pytest.mark.slow
+def test_study_explore_runs_cell_by_cell(logdir: Path) -> None:
+    pruned_study(default_storage_url(logdir), "explored")
+    ns = run_cells("4_tuning/4.0_study_explore.py", "--study-name", "explored", "--logdir", str(logdir))
+    assert ns["study"].study_name == "explored" and len(ns["imputed"].trials) == 16
+    assert ns["imputed_importances"]["env"] > ns["imputed_importances"]["lr"]
+    assert (ns["run"].dir / "summary.json").is_file()

@@ -7,6 +7,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import pytest
 
+from cells import run_cells
 from conftest import run_script, scalar_steps, summary_of
 from rlbreakout.runs import REQUIRED_SUMMARY_KEYS
 
@@ -45,7 +46,8 @@ def test_jerk_script_replays_its_best_run_exactly_and_measures_breakout(logdir: 
 
 
 def test_ppo_script_trains_evaluates_and_freezes(logdir: Path) -> None:
-    result = run_script("5_sonic/5.2_ppo_sonic.py", "--game", GAME, "--timesteps", "128", "--n-envs", "1",
+    # two training envs: two emulator processes, which must not re-run the script (one run folder)
+    result = run_script("5_sonic/5.2_ppo_sonic.py", "--game", GAME, "--timesteps", "128", "--n-envs", "2",
                         "--n-steps", "64", "--batch-size", "64", "--n-epochs", "1", "--reward-scale", "piecewise",
                         *TINY_RUN, "--logdir", str(logdir))
     _, summary = summary_of(result)
@@ -58,6 +60,7 @@ def test_ppo_script_trains_evaluates_and_freezes(logdir: Path) -> None:
     assert Path(summary["gif_path"]).is_file()
     assert scalar_steps(run_dir, "eval/eval/mean_reward") == [64, 128]
     assert scalar_steps(run_dir, "collapse/best_score")
+    assert [path.name for path in run_dir.parent.iterdir()] == [run_dir.name]
 
 
 def test_dqn_family_script_trains_qrdqn(logdir: Path) -> None:
@@ -87,3 +90,28 @@ def test_a_missing_sonic_rom_is_one_line_and_no_run_folder(logdir: Path) -> None
         assert lines[-1].startswith("error: the ROM of SonicTheHedgehog-Genesis-v0 is not imported")
         assert "python -m stable_retro.import DIR" in lines[-1]
     assert not logdir.exists()
+
+
+# %% Cell by cell, as Spyder runs them (in this process: every script closes its emulator)
+
+def test_jerk_script_cell_by_cell(logdir: Path) -> None:
+    namespace = run_cells("5_sonic/5.1_jerk.py", "--timesteps", "200", *SHORT_GAMES, "--eval-replays", "1",
+                          "--breakout-replays", "0", "--no-gif", "--logdir", str(logdir))
+    assert namespace["env"].unwrapped.gamename == "Airstriker-Genesis-v0"
+    assert namespace["agent"].steps_done >= 200 and len(namespace["scores"]) == 1
+    assert namespace["breakout"] is None and namespace["gif_path"] is None
+    assert (namespace["run"].dir / "summary.json").is_file()
+
+
+@pytest.mark.parametrize(("script", "flags"), [
+    ("5_sonic/5.2_ppo_sonic.py", ["--n-steps", "32", "--batch-size", "32", "--n-epochs", "1"]),
+    ("5_sonic/5.3_dqn_sonic.py", ["--buffer-size", "200", "--learning-starts", "32", "--target-update", "16"]),
+])
+def test_training_scripts_cell_by_cell(logdir: Path, script: str, flags: list[str]) -> None:
+    namespace = run_cells(script, "--timesteps", "64", "--n-envs", "1", *flags, *SHORT_GAMES, "--eval-freq", "32",
+                          "--eval-episodes", "1", "--gif-max-steps", "10", "--logdir", str(logdir))
+    assert namespace["env"].num_envs == 1 and namespace["env"].observation_space.shape == (4, 84, 84)
+    assert namespace["model"].num_timesteps == 64
+    assert [step for step, _ in namespace["evaluator"].history] == [32, 64]
+    assert len(namespace["scores"]) == 1 and Path(namespace["gif_path"]).is_file()
+    assert (namespace["run"].dir / "summary.json").is_file()

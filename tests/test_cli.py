@@ -1,11 +1,17 @@
-"""CLI conventions: common flags, one-line errors, device checks."""
+"""CLI conventions: common flags, resume through argparse's defaults, one-line errors, device checks."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
-from rlbreakout.cli import EXIT_BAD_INPUT, common_parser, resolve_device, run_main
-from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, common_parser, parse_script_args, resolve_device
+from rlbreakout.errors import RLBreakoutError
 
 
 def test_common_flags_and_defaults() -> None:
@@ -14,15 +20,58 @@ def test_common_flags_and_defaults() -> None:
         "BreakoutNoFrameskip-v4", 5, 4, 3, "auto", "runs")
 
 
-def test_run_main_turns_user_errors_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    def main() -> None:
-        raise ConfigError("batch size 3 does not divide 256; try 64.")
+def resumable_parser() -> "argparse.ArgumentParser":  # noqa: F821
+    parser = common_parser("x", timesteps=100)
+    parser.add_argument("--resume", default=None)
+    parser.add_argument("--fast", action="store_true")
+    return parser
 
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(main)
-    assert exit_info.value.code == EXIT_BAD_INPUT
-    err = capsys.readouterr().err
-    assert err.strip() == "error: batch size 3 does not divide 256; try 64."
+
+def test_resume_takes_the_saved_settings_and_explicit_flags_win_even_abbreviated(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"timesteps": 500, "seed": 3, "fast": True, "n_envs": 2,
+                                                      "not_a_flag": 1}))
+    args = parse_script_args(resumable_parser(), ["--resume", str(tmp_path)])
+    assert (args.timesteps, args.seed, args.fast, args.n_envs) == (500, 3, True, 2)
+    assert not hasattr(args, "not_a_flag")
+    args = parse_script_args(resumable_parser(), ["--resume", str(tmp_path), "--times", "900", "--seed=5"])
+    assert (args.timesteps, args.seed, args.resume) == (900, 5, str(tmp_path))
+
+
+def test_resume_of_a_folder_without_config_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RLBreakoutError, match="cannot resume"):
+        parse_script_args(resumable_parser(), ["--resume", str(tmp_path)])
+
+
+SCRIPT = """
+import sys
+from rlbreakout.cli import common_parser, parse_script_args
+from rlbreakout.errors import ConfigError
+args = parse_script_args(common_parser("x"), sys.argv[2:])
+print("parsed", flush=True)
+if sys.argv[1] == "user-error":
+    raise ConfigError("--batch-size 3 must divide the rollout; try 64.")
+if sys.argv[1] == "ctrl-c":
+    raise KeyboardInterrupt
+raise ValueError("a bug, not bad input")
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "stderr_first_line"),
+    [("user-error", EXIT_BAD_INPUT, "error: --batch-size 3 must divide the rollout; try 64."),
+     ("ctrl-c", EXIT_INTERRUPTED, "interrupted"),
+     ("bug", 1, "Traceback (most recent call last):")],
+)
+def test_a_script_ends_with_one_line_for_user_errors_and_a_traceback_for_bugs(
+        tmp_path: Path, case: str, code: int, stderr_first_line: str) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    result = subprocess.run([sys.executable, str(script), case], capture_output=True, text=True, timeout=120)
+    assert result.returncode == code
+    assert result.stdout.strip() == "parsed"
+    assert result.stderr.strip().splitlines()[0] == stderr_first_line
+    if code != 1:
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_resolve_device() -> None:

@@ -14,7 +14,6 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlbreakout.callbacks import FreezeOnCollapseCallback as ReExported
 from rlbreakout.callbacks import MultiEnvEvalCallback
 from rlbreakout.collapse import FreezeOnCollapseCallback
 from rlbreakout.errors import ConfigError, RLBreakoutError
@@ -123,10 +122,6 @@ def test_without_an_eval_parent_it_says_how_to_attach_it() -> None:
     model = tiny_ppo()
     with pytest.raises(RLBreakoutError, match="callback_after_eval"):
         model.learn(ROLLOUT, callback=FreezeOnCollapseCallback())
-
-
-def test_the_lead_module_re_exports_it() -> None:
-    assert ReExported is FreezeOnCollapseCallback
 
 
 class LastWeights(BaseCallback):

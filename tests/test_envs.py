@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlbreakout.envs import BREAKOUT_ENV_IDS, env_settings, is_channel_first_uint8, make_env
+from helpers import is_channel_first_uint8
+
+from rlbreakout.env_ids import BREAKOUT_ENV_IDS, env_settings
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 
 FIRE = 1

@@ -1,7 +1,9 @@
-"""bf16 / channels_last extractors, precision fallback, thread choice and the --fast helper."""
+"""bf16 / channels_last extractors, the forced and real bf16 check, the measured levers, fast_settings."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +11,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import NatureCNN
 
-from rlbreakout import allocator, fast
+from rlbreakout import allocator, fast, hardware
 from rlbreakout.errors import ConfigError
 
 IMAGE_SPACE = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
@@ -21,16 +22,41 @@ ACTIONS = gym.spaces.Discrete(4)
 FEATURES = 512
 #: bf16 keeps 8 mantissa bits: relative rounding ~0.4 % per operation, a few % after a deep net.
 BF16_RELATIVE_TOLERANCE = 0.05
+NOFRAMESKIP = "BreakoutNoFrameskip-v4"
+#: Minibatch seconds of a fake measurement in which bf16 channels_last is fastest.
+BF16_WINS = {"fp32 NCHW": 0.40, "fp32 channels_last": 0.30, "bf16 NCHW": 0.20, "bf16 channels_last": 0.10}
 
 
 @pytest.fixture(autouse=True)
 def restore_threads() -> Any:
-    """One torch thread while testing (a shared machine), the old count and no thread choice after."""
+    """One torch thread while testing (a shared machine), the old count after."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-    fast._chosen_threads.clear()
+
+
+@pytest.fixture
+def bf16(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """``bf16(True)`` / ``bf16(False)``: the hardware check answers so, whatever this machine has
+    (and RLBREAKOUT_FORCE_NO_BF16 is cleared, so "supported" holds even in a forced-off run)."""
+    def force(supported: bool) -> None:
+        monkeypatch.delenv(hardware.FORCE_NO_BF16_ENV, raising=False)
+        monkeypatch.setattr(hardware, "bf16_hardware", lambda device: supported)
+
+    return force
+
+
+def fake_timer(monkeypatch: pytest.MonkeyPatch, seconds: Mapping[str, float]) -> list[str]:
+    """Replace the real minibatch timing by ``seconds`` per candidate label; returns the labels timed."""
+    timed: list[str] = []
+
+    def time_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, **_: Any) -> float:
+        timed.append(fast.lever_label(levers))
+        return seconds[fast.lever_label(levers)]
+
+    monkeypatch.setattr(fast, "time_minibatch", time_minibatch)
+    return timed
 
 
 def images(batch: int, seed: int = 0) -> torch.Tensor:
@@ -47,27 +73,46 @@ def policy(policy_kwargs: dict[str, Any], seed: int = 0) -> ActorCriticCnnPolicy
 def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
-    assert fast._cpu_flags(str(cpuinfo)) & fast.CPU_BF16_FLAGS == {"avx512_bf16"}
-    assert fast._cpu_flags(str(tmp_path / "missing")) == set()
+    assert hardware.cpu_flags(str(cpuinfo)) & hardware.CPU_BF16_FLAGS == {"avx512_bf16"}
+    assert hardware.cpu_flags(str(tmp_path / "missing")) == set()
 
 
-def test_bf16_supported_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
-    assert fast.bf16_supported("cpu")
-    monkeypatch.setattr(fast, "_cpu_flags", lambda: {"avx2"})
+def test_bf16_hardware_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert hardware.bf16_hardware("cpu")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2"})
+    assert not hardware.bf16_hardware("cpu")
+    assert not hardware.bf16_hardware("mps")
+
+
+def test_bf16_does_not_count_when_torch_runs_avx2_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ATEN_CPU_CAPABILITY=avx2 on a bf16 CPU: the flag is there, but bf16 would be emulated
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512_bf16", "amx_bf16"})
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    assert not fast.bf16_supported("cpu")
-    assert not fast.bf16_supported("mps")
+    assert not hardware.bf16_hardware("cpu")
 
 
-def test_resolve_precision(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_environment_variable_forces_bf16_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "bf16_hardware", lambda device: True)
+    monkeypatch.delenv(hardware.FORCE_NO_BF16_ENV, raising=False)
+    assert hardware.bf16_supported("cpu")
+    monkeypatch.setenv(hardware.FORCE_NO_BF16_ENV, "0")
+    assert hardware.bf16_supported("cpu")
+    monkeypatch.setenv(hardware.FORCE_NO_BF16_ENV, "1")
+    assert not hardware.bf16_supported("cpu") and not hardware.bf16_supported("cuda")
+    assert fast.lever_candidates("cpu") == [{"precision": "fp32", "channels_last": False},
+                                            {"precision": "fp32", "channels_last": True}]
+
+
+def test_resolve_precision(bf16: Callable[[bool], None], capsys: pytest.CaptureFixture[str]) -> None:
     assert fast.resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         fast.resolve_precision("fp16", "cpu")
-    monkeypatch.setattr(fast, "bf16_supported", lambda device: True)
+    bf16(True)
     assert fast.resolve_precision("bf16", "cpu") == "bf16"
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(fast, "bf16_supported", lambda device: False)
+    bf16(False)
     assert fast.resolve_precision("bf16", "cpu") == "fp32"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("warning:") and "fp32" in err
@@ -76,7 +121,7 @@ def test_resolve_precision(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
 # %% The extractor
 def test_bf16_extractor_returns_float32_features_close_to_fp32() -> None:
     stock = NatureCNN(IMAGE_SPACE)
-    mixed = fast.BF16NatureCNN(IMAGE_SPACE, autocast_min_batch=1)
+    mixed = fast.BF16NatureCNN(IMAGE_SPACE)
     mixed.load_state_dict(stock.state_dict())
     x = images(16)
     with torch.no_grad():
@@ -97,7 +142,7 @@ def test_small_batches_skip_autocast() -> None:
 
 
 def test_gradients_flow_in_float32() -> None:
-    mixed = fast.BF16NatureCNN(IMAGE_SPACE, autocast_min_batch=1)
+    mixed = fast.BF16NatureCNN(IMAGE_SPACE)
     mixed(images(4)).sum().backward()
     for name, param in mixed.named_parameters():
         assert param.grad is not None and param.grad.dtype == torch.float32, name
@@ -120,6 +165,7 @@ def test_the_net_arch_trap_is_real() -> None:
 
 def test_fp32_without_channels_last_is_stock() -> None:
     assert fast.cnn_policy_kwargs("fp32") == {}
+    assert fast.cnn_policy_kwargs("bf16")["features_extractor_kwargs"] == {"bf16": True, "channels_last": False}
     with pytest.raises(ConfigError):
         fast.cnn_policy_kwargs("half")
 
@@ -143,7 +189,7 @@ def test_policy_class_is_stock_unless_the_extractor_is_mixed_precision() -> None
 def test_mixed_precision_policy_scales_uint8_images_itself_to_the_same_features(precision: str) -> None:
     """The uint8 batch reaches the extractor unscaled, and the features equal SB3's float32 / 255 path."""
     # (fp32 without channels_last is the stock extractor, which this policy leaves alone)
-    kwargs = fast.cnn_policy_kwargs(precision, channels_last=precision == "fp32", autocast_min_batch=1)
+    kwargs = fast.cnn_policy_kwargs(precision, channels_last=precision == "fp32")
     torch.manual_seed(0)
     mixed = fast.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **kwargs)
     seen: list[torch.dtype] = []
@@ -169,136 +215,186 @@ def test_mixed_precision_policy_leaves_float_images_to_sb3() -> None:
         assert torch.equal(mixed.extract_features(obs), mixed.features_extractor(obs / 255.0))
 
 
-class TinyExtractor(BaseFeaturesExtractor):
-    """Stands in for chapter 3's extractor: any BaseFeaturesExtractor can be made mixed-precision."""
-
-    def __init__(self, observation_space: gym.Space, features_dim: int = 16) -> None:
-        super().__init__(observation_space, features_dim)
-        self.conv = nn.Conv2d(observation_space.shape[0], 4, kernel_size=8, stride=8)
-        self.linear = nn.Linear(4 * 10 * 10, features_dim)
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.linear(torch.relu(self.conv(observations)).flatten(1))
+# %% Measuring the levers
+def test_fastest_candidate_wins() -> None:
+    candidates = fast.lever_candidates("cpu", "fp32") + fast.lever_candidates("cpu", "bf16")
+    chosen, timings = fast.choose_levers(candidates, lambda c: BF16_WINS[fast.lever_label(c)])
+    assert chosen == {"precision": "bf16", "channels_last": True}
+    assert timings == BF16_WINS
 
 
-def test_any_extractor_can_be_made_mixed_precision() -> None:
-    kwargs = fast.cnn_policy_kwargs("bf16", features_extractor_class=TinyExtractor,
-                                    features_extractor_kwargs={"features_dim": 16}, autocast_min_batch=1)
-    assert "net_arch" not in kwargs  # stock default heads for a non-NatureCNN extractor, as in stock SB3
-    extractor = kwargs["features_extractor_class"](IMAGE_SPACE, **kwargs["features_extractor_kwargs"])
-    assert isinstance(extractor, TinyExtractor)
-    out = extractor(images(4))
-    assert out.dtype == torch.float32 and out.shape == (4, 16)
-    stock_shapes = {n: p.shape for n, p in policy({"features_extractor_class": TinyExtractor,
-                                                   "features_extractor_kwargs": {"features_dim": 16}}).named_parameters()}
-    assert {n: p.shape for n, p in policy(kwargs).named_parameters()} == stock_shapes
+def test_stock_is_kept_unless_something_is_faster() -> None:
+    candidates = fast.lever_candidates("cpu", "fp32") + fast.lever_candidates("cpu", "bf16")
+    slower = {label: 0.5 for label in BF16_WINS} | {"fp32 NCHW": 0.4}
+    assert fast.choose_levers(candidates, lambda c: slower[fast.lever_label(c)])[0] == fast.STOCK_LEVERS
+    tie = {label: 0.4 for label in BF16_WINS}  # a tie is not faster
+    assert fast.choose_levers(candidates, lambda c: tie[fast.lever_label(c)])[0] == fast.STOCK_LEVERS
+
+
+@pytest.mark.parametrize("supported", [False, True])
+def test_bf16_is_a_candidate_only_where_supported(bf16: Callable[[bool], None], supported: bool) -> None:
+    bf16(supported)
+    candidates = fast.lever_candidates("cpu")
+    assert candidates[0] == fast.STOCK_LEVERS
+    assert {c["channels_last"] for c in candidates} == {False, True}
+    assert ({c["precision"] for c in candidates} == {"fp32", "bf16"}) is supported
+    if not supported:
+        assert {c["precision"] for c in candidates} == {"fp32"}
+
+
+@pytest.mark.parametrize("supported", [False, True])
+def test_fast_settings_keeps_the_measured_fastest(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str], supported: bool) -> None:
+    bf16(supported)
+    timed = fake_timer(monkeypatch, BF16_WINS)
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2)
+    expected = "bf16" if supported else "fp32"
+    assert (speed.precision, speed.channels_last) == (expected, True)
+    assert set(timed) == set(speed.timings) == ({*BF16_WINS} if supported else {"fp32 NCHW", "fp32 channels_last"})
+    assert speed.policy_class is fast.MixedPrecisionCnnPolicy
+    assert speed.policy_kwargs["features_extractor_kwargs"] == {"bf16": supported, "channels_last": True}
+    assert speed.policy_kwargs["optimizer_kwargs"] == {"eps": 1e-5, "fused": True}  # SB3's eps kept
+    out = capsys.readouterr().out
+    assert f"fast: levers {expected} channels_last (ms per training minibatch of 128 on cpu: fp32 NCHW 400" in out
+    assert "fast: backend=ale_vector" in out
+
+
+def test_stock_layout_when_nothing_measures_faster(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, {label: 0.4 for label in BF16_WINS} | {"fp32 NCHW": 0.3})
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, verbose=False)
+    assert speed.levers == fast.STOCK_LEVERS and speed.policy_class == "CnnPolicy"
+    assert speed.policy_kwargs == {"optimizer_kwargs": {"eps": 1e-5, "fused": True}}  # the stock network
+
+
+def test_a_recorded_choice_is_reused_without_measuring(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bf16(True)
+    timed = fake_timer(monkeypatch, BF16_WINS)
+    first = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, verbose=False)
+    timed.clear()
+    config = first.to_config()  # what a run folder keeps in config.json
+    again = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, levers=config)
+    assert timed == [] and again.timings == {}
+    assert again.levers == first.levers == {"precision": "bf16", "channels_last": True}
+    assert "recorded choice, not measured" in capsys.readouterr().out
+    # hardware that lost bf16 since (another machine) falls back to fp32, keeping the layout
+    bf16(False)
+    moved = fast.fast_settings(True, device="cpu", levers={"precision": "bf16", "channels_last": True}, verbose=False)
+    assert moved.levers == {"precision": "fp32", "channels_last": True} and timed == []
+
+
+def test_explicit_precision_wins_over_the_measurement(bf16: Callable[[bool], None],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16(True)
+    timed = fake_timer(monkeypatch, BF16_WINS)
+    speed = fast.fast_settings(True, "fp32", device="cpu", verbose=False)
+    assert speed.precision == "fp32" and set(timed) == {"fp32 NCHW", "fp32 channels_last"}
+    recorded = fast.fast_settings(True, "fp32", device="cpu", verbose=False,
+                                  levers={"precision": "bf16", "channels_last": False})
+    assert recorded.levers == {"precision": "fp32", "channels_last": False}
+
+
+def test_a_real_tiny_measurement(capsys: pytest.CaptureFixture[str]) -> None:
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, batch_size=8)
+    candidates = fast.lever_candidates("cpu")
+    assert speed.levers in candidates
+    assert list(speed.timings) == [fast.lever_label(c) for c in candidates]
+    assert all(seconds > 0 for seconds in speed.timings.values())
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fast: levers"))
+    assert re.fullmatch(r"fast: levers (fp32|bf16) (NCHW|channels_last) \(ms per training minibatch of 8 on cpu: "
+                        r"[A-Za-z0-9_ ]+ \d+(, [A-Za-z0-9_ ]+ \d+)*\)", line), line
+    assert f"fast: levers {fast.lever_label(speed.levers)} (" in line
+
+
+def test_time_minibatch_leaves_the_random_state_alone() -> None:
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    assert fast.time_minibatch(fast.STOCK_LEVERS, "cpu", 4, repeats=1) > 0
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+def test_cuda_levers_are_measured_the_same_way(capsys: pytest.CaptureFixture[str]) -> None:
+    speed = fast.fast_settings(True, device="cuda", env_id=NOFRAMESKIP, n_envs=2, batch_size=32)
+    candidates = fast.lever_candidates("cuda")
+    assert ({c["precision"] for c in candidates} == {"fp32", "bf16"}) is fast.bf16_supported("cuda")
+    assert speed.levers in candidates and list(speed.timings) == [fast.lever_label(c) for c in candidates]
+    assert "on cuda:" in capsys.readouterr().out
+    policy_on_gpu = fast.measurement_policy(speed.levers, "cuda")
+    obs = torch.randint(0, 256, (4, *IMAGE_SPACE.shape), dtype=torch.uint8, device="cuda")
+    with torch.no_grad():
+        assert policy_on_gpu.extract_features(obs).dtype == torch.float32
+
+
+# %% The one call of the training scripts
+def test_stock_settings(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16(True)
+    timed = fake_timer(monkeypatch, BF16_WINS)
+    stock = fast.fast_settings(False, device="cpu", env_id=NOFRAMESKIP)
+    assert (stock.backend, stock.precision, stock.channels_last, stock.policy_kwargs) == ("classic", "fp32", False, {})
+    assert stock.policy_class == "CnnPolicy" and stock.torch_threads is None and stock.keeps_freed_memory is False
+    assert timed == []  # stock measures nothing and touches no threads
+    asked = fast.fast_settings(False, "bf16", "ale_vector", "cpu", verbose=False)
+    assert (asked.backend, asked.precision, asked.channels_last) == ("ale_vector", "bf16", False)
+    assert asked.policy_class is fast.MixedPrecisionCnnPolicy and "optimizer_kwargs" not in asked.policy_kwargs
+
+
+def test_fast_settings_backend_threads_and_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_timer(monkeypatch, BF16_WINS)
+    quick = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=8, verbose=False)
+    assert quick.backend == "ale_vector" and 1 <= quick.ale_threads <= 8 and quick.torch_threads >= 1
+    assert quick.keeps_freed_memory is allocator.uses_glibc()
+    config = quick.to_config()
+    assert config["timings_ms"] == {k: round(v * 1000, 2) for k, v in quick.timings.items()}
+    assert {"backend", "precision", "channels_last", "torch_threads", "ale_threads"} <= set(config)
+    with pytest.raises(Exception):
+        quick.precision = "fp32"  # type: ignore[misc]  # frozen
+    v4 = fast.fast_settings(True, device="cpu", env_id="Breakout-v4", verbose=False)
+    assert v4.backend == "classic" and "random 2-4 frames" in v4.notes[0]
+    assert fast.fast_settings(True, device="cpu", wrapper="aimbot", verbose=False).backend == "classic"
+    explicit = fast.fast_settings(True, "fp32", "classic", "cpu", verbose=False)
+    assert (explicit.backend, explicit.precision) == ("classic", "fp32")
+    with pytest.raises(ConfigError, match="unknown backend"):
+        fast.fast_settings(True, backend="gpu", verbose=False)
 
 
 @pytest.mark.slow
-def test_ppo_learns_saves_and_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("supported", [False, True])
+def test_ppo_learns_saves_and_loads(tmp_path: Path, bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch,
+                                    supported: bool) -> None:
     from stable_baselines3 import PPO
 
     from rlbreakout.envs import make_env
 
+    bf16(supported)
+    fake_timer(monkeypatch, BF16_WINS)
+    settings = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, verbose=False)
+    assert settings.precision == ("bf16" if supported else "fp32")
+    venv = make_env(NOFRAMESKIP, 2, seed=0, backend=settings.backend, ale_threads=settings.ale_threads)
     torch.set_num_threads(1)
-    venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, backend="ale_vector")
-    settings = fast.fast_settings(True, device="cpu", env_id="BreakoutNoFrameskip-v4", n_envs=2, verbose=False)
-    torch.set_num_threads(1)
-    model = PPO(settings["policy"], venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=settings["policy_kwargs"])
+    model = PPO(settings.policy_class, venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=settings.policy_kwargs)
     assert model.policy.optimizer.defaults["fused"] is True and model.policy.optimizer.defaults["eps"] == 1e-5
     before = {n: p.detach().clone() for n, p in model.policy.named_parameters()}
     model.learn(64)
     assert any(not torch.equal(before[n], p) for n, p in model.policy.named_parameters())
     model.save(tmp_path / "model.zip")
     loaded = PPO.load(tmp_path / "model.zip", device="cpu")
-    assert isinstance(loaded.policy, fast.MixedPrecisionCnnPolicy)
+    assert type(loaded.policy) is type(model.policy)
+    assert loaded.policy.features_extractor.bf16 is supported
     obs = venv.reset()
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     venv.close()
 
 
-# %% Threads
-def test_configure_threads_uses_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(fast, "busy_cores", lambda cpus, path: 0.2)
-    quiet = fast.configure_threads(8)
-    assert (quiet["torch_threads"], quiet["ale_threads"], quiet["free_cores"]) == (2, 2, 2)
-    assert torch.get_num_threads() == 2
-    monkeypatch.setattr(fast, "busy_cores", lambda cpus, path: 1.3)  # another process holds a core
-    busy = fast.configure_threads(8)
-    assert (busy["torch_threads"], busy["ale_threads"], busy["busy_cores"]) == (1, 1, 1.3)
-    assert torch.get_num_threads() == 1
-    assert fast.chosen_ale_threads(8) == 1
-    monkeypatch.setattr(fast, "busy_cores", lambda cpus, path: 7.0)
-    assert fast.configure_threads(1, apply=False)["free_cores"] == 1  # never below one
-    explicit = fast.configure_threads(1, torch_threads=3, ale_threads=4, apply=False)
-    assert (explicit["torch_threads"], explicit["ale_threads"]) == (3, 1)  # ALE: at most one per env
-
-
-def _proc_stat(cpu0: tuple[int, int], cpu1: tuple[int, int]) -> str:
-    """A /proc/stat with (busy user ticks, idle ticks) per CPU; the aggregate line must be ignored."""
-    lines = ["cpu  999999 0 0 1 0 0 0 0 0 0"]
-    for index, (user, idle) in enumerate((cpu0, cpu1)):
-        lines.append(f"cpu{index} {user} 0 0 {idle} 0 0 0 0 0 0")
-    return "\n".join(lines + ["intr 12345", "ctxt 678"]) + "\n"
-
-
-def test_busy_cores_counts_only_the_sample_window(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    stat = tmp_path / "stat"
-    # Since boot cpu0 was mostly busy (a load average would still say so) ...
-    stat.write_text(_proc_stat((90_000, 10_000), (50_000, 50_000)))
-    # ... but during the window cpu0 is fully busy and cpu1 idle: one core busy now.
-    monkeypatch.setattr(fast.time, "sleep", lambda seconds: stat.write_text(_proc_stat((90_025, 10_000), (50_000, 50_025))))
-    assert fast.busy_cores({0, 1}, path=str(stat)) == pytest.approx(1.0)
-    stat.write_text(_proc_stat((90_000, 10_000), (50_000, 50_000)))
-    assert fast.busy_cores({1}, path=str(stat)) == pytest.approx(0.0)  # only the CPUs we may use count
-
-
-def test_free_cores_falls_back_to_the_load_average(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(fast, "PROC_STAT_PATH", str(tmp_path / "missing"))
-    monkeypatch.setattr(fast.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(fast.os, "getloadavg", lambda: (1.3, 0.0, 0.0))
-    assert fast.free_cores() == (2, 1.3, 1)
-
-
-def test_busy_cores_on_this_machine_is_within_its_cores() -> None:
-    cpus = fast._affinity()
-    busy = fast.busy_cores(cpus, sample_seconds=0.05)
-    if Path(fast.PROC_STAT_PATH).exists():
-        assert busy is not None and 0.0 <= busy <= len(cpus)
-    else:
-        assert busy is None
-
-
-# %% The one call of the training scripts
-def test_fast_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(fast, "bf16_supported", lambda device: True)
-    stock = fast.fast_settings(False, device="cpu", env_id="BreakoutNoFrameskip-v4")
-    assert (stock["backend"], stock["precision"], stock["policy_kwargs"], stock["threads"]) == ("classic", "fp32", {}, {})
-    assert stock["policy"] == "CnnPolicy"
-
-    quick = fast.fast_settings(True, device="cpu", env_id="BreakoutNoFrameskip-v4", n_envs=8)
-    assert (quick["backend"], quick["precision"]) == ("ale_vector", "bf16")
-    assert quick["policy_kwargs"]["features_extractor_class"] is fast.BF16NatureCNN
-    assert quick["policy"] is fast.MixedPrecisionCnnPolicy
-    assert quick["policy_kwargs"]["optimizer_kwargs"] == {"eps": 1e-5, "fused": True}  # SB3's eps kept
-    assert quick["keeps_freed_memory"] is allocator.uses_glibc() and stock["keeps_freed_memory"] is False
-    assert quick["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is False  # slower on CPU
-    cuda = fast.fast_settings(True, device="cuda", env_id="BreakoutNoFrameskip-v4", verbose=False)
-    assert cuda["policy_kwargs"]["features_extractor_kwargs"]["channels_last"] is True
-    assert quick["threads"]["ale_threads"] >= 1
-    assert "fast: backend=ale_vector precision=bf16" in capsys.readouterr().out
-
-    v4 = fast.fast_settings(True, device="cpu", env_id="Breakout-v4")
-    assert v4["backend"] == "classic" and "random 2-4 frames" in v4["notes"][0]
-    assert fast.fast_settings(True, device="cpu", wrapper="aimbot", verbose=False)["backend"] == "classic"
-    explicit = fast.fast_settings(True, "fp32", "classic", "cpu", verbose=False)
-    assert (explicit["backend"], explicit["precision"]) == ("classic", "fp32")
-    assert explicit["policy_kwargs"] == {"optimizer_kwargs": {"eps": 1e-5, "fused": True}}  # the stock network
-    assert fast.fast_settings(False, "fp32", "classic", "cpu", verbose=False)["policy_kwargs"] == {}
-    with pytest.raises(ConfigError, match="unknown backend"):
-        fast.fast_settings(True, backend="gpu", verbose=False)
+def test_the_shipped_policy_still_loads() -> None:
+    """models/ppo_breakout_policy.pt was saved with ``autocast_min_batch``: the extractor still takes it."""
+    path = Path(__file__).resolve().parents[1] / "models" / "ppo_breakout_policy.pt"
+    loaded = ActorCriticCnnPolicy.load(str(path), device="cpu")
+    assert isinstance(loaded.features_extractor, fast.BF16NatureCNN)
+    assert loaded.features_extractor.autocast_min_batch == 32
 
 
 def test_paired_gradients_agree_with_fp32() -> None:

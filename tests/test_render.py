@@ -15,8 +15,6 @@ from rlbreakout.render import (
     record_comparison_gif,
     record_games,
     record_gif,
-    side_by_side,
-    tile_grid,
     write_gif,
 )
 
@@ -26,24 +24,6 @@ RIGHT, LEFT = 2, 3  # Breakout's minimal action set: NOOP, FIRE, RIGHT, LEFT
 
 def random_policy(observations: np.ndarray) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 4, size=len(observations))
-
-
-def test_tile_grid_places_frames_row_major() -> None:
-    frames = [np.full((2, 3, 3), value, np.uint8) for value in (1, 2, 3)]
-    grid = tile_grid(frames, 2, gap=1)
-    assert grid.shape == (5, 7, 3)
-    assert grid[0, 0, 0] == 1 and grid[0, 4, 0] == 2 and grid[3, 0, 0] == 3
-    assert grid[3, 4, 0] == 0  # the missing 4th tile stays black
-    with pytest.raises(ConfigError):
-        tile_grid(frames, 1)
-
-
-def test_side_by_side_scales_a_grey_observation_to_screen_height() -> None:
-    screen = np.zeros(SCREEN, np.uint8)
-    observation = np.full((84, 84, 1), 255, np.uint8)
-    view = side_by_side(screen, observation, gap=2)
-    assert view.shape == (210, 160 + 2 + 210, 3)
-    assert view[:, -1].min() == 255
 
 
 def test_write_gif_drops_frames_until_under_the_size_cap(tmp_path: Path) -> None:

@@ -55,3 +55,54 @@ def test_score_stats() -> None:
     assert stats["mean_reward"] == 4.0 and stats["median_reward"] == 2.5 and stats["n_games"] == 4
     assert stats["q25_reward"] == pytest.approx(1.75)
     assert np.isnan(score_stats([])["mean_reward"])
+
+
+def test_run_lifecycle_writes_config_times_training_and_finishes_with_the_summary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from rlbreakout.runs import PROVENANCE_KEYS, Run
+
+    class Counter:
+        num_timesteps = 10
+
+    run = Run("1_gym/1.1_gym.py", env_id="ALE/Breakout-v5", seed=4, logdir=tmp_path, config={"games": 2}, argv=["x.py"])
+    config = load_run_config(run.dir)
+    assert config["games"] == 2 and all(key in config for key in PROVENANCE_KEYS)
+    assert run.dir.parent == tmp_path / "1.1_gym" and (run.dir / "command.txt").is_file()
+    first_draw = np.random.rand()
+    model = Counter()
+    with run.training(model):
+        time.sleep(0.05)
+        model.num_timesteps = 110  # 100 env steps trained in the block
+    run.exclude(run.train_seconds / 2)  # half of it was evaluation
+    assert run.trained_steps == 100
+    assert run.steps_per_second == pytest.approx(100 / run.train_seconds, rel=1e-3)
+    path = run.finish(timesteps=110, scores=[1.0, 3.0, 8.0], model_path=tmp_path / "m.zip", extra_key="x")
+    summary = json.loads(path.read_text())
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(path)
+    assert all(key in summary for key in (*REQUIRED_SUMMARY_KEYS, *PROVENANCE_KEYS, "model_path"))
+    assert (summary["mean_reward"], summary["median_reward"], summary["timesteps"]) == (4.0, 3.0, 110)
+    assert summary["extra_key"] == "x" and summary["steps_per_second"] > 0
+    # the run seeded numpy: a second run with the same seed draws the same number
+    Run("s.py", env_id="e", seed=4, logdir=tmp_path, config={})
+    assert np.random.rand() == first_draw
+
+
+def test_run_training_saves_a_checkpoint_on_ctrl_c(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rlbreakout.runs import Run
+
+    run = Run("s.py", env_id="e", seed=0, logdir=tmp_path, config={})
+    saved: list[Path] = []
+    with pytest.raises(KeyboardInterrupt):
+        with run.training(on_interrupt=lambda: saved.append(tmp_path / "latest.zip") or saved[-1]):
+            raise KeyboardInterrupt
+    assert saved and f"--resume {run.dir}" in capsys.readouterr().err
+
+
+def test_resuming_a_folder_without_config_is_a_clear_error(tmp_path: Path) -> None:
+    from rlbreakout.errors import RLBreakoutError
+    from rlbreakout.runs import Run
+
+    with pytest.raises(RLBreakoutError, match="cannot resume"):
+        Run("s.py", env_id="e", seed=0, logdir=tmp_path, config={}, resume_dir=tmp_path)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import io
+
 import pytest
 
-from rlbreakout import aimbot as A
-from rlbreakout.aimbot import synthetic_frame
+from fakes import ball_frame, synthetic_frame
+from rlbreakout.aimbot import geometry as G
+from rlbreakout.aimbot import predict_impact_column
 from rlbreakout.errors import ConfigError
+from rlbreakout.progress import ProgressLine
 from rlbreakout.scripted_player import (
     FIRE,
     LEFT,
@@ -19,11 +22,8 @@ from rlbreakout.scripted_player import (
     plan_move,
     play_scripted_games,
     player_for,
+    record_fall,
 )
-
-
-def ball_frame(row: float, col: float, paddle_left: int = 72) -> np.ndarray:
-    return synthetic_frame((row, col), paddle_left)
 
 
 # %% plan_move: which direction to hold, given the displacement still needed and the frames left
@@ -70,7 +70,7 @@ def test_moves_toward_a_falling_ball_and_waits_on_target() -> None:
     player.act(ball_frame(100.5, 60.5, paddle_left=20))  # first sight: aims at the ball's column
     action = player.act(ball_frame(108.5, 66.5, paddle_left=20))
     impact = player.view.last_impact
-    assert impact == pytest.approx(A.predict_impact_column(108.5, 66.5, 8.0, 6.0))
+    assert impact == pytest.approx(predict_impact_column(108.5, 66.5, 8.0, 6.0))
     assert player.last_target == impact and action == RIGHT
     on_target = ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0)
     paddle_left = 53  # columns 53-68: centred on 60.5, where a ball falling straight down lands
@@ -137,19 +137,36 @@ def test_only_breakout() -> None:
 @pytest.mark.slow
 def test_scripted_player_scores_on_a_short_real_game() -> None:
     """2000 frames (~500 agent steps; the no-ops at reset count too): a random player scores ~1-2."""
-    games = play_scripted_games("BreakoutNoFrameskip-v4", 1, seed=0,
-                                env_kwargs={"max_num_frames_per_episode": 2000}, record_steps=10, frame_every=2)
+    env_kwargs = {"max_num_frames_per_episode": 2000}
+    env = make_player_env("BreakoutNoFrameskip-v4", env_kwargs=env_kwargs)
+    player = player_for("BreakoutNoFrameskip-v4", env_kwargs=env_kwargs)
+    progress = ProgressLine(500, every=100, enabled=True, stream=io.StringIO())
+    games = play_scripted_games(env, player, 1, seed=0, record_steps=10, frame_every=2, progress=progress)
+    env.close()
     assert len(games.scores) == 1 and 490 <= games.lengths[0] <= 500 and games.steps == games.lengths[0]
     assert games.scores[0] >= 10
-    assert len(games.frames) == 5 and games.frames[0].shape == (A.SCREEN_HEIGHT, 160 + 2 + 210, 3)
+    assert len(games.frames) == 5 and games.frames[0].shape == (G.SCREEN_HEIGHT, 160 + 2 + 210, 3)
     assert not games.unfinished
+    assert len(progress.lines) == 4 and progress.lines[0].startswith("step 100/500")
 
 
 def test_step_budget_drops_the_unfinished_game() -> None:
-    games = play_scripted_games("ALE/Breakout-v5", 2, seed=0, max_steps=40)
+    env = make_player_env("ALE/Breakout-v5")
+    games = play_scripted_games(env, player_for("ALE/Breakout-v5"), 2, seed=0, max_steps=40)
+    env.close()
     assert games.steps == 40 and games.unfinished and games.scores == []
 
 
 def test_bad_game_count() -> None:
     with pytest.raises(ConfigError):
-        play_scripted_games("BreakoutNoFrameskip-v4", 0)
+        play_scripted_games(None, ScriptedPlayer(), 0)
+
+
+def test_record_fall_keeps_a_falling_ball_with_its_marker() -> None:
+    fall = record_fall("BreakoutNoFrameskip-v4", seed=0, warmup_steps=5)
+    assert 1 <= len(fall.frames) == len(fall.observations) == len(fall.impacts)
+    assert fall.steps >= 5 and all(impact is not None for impact in fall.impacts[:1])
+    first = fall.frames[0]
+    assert first.shape == (G.SCREEN_HEIGHT, G.SCREEN_WIDTH, G.SCREEN_CHANNELS)
+    assert fall.observations[0].shape == (84, 84, 1)
+    assert fall.observations[0][-2:].any(), "the marker rows of the observation are lit"

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from conftest import run_script, summary_of
 from conftest_postgres import postgres_server, start_worker
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.tuning import STORAGE_ENV_VAR, open_storage
+from rlbreakout.tune.storage import STORAGE_ENV_VAR, open_storage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -1,11 +1,14 @@
-"""The retro env on Airstriker-Genesis (its ROM ships with stable-retro): actions, rewards, ROMs, seeds.
+"""The retro env factory on Airstriker-Genesis (its ROM ships with stable-retro): actions, ROMs, seeds, workers.
 
 stable-retro allows one emulator per process, so every test closes its env before the next opens one.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -14,23 +17,19 @@ import pytest
 from rlbreakout.errors import ConfigError, RLBreakoutError
 
 retro = pytest.importorskip("stable_retro")
-from rlbreakout.retro import (  # noqa: E402  (after the importorskip)
+from rlbreakout.retro_envs import (  # noqa: E402  (after the importorskip)
     AIRSTRIKER_COMBOS,
     DEFAULT_GAME,
-    PIECEWISE_SCALE,
     ROM_IMPORT_COMMAND,
     SONIC_COMBOS,
     SONIC_GAME,
-    AllowBacktracking,
     Discretizer,
-    LinearScale,
-    PiecewiseScale,
     check_state,
     default_combos,
     make_retro_env,
     make_retro_gym_env,
-    parse_reward_scale,
     resolve_game,
+    workers_without_script,
 )
 
 pytestmark = pytest.mark.retro
@@ -101,80 +100,12 @@ def test_airstriker_fires_on_the_press_so_no_button_must_be_an_action() -> None:
     assert sum(tapped) >= 5 * POINTS_PER_KILL
 
 
-# %% Rewards
-
-class ScriptedRewardEnv(gym.Env):
-    """Pays ``rewards[t]`` at step t: Sonic-like progress that can go backwards."""
-
-    observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
-    action_space = gym.spaces.Discrete(1)
-
-    def __init__(self, rewards: list[float]) -> None:
-        self.rewards, self.t = rewards, 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        self.t = 0
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        self.t += 1
-        return np.zeros(1, np.float32), self.rewards[self.t - 1], self.t == len(self.rewards), False, {}
-
-
-def test_backtracking_pays_only_new_maximum_progress() -> None:
-    env = AllowBacktracking(ScriptedRewardEnv([5, -3, 2, 4, -10, 11]))
-    for _ in range(2):  # and again after a reset
-        env.reset()
-        paid = [env.step(0)[1] for _ in range(6)]
-        # progress 5, 2, 4, 8, -2, 9: only the new maxima 5, 8 and 9 pay
-        assert paid == [5, 0, 0, 3, 0, 1]
-
-
-def test_on_airstriker_each_training_reward_is_the_scaled_score_gain() -> None:
-    # Airstriker's score never drops, so backtracking pays every gain, and the scaler scales it.
-    env = make_retro_gym_env(DEFAULT_GAME, warp=False, backtracking=True, reward_scale=LinearScale(0.01))
-    try:
-        env.reset(seed=0)
-        previous, paid = 0, 0.0
-        for step in range(600):
-            _, reward, terminated, truncated, info = env.step([FIRE, NOOP][step % 2])
-            assert reward == pytest.approx(0.01 * (info["score"] - previous))
-            previous, paid = info["score"], paid + reward
-            if terminated or truncated:
-                assert info["episode"]["r"] == info["score"]  # the Monitor keeps the raw score
-                break
-    finally:
-        env.close()
-    assert paid > 0
-
-
-def test_reward_scale_values() -> None:
-    assert LinearScale(0.01)(250.0) == pytest.approx(2.5)
-    assert PIECEWISE_SCALE(50.0) == pytest.approx(0.5)
-    assert PIECEWISE_SCALE(100.0) == pytest.approx(1.0)
-    assert PIECEWISE_SCALE(1_000.0) == pytest.approx(1.0 + 900 * 0.001)
-    assert PIECEWISE_SCALE(-1_000.0) == pytest.approx(-1.9)
-    three = PiecewiseScale(breakpoints=(10.0, 20.0), slopes=(1.0, 0.5, 0.0))
-    assert [three(r) for r in (5, 10, 15, 20, 99)] == [5, 10, 12.5, 15, 15]
-    assert repr(PIECEWISE_SCALE) == "piecewise([100.0], [0.01, 0.001])"
-
-
-def test_parse_reward_scale() -> None:
-    assert parse_reward_scale("none") is None
-    assert parse_reward_scale("piecewise") is PIECEWISE_SCALE
-    assert parse_reward_scale("0.01") == LinearScale(0.01)
-    for bad in ("tiny", "0", "-1"):
-        with pytest.raises(ConfigError):
-            parse_reward_scale(bad)
-    with pytest.raises(ConfigError, match="one slope more"):
-        PiecewiseScale(breakpoints=(1.0,), slopes=(1.0,))
-
-
 # %% Game names and ROMs
 
 def test_old_gym_retro_names_resolve_and_unknown_games_are_one_line() -> None:
     assert resolve_game("Airstriker-Genesis") == DEFAULT_GAME
-    with pytest.raises(ConfigError, match="unknown retro game 'Airstriker-Genesys'.*Did you mean Airstriker-Genesis-v0"):
+    unknown = "unknown retro game 'Airstriker-Genesys'.*Did you mean Airstriker-Genesis-v0"
+    with pytest.raises(ConfigError, match=unknown):
         resolve_game("Airstriker-Genesys")
     with pytest.raises(ConfigError, match="Level1"):
         check_state(DEFAULT_GAME, "GreenHillZone.Act1")
@@ -278,3 +209,39 @@ def test_same_seed_same_ppo_run() -> None:
         torch.set_num_threads(threads)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+# %% Worker processes
+
+#: A main script that counts how often it runs, then starts two emulator processes.
+COUNTING_SCRIPT = """
+import sys
+with open(sys.argv[1], "a") as runs:
+    runs.write("ran\\n")
+from rlbreakout.retro_envs import DEFAULT_GAME, make_retro_env
+venv = make_retro_env(DEFAULT_GAME, n_envs=2, max_episode_steps=20)
+print(venv.reset().shape)
+venv.close()
+"""
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_worker_processes_do_not_re_run_the_main_script(tmp_path: Path, start_method: str) -> None:
+    # Under spawn (Windows, macOS) and forkserver (SB3's choice on Linux) a new process re-runs
+    # the main script unless make_retro_env hides it: a chapter script would then train in every worker.
+    script = tmp_path / "story.py"
+    script.write_text(f"import multiprocessing\nmultiprocessing.set_start_method({start_method!r})\n"
+                      + COUNTING_SCRIPT)
+    runs = tmp_path / "runs.txt"
+    result = subprocess.run([sys.executable, str(script), str(runs)], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(2, 4, 84, 84)" in result.stdout
+    assert runs.read_text().splitlines() == ["ran"]
+
+
+def test_the_script_is_back_in_place_after_the_workers_started() -> None:
+    script = sys.modules["__main__"]
+    with workers_without_script():
+        assert sys.modules["__main__"] is not script and getattr(sys.modules["__main__"], "__file__", None) is None
+    assert sys.modules["__main__"] is script

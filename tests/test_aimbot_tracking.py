@@ -1,0 +1,133 @@
+"""Tests for rlbreakout.aimbot.tracking: the impact column, hand-computed, and the velocity from frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakes import ball_frame, bounce_path, synthetic_frame
+from rlbreakout.aimbot import geometry as G
+from rlbreakout.aimbot.detection import detect_ball
+from rlbreakout.aimbot.tracking import MAX_MISSING_STEPS, BallMotion, BallTracker, predict_impact_column
+from rlbreakout.errors import ConfigError
+
+# %% predict_impact_column, hand-computed (walls at 0 and 100, paddle row 100, 10 steps to go)
+
+WALLS = {"left_wall": 0.0, "right_wall": 100.0, "paddle_row": 100.0}
+
+
+@pytest.mark.parametrize(
+    ("col", "v_col", "expected", "story"),
+    [
+        (50.0, 2.0, 70.0, "no bounce: 50 + 10 * 2"),
+        (50.0, 0.0, 50.0, "straight down"),
+        (80.0, 4.0, 80.0, "one bounce off the right wall: 120 -> 200 - 120"),
+        (20.0, -4.0, 20.0, "one bounce off the left wall: -20 -> 20 (int() would truncate toward zero)"),
+        (3.0, -0.35, 0.5, "a small negative overshoot: -0.5 -> 0.5"),
+        (50.0, 23.0, 80.0, "two bounces: 50 -> 100 -> 0 -> 80 covers 230"),
+        (50.0, -23.0, 20.0, "two bounces leftward: 50 -> 0 -> 100 -> 20 covers 230"),
+        (50.0, 63.0, 80.0, "six bounces: 680 mod 200 = 80"),
+        (50.0, 5.0, 100.0, "exact hit on the right wall"),
+        (50.0, -5.0, 0.0, "exact hit on the left wall"),
+        (50.0, 15.0, 0.0, "exact hit on the left wall after one bounce: 200 -> 0"),
+    ],
+)
+def test_predict_impact_column_hand_computed(col: float, v_col: float, expected: float, story: str) -> None:
+    assert predict_impact_column(0.0, col, 10.0, v_col, **WALLS) == pytest.approx(expected), story
+
+
+@pytest.mark.parametrize("v_row", [0.0, -1.0, -8.0])
+def test_predict_impact_column_none_when_not_falling(v_row: float) -> None:
+    assert predict_impact_column(50.0, 50.0, v_row, 3.0, **WALLS) is None
+
+
+def test_predict_impact_column_is_time_unit_free() -> None:
+    """Same direction, any speed (frameskip): same answer."""
+    base = predict_impact_column(100.0, 40.0, 2.0, -3.0)
+    for scale in (0.5, 3.0, 4.0, 17.0):
+        assert predict_impact_column(100.0, 40.0, 2.0 * scale, -3.0 * scale) == pytest.approx(base)
+
+
+def test_predict_impact_column_defaults_are_breakout_ball_centres() -> None:
+    assert (G.LEFT_WALL, G.RIGHT_WALL, G.PADDLE_ROW) == (7.5, 151.5, 187.5)
+    # ball centre 5 px right of the left wall, 3 px left per row: bounces at 7.5, lands 2*7.5 - (12.5 - 30) ...
+    got = predict_impact_column(G.PADDLE_ROW - 10, 12.5, 1.0, -3.0)
+    assert got == pytest.approx(2 * G.LEFT_WALL - (12.5 - 30.0))
+
+
+def test_predict_impact_column_rejects_inverted_walls() -> None:
+    with pytest.raises(ConfigError, match="right_wall"):
+        predict_impact_column(0.0, 5.0, 1.0, 1.0, left_wall=10.0, right_wall=10.0, paddle_row=5.0)
+
+
+# %% Velocity and tracking on synthetic frames
+
+
+def track(frames: list[np.ndarray], tracker: BallTracker | None = None) -> list[BallMotion | None]:
+    tracker = tracker or BallTracker()
+    return [tracker.update(detect_ball(f)) for f in frames]
+
+
+def test_velocity_from_two_frames() -> None:
+    motions = track([ball_frame(100.5, 60.5), ball_frame(108.5, 66.5)])
+    assert motions[0] is None
+    assert (motions[1].v_row, motions[1].v_col) == (8.0, 6.0)
+
+
+
+
+def test_velocity_is_exact_for_any_frameskip_even_random() -> None:
+    """Sample one straight path every 1, 4 or 2-4 (random) frames: the direction is the same."""
+    fine = bounce_path(95.5, 40.5, 1.0, 1.0, 90)
+    rng = np.random.default_rng(0)
+    for strides in ([1] * 60, [4] * 20, list(rng.integers(2, 5, size=25))):
+        idx = np.cumsum([0, *strides])
+        idx = idx[idx < len(fine)]
+        tracker = BallTracker()
+        motion = track([ball_frame(*fine[i]) for i in idx], tracker)[-1]
+        assert motion.v_col / motion.v_row == pytest.approx(1.0)
+        assert tracker.predict(motion) == pytest.approx(predict_impact_column(*fine[0], 1.0, 1.0))
+
+
+def test_velocity_averages_quantised_atari_motion() -> None:
+    """A ball at 1.5 rows/frame moves 1, 2, 1, 2 rows: the average since it appeared is exact."""
+    rows = 100.5 + np.cumsum([0, 1, 2, 1, 2, 1, 2, 1, 2])
+    cols = 60.5 + np.arange(len(rows))
+    motion = track([ball_frame(r, c) for r, c in zip(rows, cols)])[-1]
+    assert motion.v_row == pytest.approx(1.5) and motion.v_col == pytest.approx(1.0)
+
+
+def test_a_vertical_bounce_starts_a_new_segment() -> None:
+    frames = [ball_frame(150.5, 60.5), ball_frame(140.5, 62.5), ball_frame(148.5, 64.5), ball_frame(156.5, 66.5)]
+    motions = track(frames)
+    assert motions[1].v_row == -10.0
+    assert motions[2] is None, "bounced somewhere between the frames: velocity unknown"
+    assert (motions[3].v_row, motions[3].v_col) == (8.0, 2.0)
+
+
+def test_an_entering_ball_is_not_an_anchor() -> None:
+    frames = [synthetic_frame((92.5, 60.5)), ball_frame(100.5, 62.5), ball_frame(108.5, 64.5)]
+    motions = track(frames)
+    assert motions[:2] == [None, None] and (motions[2].v_row, motions[2].v_col) == (8.0, 2.0)
+
+
+def test_lost_ball_and_reset_forget_the_velocity() -> None:
+    tracker = BallTracker()
+    track([ball_frame(100.5, 60.5), ball_frame(108.5, 66.5)], tracker)
+    tracker.reset()
+    assert tracker.update(detect_ball(ball_frame(120.5, 30.5))) is None
+    assert tracker.velocity is None
+    track([ball_frame(100.5, 60.5), ball_frame(108.5, 66.5)], tracker)
+    for _ in range(MAX_MISSING_STEPS + 1):
+        tracker.update(None)
+    assert tracker.update(detect_ball(ball_frame(120.5, 30.5))) is None
+
+
+def test_one_missing_frame_is_bridged() -> None:
+    """At 2 px/frame the ball can hide fully behind a wall for one frame."""
+    tracker = BallTracker()
+    track([ball_frame(100.5, 60.5), ball_frame(108.5, 66.5)], tracker)
+    assert tracker.update(None) is None
+    motion = tracker.update(detect_ball(ball_frame(124.5, 78.5)))
+    assert (motion.v_row, motion.v_col) == (8.0, 6.0)
+
