@@ -54,6 +54,11 @@ from rlbreakout.runs import Run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_SCRIPT = REPO_ROOT / "2_baselines" / "2.4_ppo_atari_from_scratch.py"
+#: 2.4's algorithm with every speed lever, the envs stepping while the network acts.
+FAST_SCRATCH_SCRIPT = REPO_ROOT / "2_baselines" / "2.5_ppo_fast.py"
+ZOO_SCRIPT = REPO_ROOT / "2_baselines" / "2.3_copying_hp_zoo.py"
+#: Whole games in the final evaluation of the --zoo-steps run (the README tables use 20).
+ZOO_EVAL_GAMES = 20
 TABLE_FILE = "benchmark.md"
 #: Tiny mode: a few seconds per measurement, same code paths.
 TINY = {"n_envs_list": [2], "repeats": 1, "env_steps": 64, "timesteps": 128, "n_envs": 2}
@@ -78,6 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--matched-stock", action="store_true",
                         help="also measure stock SB3 with torch threads chosen like --fast (isolates that lever)")
     parser.add_argument("--scratch-script", default=str(SCRATCH_SCRIPT), help="the from-scratch PPO script (2.4)")
+    parser.add_argument("--fast-scratch-script", default=str(FAST_SCRATCH_SCRIPT),
+                        help="its fastest path (2.5: ale_vector, bf16 where it pays, overlapped stepping)")
+    parser.add_argument("--zoo-steps", type=int, default=0,
+                        help="also train 2.3 --fast for this many env steps on --device and evaluate it "
+                             f"over {ZOO_EVAL_GAMES} games (1000000 on a GPU gives the README's figures; 0: skip)")
     parser.add_argument("--tiny", action="store_true", help="seconds-long measurements (tests)")
     args = parse_script_args(parser, argv)
     try:
@@ -140,11 +150,13 @@ SCRATCH_SIDES = {"stock": ["--backend", "classic", "--precision", "fp32"],
 
 
 def measure_scratch(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
-    script = Path(args.scratch_script)
-    if not script.is_file():
-        return {"skipped": f"{script} not found"}
+    scripts = {"stock": Path(args.scratch_script), "fast": Path(args.fast_scratch_script)}
+    for script in scripts.values():
+        if not script.is_file():
+            return {"skipped": f"{script} not found"}
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SCRATCH_SIDES}
     for repeat, side in alternating(list(SCRATCH_SIDES), args.repeats):
+        script = scripts[side]
         command = [sys.executable, str(script), "--env", args.env, "--timesteps", str(args.timesteps),
                    "--n-envs", str(args.n_envs), "--seed", str(args.seed), "--logdir", str(run_dir / "scratch"),
                    "--eval-games", "0", "--gif-games", "0", "--device", args.device, *SCRATCH_SIDES[side],
@@ -159,7 +171,7 @@ def measure_scratch(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         steady = summary.get("steps_per_second_after_first_iteration") or summary["steps_per_second"]
         runs[side].append({"steps_per_second": steady, "summary": lines[-1],
                            "precision": summary.get("precision"), "load": load_average()})
-        print(f"2.4  {side:5s} repeat {repeat}: {steady:6.1f} steps/s", flush=True)
+        print(f"{script.stem[:3]}  {side:5s} repeat {repeat}: {steady:6.1f} steps/s", flush=True)
     return {"medians": {side: median([r["steps_per_second"] for r in runs[side]]) for side in SCRATCH_SIDES},
             "runs": runs}
 
@@ -258,6 +270,23 @@ scratch = measure_scratch(args, run.dir) if "scratch" in args.parts else None
 ceiling = measure_ceiling(args) if "ceiling" in args.parts else None
 fractions = ceiling_fractions(ceiling, ppo, scratch)
 
+# %% A whole 2.3 run on --device (--zoo-steps): the figures a GPU machine gives in one command
+zoo_run = None
+if args.zoo_steps > 0:
+    zoo_games = 2 if args.tiny else ZOO_EVAL_GAMES
+    tiny_ppo = ["--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1"] if args.tiny else []
+    zoo = subprocess.run(
+        [sys.executable, str(ZOO_SCRIPT), "--timesteps", str(args.zoo_steps), "--fast", "--device", args.device,
+         "--seed", str(args.seed), "--eval-episodes", str(zoo_games), "--gif-games", "0", *tiny_ppo,
+         "--logdir", str(run.dir / "zoo")], capture_output=True, text=True,
+    )
+    if zoo.returncode != 0:
+        raise ConfigError(f"the --zoo-steps run of {ZOO_SCRIPT.name} failed: {zoo.stderr.strip().splitlines()[-1:]}")
+    zoo_run = json.loads(Path(zoo.stdout.strip().splitlines()[-1]).read_text())
+    print(f"2.3 --fast on {args.device}: {zoo_run['timesteps']} steps at {zoo_run['steps_per_second']} steps/s, "
+          f"{zoo_games}-game mean {zoo_run['mean_reward']:.1f} / median {zoo_run['median_reward']:.1f}",
+          flush=True)
+
 # %% Table and summary.json
 fast_runs = ppo["runs"]["fast"] if ppo else []
 levers = ceiling["levers"] if ceiling else (
@@ -280,4 +309,6 @@ run.finish(
     table=table, table_path=str(run.dir / TABLE_FILE), env_stepping=env_rows, ppo=ppo, scratch=scratch,
     ceiling=ceiling, ceiling_fractions=fractions, levers=levers, machine=machine, n_envs=args.n_envs,
     repeats=args.repeats, tiny=args.tiny, device=args.device,
+    zoo_run={key: zoo_run[key] for key in ("timesteps", "steps_per_second", "mean_reward", "median_reward", "run_dir")}
+    if zoo_run else None,
 )

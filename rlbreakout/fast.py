@@ -52,13 +52,11 @@ from rlbreakout.env_ids import (
     ale_vector_unsupported_reason,
 )
 from rlbreakout.errors import ConfigError
-from rlbreakout.hardware import PRECISION_CHOICES, bf16_supported, device_type, resolve_precision
+from rlbreakout.hardware import FUSED_ADAM_DEVICES, PRECISION_CHOICES, bf16_supported, device_type, resolve_precision
 from rlbreakout.threads import configure_threads
 
 #: uint8 pixel values run 0..255; images are divided by this to lie in [0, 1], as SB3 does.
 PIXEL_MAX = 255.0
-#: Devices with a fused Adam kernel in torch >= 2.4.
-FUSED_ADAM_DEVICES = ("cpu", "cuda")
 #: The Adam epsilon SB3's policies use for Atari PPO (torch's default is 1e-8).
 SB3_ADAM_EPS = 1e-5
 #: Stock SB3's precision and layout: the reference every measured candidate must beat.
@@ -81,17 +79,13 @@ class BF16NatureCNN(NatureCNN):
     Use it through :func:`cnn_policy_kwargs`, which also passes ``net_arch=[]``: SB3
     gives the plain Nature-CNN policy (no hidden MLP) only when the extractor class is
     *exactly* ``NatureCNN``; a subclass would silently get two 64-64 tanh heads.
-
-    :param autocast_min_batch: batches smaller than this run in fp32. New runs leave it at 1
-        (bf16 always); policies saved before (e.g. ``models/ppo_breakout_policy.pt``, 32) pass it.
     """
 
     def __init__(self, observation_space: gym.Space, features_dim: int = 512, normalized_image: bool = False, *,
-                 bf16: bool = True, channels_last: bool = True, autocast_min_batch: int = 1) -> None:
+                 bf16: bool = True, channels_last: bool = True) -> None:
         super().__init__(observation_space, features_dim, normalized_image)
         self.bf16 = bool(bf16)
         self.channels_last = bool(channels_last)
-        self.autocast_min_batch = int(autocast_min_batch)
         self._weights_channels_last = False
 
     def _convert_weights(self) -> None:
@@ -115,7 +109,7 @@ class BF16NatureCNN(NatureCNN):
         the same values (the tests compare the two paths).
         """
         x = observations
-        use_bf16 = self.bf16 and x.shape[0] >= self.autocast_min_batch
+        use_bf16 = self.bf16
         if x.dtype == torch.uint8:
             x = x.to(torch.bfloat16 if use_bf16 else torch.float32).div_(PIXEL_MAX)
         if self.channels_last and x.dim() == 4:

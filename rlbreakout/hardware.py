@@ -49,6 +49,8 @@ def bf16_forced_off() -> bool:
     return os.environ.get(FORCE_NO_BF16_ENV, "") not in ("", "0")
 
 
+#: Devices with a fused Adam kernel in torch >= 2.4 (one kernel per step instead of a dozen per tensor).
+FUSED_ADAM_DEVICES: tuple[str, ...] = ("cpu", "cuda")
 #: torch CPU kernel levels that have no bf16 instructions (``torch.backends.cpu.get_cpu_capability()``).
 CAPABILITIES_WITHOUT_BF16: tuple[str, ...] = ("DEFAULT", "NO AVX", "AVX2", "ZVECTOR", "VSX")
 

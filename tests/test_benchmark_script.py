@@ -32,6 +32,7 @@ def test_tiny_benchmark(tmp_path: Path, logdir: Path) -> None:
     fake = tmp_path / "fake_scratch.py"
     fake.write_text(FAKE_SCRATCH)
     result = run_script(SCRIPT, "--tiny", "--logdir", str(logdir), "--scratch-script", str(fake),
+                        "--fast-scratch-script", str(fake),
                         "--stock-torch-threads", "1", "--matched-stock")
     path, summary = summary_of(result)
     for key in ("script", "env_id", "timesteps", "seed", "run_dir", "wall_seconds", "steps_per_second",
@@ -96,3 +97,13 @@ def test_bad_flags_are_one_line(logdir: Path) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("error: --n-envs-list")
     result = run_script(SCRIPT, "--parts", "gpu", "--logdir", str(logdir), expect_ok=False)
     assert result.returncode == 2 and "unknown --parts" in result.stderr
+
+
+@pytest.mark.slow
+def test_zoo_steps_trains_2_3_on_the_device_and_reports_it(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--tiny", "--parts", "env", "--zoo-steps", "64", "--logdir", str(logdir))
+    _, summary = summary_of(result)
+    zoo = summary["zoo_run"]
+    assert zoo["timesteps"] == 64 and zoo["steps_per_second"] > 0
+    assert Path(zoo["run_dir"]).is_relative_to(Path(summary["run_dir"]))
+    assert "2.3 --fast on cpu: 64 steps" in result.stdout

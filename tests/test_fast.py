@@ -132,9 +132,9 @@ def test_bf16_extractor_returns_float32_features_close_to_fp32() -> None:
     assert 0 < relative < BF16_RELATIVE_TOLERANCE  # > 0: bf16 really ran
 
 
-def test_small_batches_skip_autocast() -> None:
+def test_bf16_off_is_the_stock_extractor_in_another_layout() -> None:
     stock = NatureCNN(IMAGE_SPACE)
-    mixed = fast.BF16NatureCNN(IMAGE_SPACE, autocast_min_batch=32)
+    mixed = fast.BF16NatureCNN(IMAGE_SPACE, bf16=False)
     mixed.load_state_dict(stock.state_dict())
     x = images(8)
     with torch.no_grad():
@@ -389,12 +389,24 @@ def test_ppo_learns_saves_and_loads(tmp_path: Path, bf16: Callable[[bool], None]
     venv.close()
 
 
-def test_the_shipped_policy_still_loads() -> None:
-    """models/ppo_breakout_policy.pt was saved with ``autocast_min_batch``: the extractor still takes it."""
+def test_the_shipped_policy_loads_with_stable_baselines3_alone() -> None:
+    """models/ppo_breakout_policy.pt is a stock-architecture CnnPolicy: SB3 loads it without rlbreakout."""
+    import subprocess
+    import sys
+
     path = Path(__file__).resolve().parents[1] / "models" / "ppo_breakout_policy.pt"
-    loaded = ActorCriticCnnPolicy.load(str(path), device="cpu")
-    assert isinstance(loaded.features_extractor, fast.BF16NatureCNN)
-    assert loaded.features_extractor.autocast_min_batch == 32
+    check = (
+        "import sys; import numpy as np\n"
+        "from stable_baselines3.common.policies import ActorCriticPolicy\n"
+        f"policy = ActorCriticPolicy.load({str(path)!r}, device='cpu')\n"
+        "actions, _ = policy.predict(np.zeros((2, 4, 84, 84), np.uint8), deterministic=True)\n"
+        "assert not [m for m in sys.modules if m.startswith('rlbreakout')]\n"
+        "print(type(policy.features_extractor).__name__, list(actions))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    name, *_ = result.stdout.split()
+    assert name == "NatureCNN"
 
 
 def test_paired_gradients_agree_with_fp32() -> None:

@@ -1,15 +1,17 @@
-"""2_baselines/2.4_ppo_atari_from_scratch.py: each Atari detail is in effect, GAE is right, runs are reproducible.
+"""2_baselines/2.4_ppo_atari_from_scratch.py: each Atari detail is in effect, GAE and both losses
+are right by hand, the cells run one by one, runs are reproducible.
 
-The script's name starts with a digit, so it is loaded with importlib rather than imported.
+The script trains at module level (cell by cell, as in Spyder), so its functions are loaded
+with :func:`rlbreakout.definitions.load_definitions` and its training is run with
+``run_cells`` (tests/cells.py) or as a subprocess.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,8 +25,10 @@ from stable_baselines3.common.atari_wrappers import (
     NoopResetEnv,
 )
 
+from cells import run_cells
+from conftest import REPO_ROOT, event_files, run_script, scalar_steps, summary_of
+from rlbreakout.definitions import load_definitions
 from rlbreakout.errors import ConfigError
-from conftest import REPO_ROOT, run_script, scalar_steps, summary_of
 
 SCRIPT = "2_baselines/2.4_ppo_atari_from_scratch.py"
 BREAKOUT = "BreakoutNoFrameskip-v4"
@@ -35,40 +39,39 @@ ASTERIX_POINTS = 50
 SB3_TAGS = (
     "rollout/ep_rew_mean", "rollout/ep_len_mean", "game/score", "game/length",
     "train/policy_gradient_loss", "train/value_loss", "train/entropy_loss", "train/approx_kl",
-    "train/clip_fraction", "train/explained_variance", "train/learning_rate", "time/fps",
+    "train/clip_fraction", "train/explained_variance", "train/learning_rate", "train/clip_range", "time/fps",
 )
 BACKENDS = ("classic", "ale_vector")
+#: Two rollouts of 2 envs x 32 steps, one epoch, no evaluation: a few seconds.
+TINY_FLAGS = ("--timesteps", "128", "--n-envs", "2", "--num-steps", "32", "--update-epochs", "1",
+              "--eval-games", "0", "--gif-games", "0", "--device", "cpu", "--torch-threads", "1")
 
 
 @pytest.fixture(scope="module")
 def ppo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ppo_atari_from_scratch", REPO_ROOT / SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_definitions(REPO_ROOT / SCRIPT, "ppo_atari_from_scratch")
 
 
-def tiny_config(ppo: ModuleType, **overrides: object) -> object:
-    """A run of a few hundred steps; one torch thread so results do not depend on the machine's load."""
-    settings = dict(num_envs=2, num_steps=32, total_timesteps=128, update_epochs=2, torch_threads=1,
-                    eval_games=0, gif_games=0)
-    settings.update(overrides)
-    return ppo.Config(**settings)
+def scalar_values(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every ``tag`` scalar of a run, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: list[tuple[int, float]] = []
+    for path in event_files(run_dir):
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        if tag in acc.Tags().get("scalars", []):
+            points += [(event.step, event.value) for event in acc.Scalars(tag)]
+    return sorted(points, key=lambda point: point[0])  # stable: same-step points keep their logged order
 
 
-class RecordingWriter:
-    """Stands in for TensorBoard's SummaryWriter and keeps every scalar."""
+def train_cells(script: str, logdir: Path, *flags: str) -> dict[str, Any]:
+    """Run ``script`` cell by cell with TINY_FLAGS, then ``flags`` (later flags win)."""
+    return run_cells(script, *TINY_FLAGS, "--logdir", str(logdir), *flags)
 
-    def __init__(self) -> None:
-        self.scalars: list[tuple[str, float, int]] = []
 
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self.scalars.append((tag, float(value), int(step)))
-
-    def values(self, tag: str) -> list[float]:
-        return [value for t, value, _ in self.scalars if t == tag]
+def parse(ppo: ModuleType, *flags: str) -> Any:
+    return ppo.ppo_parser("test").parse_args([*TINY_FLAGS, *flags])
 
 
 def wrapper_chain(env: gym.Env) -> list[gym.Env]:
@@ -134,7 +137,7 @@ def test_classic_env_real_frames_show_the_details(ppo: ModuleType) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_vector_env_observations_are_4x84x84_uint8(ppo: ModuleType, backend: str) -> None:
-    envs = ppo.make_vector_env(tiny_config(ppo, backend=backend), num_envs=2)
+    envs = ppo.make_envs(BREAKOUT, 2, 0, backend)
     try:
         assert envs.single_observation_space.shape == (4, 84, 84)
         assert envs.single_observation_space.dtype == np.uint8
@@ -147,7 +150,7 @@ def test_vector_env_observations_are_4x84x84_uint8(ppo: ModuleType, backend: str
 
 
 def test_pixels_are_scaled_by_1_over_255_inside_the_network(ppo: ModuleType) -> None:
-    """Detail 9: uint8 in, the trunk sees [0, 1]."""
+    """Detail 9: uint8 in, the trunk sees [0, 1] (also under bf16 autocast, which CPUs emulate where needed)."""
     torch.manual_seed(0)
     agent = ppo.Agent(4)
     obs = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
@@ -156,11 +159,8 @@ def test_pixels_are_scaled_by_1_over_255_inside_the_network(ppo: ModuleType) -> 
     assert not torch.allclose(agent.hidden(obs), agent.network(obs.float()), atol=1e-3)
     white = torch.full((1, 4, 84, 84), 255, dtype=torch.uint8)
     assert torch.allclose(agent.hidden(white), agent.network(torch.ones(1, 4, 84, 84)), atol=1e-5)
-    # Under bf16 autocast the uint8 pixels go straight to bf16: the same values as scaling in float32 first.
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert ppo.compute_dtype(torch.device("cpu")) == torch.bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # uint8 straight to bf16: the values of scaling in fp32 first
         assert torch.equal(agent.hidden(obs), agent.network(obs.float() / 255.0).float())
-    assert ppo.compute_dtype(torch.device("cpu")) == torch.float32
 
 
 def test_shared_trunk_with_orthogonal_init(ppo: ModuleType) -> None:
@@ -180,7 +180,7 @@ def test_shared_trunk_with_orthogonal_init(ppo: ModuleType) -> None:
 
 def test_initial_policy_is_close_to_uniform(ppo: ModuleType) -> None:
     """Detail 8: the 0.01-std policy head starts every action near 1/4; a std-1 head would not."""
-    envs = ppo.make_vector_env(tiny_config(ppo), num_envs=2)
+    envs = ppo.make_envs(BREAKOUT, 2, 0)
     try:
         obs, _ = envs.reset(seed=0)
         frames = [obs]
@@ -204,20 +204,18 @@ def test_initial_policy_is_close_to_uniform(ppo: ModuleType) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_buffer_holds_clipped_rewards_while_unclipped_game_scores_are_logged(ppo: ModuleType, backend: str) -> None:
+def test_buffer_holds_clipped_rewards_while_unclipped_game_scores_are_logged(backend: str, tmp_path: Path) -> None:
     """Detail 5 for PPO, the real score for people: Asterix pays 50 per item."""
-    config = tiny_config(ppo, env_id=BIG_REWARD_GAME, backend=backend, num_steps=512, total_timesteps=1024,
-                         update_epochs=1)
-    writer = RecordingWriter()
-    result = ppo.train(config, Path("unused"), writer)
-    rewards = result.rollout["rewards"]
+    ns = train_cells(SCRIPT, tmp_path, "--env", BIG_REWARD_GAME, "--backend", backend, "--num-steps", "512",
+                     "--timesteps", "1024")
+    rewards = ns["rewards"]
     assert set(rewards.unique().tolist()) <= {-1.0, 0.0, 1.0} and rewards.max() == 1.0
-    scores = writer.values("game/score")
-    assert scores, "random play should finish an Asterix game in 512 steps"
-    assert scores == result.train_scores
+    scores = [value for _, value in scalar_values(ns["run"].dir, "game/score")]
+    assert scores, "random play should finish an Asterix game in 1024 steps"
+    assert scores == ns["train_scores"]
     assert max(scores) >= ASTERIX_POINTS and all(s % ASTERIX_POINTS == 0 for s in scores)
-    assert all(length > 0 for length in writer.values("game/length"))
-    assert writer.values("rollout/ep_rew_mean")[-1] == pytest.approx(np.mean(scores))
+    assert all(length > 0 for _, length in scalar_values(ns["run"].dir, "game/length"))
+    assert scalar_values(ns["run"].dir, "rollout/ep_rew_mean")[-1][1] == pytest.approx(np.mean(scores))
 
 
 # %% PPO pieces
@@ -248,24 +246,58 @@ def test_gae_with_lambda_0_is_the_td_error_and_with_lambda_1_the_discounted_retu
     assert returns[0, 0].item() == pytest.approx(1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 2.0)
 
 
-def test_explained_variance(ppo: ModuleType) -> None:
-    target = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    assert ppo.explained_variance(target, target) == 1.0
-    assert ppo.explained_variance(torch.full_like(target, 2.5), target) == 0.0
-    assert math.isnan(ppo.explained_variance(target, torch.ones(4)))
+#: A two-sample minibatch worked by hand (clip range 0.2, ent_coef 0.01, vf_coef 0.5):
+#: ratios 1.5 and 0.5, advantages +1 and -1 -> policy terms max(-1.5, -1.2) = -1.2 and
+#: max(0.5, 0.8) = 0.8, pg_loss -0.2; both ratios outside [0.8, 1.2]: clip_fraction 1;
+#: approx_kl = mean((r - 1) - ln r) = mean(0.5 - ln 1.5, -0.5 + ln 2) = 0.143841;
+#: values 1.5, 0.1 (rollout 1.0, 0.0), returns 2.0, -1.0 -> MSE (0.25 + 1.21) / 2 = 0.73;
+#: entropies 1 and 2 -> entropy_loss -1.5.
+LOSS_BATCH = dict(new_logprob=torch.log(torch.tensor([1.5, 0.5])), entropy=torch.tensor([1.0, 2.0]),
+                  new_value=torch.tensor([1.5, 0.1]), old_logprob=torch.zeros(2), advantages=torch.tensor([1.0, -1.0]),
+                  returns=torch.tensor([2.0, -1.0]), old_value=torch.tensor([1.0, 0.0]))
+
+
+@pytest.mark.parametrize(("loss", "total"), [
+    # SB3: -0.2 + 0.01 * -1.5 + 0.5 * 0.73
+    ("sb3", 0.15),
+    # CleanRL: value clipped to 1.0 + 0.2 = 1.2 and 0.0 + 0.1 (inside the range) ->
+    # 0.5 * mean(max(0.25, 0.64), max(1.21, 1.21)) = 0.4625; -0.2 - 0.015 + 0.5 * 0.4625
+    ("cleanrl", 0.01625),
+])
+def test_each_loss_matches_a_hand_computation(ppo: ModuleType, loss: str, total: float) -> None:
+    value, parts = ppo.ppo_loss(*LOSS_BATCH.values(), clip_range=0.2, loss=loss, ent_coef=0.01, vf_coef=0.5)
+    assert value.item() == pytest.approx(total, abs=1e-6)
+    assert parts["policy_gradient_loss"].item() == pytest.approx(-0.2, abs=1e-6)
+    assert parts["value_loss"].item() == pytest.approx(0.73, abs=1e-6)  # the same quantity under both losses
+    assert parts["entropy_loss"].item() == pytest.approx(-1.5)
+    assert parts["clip_fraction"].item() == 1.0
+    assert parts["approx_kl"].item() == pytest.approx(0.143841, abs=1e-6)
+    assert ("clipped_value_loss" in parts) == (loss == "cleanrl")
+
+
+def test_the_loss_gradient_reaches_value_and_policy(ppo: ModuleType) -> None:
+    """With CleanRL's loss the clipped value (1.2 instead of 1.5) carries no gradient; SB3's MSE does."""
+    grads = {}
+    for loss in ("sb3", "cleanrl"):
+        batch = {k: v.clone().requires_grad_(k in ("new_logprob", "new_value")) for k, v in LOSS_BATCH.items()}
+        value, _ = ppo.ppo_loss(*batch.values(), clip_range=0.2, loss=loss, ent_coef=0.01, vf_coef=0.5)
+        value.backward()
+        grads[loss] = batch["new_value"].grad
+    # SB3: d/dV 0.5 * mean((V - R)^2) = 0.5 * (V - R) = [-0.25, 0.55]
+    assert torch.allclose(grads["sb3"], torch.tensor([-0.25, 0.55]))
+    # CleanRL: sample 0 takes the clipped branch (no gradient), sample 1: 0.5 * 0.5 * (V - R) = 0.275
+    assert torch.allclose(grads["cleanrl"], torch.tensor([0.0, 0.275]))
 
 
 def test_bad_settings_are_one_line_config_errors(ppo: ModuleType) -> None:
     with pytest.raises(ConfigError, match="--num-minibatches 3 must divide"):
-        ppo.validate(tiny_config(ppo, num_minibatches=3))
+        ppo.validate(parse(ppo, "--num-minibatches", "3"))
     with pytest.raises(ConfigError, match="less than one rollout"):
-        ppo.validate(tiny_config(ppo, total_timesteps=10))
-    with pytest.raises(ConfigError, match="random number of frames"):
-        ppo.validate(tiny_config(ppo, env_id="Breakout-v4", backend="ale_vector"))
-    with pytest.raises(ConfigError, match="random number of frames"):
-        ppo.make_ale_vector_env("Breakout-v4", 2, ale_threads=1)
+        ppo.validate(parse(ppo, "--timesteps", "10"))
+    with pytest.raises(ConfigError, match="random"):
+        ppo.validate(parse(ppo, "--env", "Breakout-v4", "--backend", "ale_vector"))
     with pytest.raises(ConfigError, match="unknown Atari env id"):
-        ppo.validate(tiny_config(ppo, env_id="Breakout-v9"))
+        ppo.validate(parse(ppo, "--env", "Breakout-v9"))
 
 
 def test_a_bad_flag_exits_with_one_line_before_making_a_run_folder(logdir: Path) -> None:
@@ -275,11 +307,19 @@ def test_a_bad_flag_exits_with_one_line_before_making_a_run_folder(logdir: Path)
     assert not logdir.exists()
 
 
+# %% Whole runs
+def test_cells_run_one_by_one_and_leave_env_and_model(tmp_path: Path) -> None:
+    ns = train_cells(SCRIPT, tmp_path)
+    assert isinstance(ns["model"], torch.nn.Module) and ns["env"].num_envs == 2
+    assert ns["global_step"] == 128 and ns["obs"].shape == (32, 2, 4, 84, 84)
+    assert (ns["run"].dir / "summary.json").is_file()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_same_seed_gives_bit_identical_parameters(ppo: ModuleType, backend: str) -> None:
+def test_same_seed_gives_bit_identical_parameters(backend: str, tmp_path: Path) -> None:
     def trained(seed: int) -> dict[str, torch.Tensor]:
-        return ppo.train(tiny_config(ppo, seed=seed, backend=backend), Path("unused")).agent.state_dict()
+        return train_cells(SCRIPT, tmp_path, "--seed", str(seed), "--backend", backend)["model"].state_dict()
 
     first, second, other = trained(0), trained(0), trained(1)
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -288,33 +328,39 @@ def test_same_seed_gives_bit_identical_parameters(ppo: ModuleType, backend: str)
 
 @pytest.mark.slow
 def test_tiny_run_end_to_end(ppo: ModuleType, logdir: Path) -> None:
-    result = run_script(SCRIPT, "--timesteps", "128", "--n-envs", "2", "--num-steps", "32", "--update-epochs", "1",
-                        "--eval-games", "1", "--gif-games", "1", "--gif-max-steps", "20", "--device", "cpu",
-                        "--torch-threads", "1", "--logdir", str(logdir))
+    result = run_script(SCRIPT, *TINY_FLAGS, "--eval-games", "1", "--gif-games", "1", "--gif-max-steps", "20",
+                        "--logdir", str(logdir))
     _, summary = summary_of(result)
     for key in ("script", "env_id", "timesteps", "seed", "run_dir", "wall_seconds", "steps_per_second",
-                "mean_reward", "median_reward", "model_path", "gif_path"):
+                "mean_reward", "median_reward", "model_path", "gif_path", "loss", "backend", "precision"):
         assert key in summary, key
     assert summary["script"] == "2.4_ppo_atari_from_scratch" and summary["timesteps"] == 128
-    assert summary["steps_per_second"] > 0 and summary["n_games"] == 1
+    assert summary["steps_per_second"] > 0 and summary["n_games"] == 1 and summary["loss"] == "sb3"
     # 2 rollouts of 64 steps: the second one's speed, without the first's first-call costs
     assert summary["steps_per_second_after_first_iteration"] > 0
     agent = ppo.Agent(4)
     agent.load_state_dict(torch.load(summary["model_path"]))
     assert Path(summary["gif_path"]).stat().st_size > 0
-    run_dir = Path(summary["run_dir"])
+    assert "step 128/128" in result.stdout  # the progress line, with no terminal
     for tag in ("train/policy_gradient_loss", "train/value_loss", "train/entropy_loss", "train/approx_kl",
                 "train/clip_fraction", "train/explained_variance", "train/learning_rate", "time/fps"):
-        assert scalar_steps(run_dir, tag) == [64, 128], tag
+        assert scalar_steps(Path(summary["run_dir"]), tag) == [64, 128], tag
 
 
 @pytest.mark.slow
-def test_logs_every_sb3_tag_at_env_steps(ppo: ModuleType) -> None:
-    config = tiny_config(ppo, num_steps=256, total_timesteps=1024, update_epochs=1)
-    writer = RecordingWriter()
-    ppo.train(config, Path("unused"), writer)
-    tags = {tag for tag, _, _ in writer.scalars}
-    assert set(SB3_TAGS) <= tags
-    assert all(step % config.num_envs == 0 and 0 < step <= 1024 for _, _, step in writer.scalars)
-    lrs = writer.values("train/learning_rate")
-    assert lrs == pytest.approx([2.5e-4, 1.25e-4])  # PPO detail: annealed linearly towards 0
+@pytest.mark.parametrize(("loss", "learning_rates", "clip_ranges"), [
+    ("sb3", [1.25e-4, 0.0], [0.05, 0.0]),  # SB3/zoo: both linear, progress measured after each rollout
+    ("cleanrl", [2.5e-4, 1.25e-4], [0.1, 0.1]),  # CleanRL: lr annealed before the rollout, constant clip
+])
+def test_each_loss_logs_every_sb3_tag_with_its_schedules(loss: str, learning_rates: list[float],
+                                                         clip_ranges: list[float], tmp_path: Path) -> None:
+    ns = train_cells(SCRIPT, tmp_path, "--loss", loss, "--backend", "ale_vector", "--num-steps", "256",
+                     "--timesteps", "1024")
+    run_dir = ns["run"].dir
+    for tag in SB3_TAGS:
+        points = scalar_values(run_dir, tag)
+        assert points, tag
+        assert all(step % 2 == 0 and 0 < step <= 1024 for step, _ in points), tag
+    assert [v for _, v in scalar_values(run_dir, "train/learning_rate")] == pytest.approx(learning_rates)
+    assert [v for _, v in scalar_values(run_dir, "train/clip_range")] == pytest.approx(clip_ranges)
+    assert bool(scalar_values(run_dir, "train/clipped_value_loss")) == (loss == "cleanrl")

@@ -1,0 +1,139 @@
+"""rlbreakout/scratch_speed.py: the from-scratch PPO's speed levers change speed, not results.
+
+No test depends on the CPU's bf16 support: the bf16 branch is forced on or off by
+monkeypatching ``rlbreakout.hardware.bf16_supported``.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlbreakout import hardware, scratch_speed
+from rlbreakout.errors import ConfigError
+from rlbreakout.scratch_speed import (
+    SpeedLevers,
+    StepAtRecv,
+    compute_dtype,
+    finished_games,
+    make_ale_vector_envs,
+    scale_pixels,
+    speed_levers,
+    with_send_recv,
+)
+
+BREAKOUT = "BreakoutNoFrameskip-v4"
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_bf16_is_used_only_where_the_hardware_has_it(monkeypatch: pytest.MonkeyPatch, has_bf16: bool,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device: has_bf16)
+    levers = speed_levers("cpu", "classic", "bf16", n_envs=2, torch_threads=1)
+    assert levers.precision == ("bf16" if has_bf16 else "fp32")
+    assert ("training runs in fp32" in capsys.readouterr().err) == (not has_bf16)
+    with levers.autocast():
+        assert compute_dtype(torch.device("cpu")) == (torch.bfloat16 if has_bf16 else torch.float32)
+    assert speed_levers("cpu", "classic", "fp32", n_envs=2, torch_threads=1).precision == "fp32"
+
+
+def test_uint8_pixels_go_straight_to_the_compute_dtype_with_the_same_values() -> None:
+    obs = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    assert torch.allclose(scale_pixels(obs, 1 / 255), obs.float() / 255, rtol=1e-6, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # emulated where the CPU lacks bf16: only values checked
+        scaled = scale_pixels(obs, 1 / 255)
+    assert scaled.dtype == torch.bfloat16
+    assert torch.equal(scaled, (obs.float() / 255).to(torch.bfloat16))
+
+
+def test_fused_adam_and_acting_mode() -> None:
+    assert SpeedLevers(torch.device("cpu")).fused_adam
+    assert not SpeedLevers(torch.device("meta")).fused_adam
+    layer = torch.nn.Linear(2, 1)
+    with SpeedLevers(torch.device("cpu")).acting():
+        out = layer(torch.ones(1, 2))
+    assert not out.requires_grad and torch.is_inference(out)
+    model = SpeedLevers(torch.device("cpu")).prepare(torch.nn.Conv2d(4, 8, 3))
+    assert model.weight.is_contiguous()  # channels_last only on CUDA
+
+
+def test_levers_are_recorded_for_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device: False)
+    config = speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1).to_config()
+    assert config["backend"] == "ale_vector" and config["precision"] == "fp32" and config["torch_threads"] == 1
+    assert 1 <= config["ale_threads"] <= 2
+
+
+def test_backend_problems_are_one_line_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown backend"):
+        scratch_speed.check_backend(BREAKOUT, "gpu")
+    with pytest.raises(ConfigError, match="random"):
+        make_ale_vector_envs("Breakout-v4", 2)
+    with pytest.raises(ConfigError, match="unknown Atari env id"):
+        scratch_speed.check_backend("Breakout-v9", "classic")
+
+
+def test_send_then_recv_is_step_on_the_ale_vector_env() -> None:
+    stepped, sent = make_ale_vector_envs(BREAKOUT, 2), make_ale_vector_envs(BREAKOUT, 2)
+    try:
+        first_a, _ = stepped.reset(seed=3)
+        first_b, _ = sent.reset(seed=3)
+        assert np.array_equal(first_a, first_b) and first_a.shape == (2, 4, 84, 84)
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            actions = rng.integers(0, 4, size=2)
+            a = stepped.step(actions)
+            sent.send(actions)
+            b = sent.recv()
+            for x, y in zip(a[:4], b[:4]):
+                assert np.array_equal(x, y)
+    finally:
+        stepped.close()
+        sent.close()
+
+
+def test_classic_envs_get_send_and_recv_that_step_at_recv() -> None:
+    def thunk() -> gym.Env:
+        return gym.make("CartPole-v1")
+
+    envs = gym.vector.SyncVectorEnv([thunk, thunk], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    wrapped = with_send_recv(envs)
+    assert isinstance(wrapped, StepAtRecv)
+    reference = gym.vector.SyncVectorEnv([thunk, thunk], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    wrapped.reset(seed=1)
+    reference.reset(seed=1)
+    wrapped.send(np.array([0, 1]))
+    got, want = wrapped.recv(), reference.step(np.array([0, 1]))
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    ale = make_ale_vector_envs(BREAKOUT, 1)
+    assert with_send_recv(ale) is ale
+    ale.close()
+
+
+def test_finished_games_reads_the_whole_game_scores() -> None:
+    assert finished_games({}) == []
+    infos = {"final_info": {"episode": {"r": np.array([0.0, 7.0, 3.0]), "l": np.array([0, 90, 40])},
+                            "_episode": np.array([False, True, True])}}
+    assert finished_games(infos) == [(1, 7.0, 90), (2, 3.0, 40)]
+
+
+@pytest.mark.slow
+def test_ale_vector_clips_rewards_but_keeps_the_real_score() -> None:
+    """Asterix pays 50 per item: PPO gets +1, the game's score keeps the 50s."""
+    envs = make_ale_vector_envs("AsterixNoFrameskip-v4", 2)
+    rng = np.random.default_rng(0)
+    rewards, games = set(), []
+    try:
+        envs.reset(seed=0)
+        for _ in range(1_500):
+            _, reward, _, _, infos = envs.step(rng.integers(0, envs.single_action_space.n, size=2))
+            rewards |= set(reward.tolist())
+            games += finished_games(infos)
+            if games:
+                break
+    finally:
+        envs.close()
+    assert rewards <= {-1.0, 0.0, 1.0} and 1.0 in rewards
+    assert games and all(score % 50 == 0 and score >= 50 and length > 0 for _, score, length in games)
