@@ -1,9 +1,11 @@
 """2.2 Callbacks: evaluate whole games on a separate env, and log the real game score.
 
 What you learn: what the training curve hides, and how SB3 callbacks hook into
-`model.learn`. PPO trains on per-life episodes with rewards clipped to +1, so
-`rollout/ep_rew_mean` and the score a player sees differ. Three callbacks make the
-score visible, constructed below and passed to `learn` as a list:
+`model.learn`. PPO trains on per-life episodes with rewards clipped to +1, so the reward
+it optimises is not the score a player sees; `rollout/ep_rew_mean` shows whole-game scores
+(it reads the Monitor under the Atari wrappers), but of training games only, averaged over
+the last 100. Three callbacks make the score visible, constructed below and passed to
+`learn` as a list:
 
 * `MultiEnvEvalCallback` (rlbreakout/callbacks.py) plays whole games (all 5 lives) on a
   separate eval env built by the same factory as the training env (same wrappers, so

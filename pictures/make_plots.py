@@ -19,6 +19,9 @@ PICTURES = Path(__file__).resolve().parent
 
 # %% The charts: file, scripts whose runs it shows, tag, y label, config keys in the legend
 CHARTS = [
+    ("1.3_first_ppo_score.png", ["1.3_train"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps", "n_envs"]),
+    ("2.1_vs_1.3_score.png", ["1.3_train", "2.1_envs"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps", "n_envs"]),
+    ("2.2_callbacks_eval.png", ["2.2_callbacks"], "eval/eval/mean_reward", "evaluation score (whole games)", ["timesteps", "n_envs"]),
     ("2.3_zoo_ppo_score.png", ["2.3_copying_hp_zoo"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["fast", "timesteps"]),
     ("2.3_zoo_ppo_eval.png", ["2.3_copying_hp_zoo"], "eval/eval/mean_reward", "evaluation score (whole games)", ["fast", "timesteps"]),
     ("2.3_zoo_ppo_value_loss.png", ["2.3_copying_hp_zoo"], "train/value_loss", "value loss", ["fast", "timesteps"]),

@@ -36,7 +36,7 @@ from rlbreakout.fast import fast_settings, policy_class
 from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
-from rlbreakout.runs import Run, score_stats
+from rlbreakout.runs import Run, load_run_config, score_stats
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_FILE = "model.zip"
@@ -120,11 +120,15 @@ def validate_ppo_args(args: argparse.Namespace) -> PPOConfig:
 
 def speed_settings(args: argparse.Namespace, *, wrapper: str = "atari", wrapper_kwargs: dict[str, Any] | None = None,
                    env_kwargs: dict[str, Any] | None = None) -> Any:
-    """What ``--fast``, ``--precision`` and ``--backend`` resolve to here (a resumed run keeps its levers)."""
+    """What ``--fast``, ``--precision`` and ``--backend`` resolve to here.
+
+    A resumed run keeps the levers its config.json recorded, without measuring again.
+    """
+    levers = load_run_config(args.resume).get("levers") if getattr(args, "resume", None) else None
     return fast_settings(
         args.fast, None if args.precision == "auto" else args.precision, args.backend, args.device,
         env_id=args.env, wrapper=wrapper, n_envs=args.n_envs, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs,
-        batch_size=args.batch_size, levers=getattr(args, "levers", None), verbose=True,
+        batch_size=args.batch_size, levers=levers, verbose=True,
     )
 
 

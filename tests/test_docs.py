@@ -72,3 +72,4 @@ def test_every_linked_picture_gif_and_model_exists() -> None:
             if not (base / target).resolve().exists():
                 missing.append(f"{readme.relative_to(REPO_ROOT)}: {target}")
     assert not missing, "linked files that do not exist:\n" + "\n".join(missing)
+

@@ -158,3 +158,22 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     from stable_baselines3 import PPO
 
     assert PPO.load(checkpoint, device="cpu").num_timesteps > 0
+
+
+def test_a_resumed_fast_run_keeps_its_recorded_levers_without_measuring(tmp_path: Path, monkeypatch) -> None:
+    import argparse
+
+    from rlbreakout import fast
+    from rlbreakout.training import speed_settings
+
+    recorded = {"precision": "fp32", "channels_last": True}
+    (tmp_path / "config.json").write_text(json.dumps({"levers": recorded}))
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("a resumed run measured its levers again")
+
+    monkeypatch.setattr(fast, "time_minibatch", no_measuring)
+    args = argparse.Namespace(fast=True, precision="auto", backend=None, device="cpu", env="BreakoutNoFrameskip-v4",
+                              n_envs=2, batch_size=32, resume=str(tmp_path))
+    speed = speed_settings(args)
+    assert speed.levers == recorded
