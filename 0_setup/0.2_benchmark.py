@@ -233,7 +233,8 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
         if STOCK_MATCHED in ppo["medians"]:
             lines.append(row("SB3 PPO stock, torch threads chosen like --fast", ppo["medians"][STOCK_MATCHED]))
     if scratch and "medians" in scratch:
-        for side, label in (("stock", "2.4 from scratch, classic fp32"), ("fast", "2.4 from scratch, ale_vector bf16")):
+        for side, label in (("stock", "2.4 from scratch, classic fp32"),
+                            ("fast", "2.5: 2.4 with its speed levers (ale_vector, bf16 update, overlap)")):
             lines.append(row(label, scratch["medians"][side]))
     if ceiling:
         per_step = ceiling["per_step_ms"]

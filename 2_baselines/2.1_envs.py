@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from rlbreakout.callbacks import GameScoreCallback, ProgressLineCallback, StepCheckpointCallback
 from rlbreakout.envs import make_env, make_env_thunk
 from rlbreakout.hyperparams import SB3_DEFAULT_PPO
+from rlbreakout.processes import workers_without_script
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
 from rlbreakout.runs import Run
@@ -74,13 +75,16 @@ eval_env = make_env(args.env, min(args.eval_episodes, MAX_EVAL_ENVS), seed=args.
                     frame_stack=config.frame_stack)
 
 # %% Compare (--compare-vec-envs): step both classes and time them
-# SubprocVecEnv starts processes. On Windows and macOS a new process re-imports this
-# script from the top, so the code that starts them must not run again in the child:
-# that is what the __main__ guard is for (the child's __name__ is "__mp_main__").
+# SubprocVecEnv starts processes. Under the spawn and forkserver start methods (Windows,
+# macOS, and SB3's default on Linux) each new process first re-runs the main script from
+# the top (as "__mp_main__"): the __main__ guard keeps the child from starting processes
+# again, and workers_without_script() hides this script from the workers altogether, since
+# its story (run folder, model, training) is module-level cells that must run only here.
 vec_env_speed = {}
 if args.compare_vec_envs and __name__ == "__main__":
     for vec_env_class in (DummyVecEnv, SubprocVecEnv):
-        venv = vec_env_class(thunks)
+        with workers_without_script():
+            venv = vec_env_class(thunks)
         venv.reset()
         started = time.perf_counter()
         for _ in range(TIMING_STEPS):

@@ -61,7 +61,7 @@ device = ppo.validate(args)
 if args.overlap and (args.backend != "ale_vector" or args.n_envs % 2):
     raise ConfigError("--overlap needs --backend ale_vector (the classic envs step in this thread, so nothing "
                       f"overlaps) and an even --n-envs (got {args.backend}, {args.n_envs}); or pass --no-overlap.")
-speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads)
+speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads, measure_layout=True)
 run = Run.from_args(__file__, args, **speed.to_config())  # run folder, config.json, seeds python/numpy/torch
 
 # %% Environment: the games as two halves (one with --no-overlap), each its own vector env

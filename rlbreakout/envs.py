@@ -11,6 +11,7 @@ live in :mod:`rlbreakout.env_ids`; this module builds the envs from them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from stable_baselines3.common.atari_wrappers import (
     NoopResetEnv,
     WarpFrame,
 )
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import (
     DummyVecEnv,
@@ -55,6 +57,13 @@ _COMMON_WRAPPER_KEYS = ("noop_max", "frame_skip", "terminal_on_life_loss", "clip
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}.")
+
+
+def _make_registered_env(env_id: str, settings: EnvSettings, env_kwargs: dict[str, Any],
+                         render_mode: str | None) -> gym.Env:
+    """:func:`_make_gym_env` after registering ale-py's envs (needed again in a SubprocVecEnv worker)."""
+    register_ale()
+    return _make_gym_env(env_id, settings, env_kwargs, render_mode)
 
 
 def _make_gym_env(env_id: str, settings: EnvSettings, env_kwargs: dict[str, Any], render_mode: str | None) -> gym.Env:
@@ -193,16 +202,16 @@ def make_env(
             num_threads=ale_threads,
         )
 
-    thunks = [
-        make_env_thunk(env_id, rank=rank, seed=seed, wrapper=wrapper, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs)
-        for rank in range(int(n_envs))
-    ]
-    if vec_env == "subproc":
-        with workers_without_script():  # the workers must not re-run a chapter script's cells
-            venv: VecEnv = SubprocVecEnv(thunks)
-    else:
-        venv = DummyVecEnv(thunks)
-    venv.seed(seed)
+    # SB3's make_vec_env does the rest, as rl-baselines3-zoo does: per env, gym.make, the
+    # action space seeded with seed + rank, Monitor (below every wrapper, so it sees whole
+    # games with the raw score), our wrapper stack; then the VecEnv class and venv.seed(seed).
+    wrapper_kwargs = dict(wrapper_kwargs or {})
+    settings = env_settings(env_id, env_kwargs, wrapper_kwargs.get("frame_skip"))
+    make = functools.partial(_make_registered_env, env_id, settings, dict(env_kwargs or {}), "rgb_array")
+    wrap = functools.partial(wrap_atari, wrapper=wrapper, settings=settings, wrapper_kwargs=wrapper_kwargs)
+    vec_env_cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
+    with workers_without_script():  # SubprocVecEnv's workers must not re-run a chapter script's cells
+        venv = make_vec_env(make, n_envs=int(n_envs), seed=seed, wrapper_class=wrap, vec_env_cls=vec_env_cls)
     if frame_stack > 1:
         venv = VecFrameStack(venv, n_stack=int(frame_stack), channels_order="last")
     return VecTransposeImage(venv)

@@ -33,8 +33,12 @@ from ale_py.vector_env import AtariVectorEnv
 from rlbreakout.allocator import keep_freed_memory
 from rlbreakout.env_ids import BACKEND_CHOICES, ale_vector_unsupported_reason, check_env_id, env_settings
 from rlbreakout.errors import ConfigError
+from rlbreakout.fast import choose_levers, lever_candidates, time_minibatch
 from rlbreakout.hardware import FUSED_ADAM_DEVICES, resolve_precision
 from rlbreakout.threads import configure_threads
+
+#: Minibatch size of the layout measurement (a zoo minibatch is 256; fast.py caps its own at 128).
+LAYOUT_BATCH_SIZE = 128
 
 
 # %% The ALE vector env, in gymnasium's vector API
@@ -168,6 +172,10 @@ class SpeedLevers:
     precision: str = "fp32"
     keeps_freed_memory: bool = False
     threads: dict[str, Any] = field(default_factory=dict)
+    #: channels_last conv weights: on CUDA always, on the CPU where it measured faster
+    channels_last: bool = False
+    #: seconds per training minibatch of each measured layout (empty when nothing was measured)
+    layout_timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def ale_threads(self) -> int:
@@ -184,33 +192,53 @@ class SpeedLevers:
 
     @contextlib.contextmanager
     def acting(self) -> Iterator[None]:
-        """The rollout's network calls: no autograd bookkeeping, in the run's precision."""
-        with torch.inference_mode(), self.autocast():
+        """The rollout's network calls: no autograd bookkeeping; bf16 only on CUDA.
+
+        On the CPU the rollout's batches are tiny (n_envs / 2 observations with --overlap),
+        and bf16 autocast costs more than it saves there: 2.5 --no-overlap, 8,192 steps on a
+        2-core Xeon with AMX, measured 346 env steps/s acting in bf16 and 369 in fp32. The
+        update (256-sample minibatches) keeps bf16.
+        """
+        acting_autocast = self.autocast() if self.device.type == "cuda" else contextlib.nullcontext()
+        with torch.inference_mode(), acting_autocast:
             yield
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move ``model`` to the device; on CUDA, channels_last conv weights (what cuDNN's fast kernels want)."""
+        """Move ``model`` to the device, with channels_last conv weights when that layout was chosen
+        (the convolutions then run channels_last, whatever the input's layout)."""
         model.to(self.device)
-        if self.device.type == "cuda":
+        if self.channels_last or self.device.type == "cuda":
             model.to(memory_format=torch.channels_last)
         return model
 
     def to_config(self) -> dict[str, Any]:
         """For config.json and summary.json."""
         return {"backend": self.backend, "precision": self.precision, "keeps_freed_memory": self.keeps_freed_memory,
-                "torch_threads": self.threads.get("torch_threads"), "ale_threads": self.ale_threads}
+                "torch_threads": self.threads.get("torch_threads"), "ale_threads": self.ale_threads,
+                "channels_last": self.channels_last,
+                "layout_timings_ms": {label: round(1000 * t, 2) for label, t in self.layout_timings.items()}}
 
 
-def speed_levers(device: str, backend: str, precision: str, n_envs: int, torch_threads: int = 0) -> SpeedLevers:
+def speed_levers(device: str, backend: str, precision: str, n_envs: int, torch_threads: int = 0, *,
+                 measure_layout: bool = False, batch_size: int = LAYOUT_BATCH_SIZE) -> SpeedLevers:
     """Resolve the levers and apply the process-wide ones (torch threads, allocator); print one line.
 
     :param torch_threads: 0 picks them from the cores free now (:func:`rlbreakout.threads.configure_threads`)
+    :param measure_layout: time a few training minibatches in NCHW and channels_last (``--fast``'s
+        measurement, rlbreakout/fast.py) and keep the faster; NCHW wins ties, as stock
     """
     where = torch.device(device)
     resolved = resolve_precision(precision, str(where))  # bf16 without the hardware: fp32, with a warning
     threads = configure_threads(n_envs, torch_threads=torch_threads or None, apply=where.type == "cpu")
-    levers = SpeedLevers(where, backend, resolved, keep_freed_memory(), threads)
-    print(f"device {where}, backend {backend}, precision {resolved}, torch threads {threads['torch_threads']}, "
-          f"ALE threads {threads['ale_threads']} (free cores {threads['free_cores']} of {threads['cores']})",
-          flush=True)
+    channels_last, timings = False, {}
+    if measure_layout:
+        chosen, timings = choose_levers(lever_candidates(str(where), resolved),
+                                        lambda levers: time_minibatch(levers, str(where), batch_size))
+        channels_last = chosen["channels_last"]
+    levers = SpeedLevers(where, backend, resolved, keep_freed_memory(), threads, channels_last, timings)
+    layout = "channels_last" if channels_last or where.type == "cuda" else "NCHW"
+    measured = f" (measured ms: {', '.join(f'{k} {1000 * v:.0f}' for k, v in timings.items())})" if timings else ""
+    print(f"device {where}, backend {backend}, precision {resolved}, layout {layout}{measured}, torch threads "
+          f"{threads['torch_threads']}, ALE threads {threads['ale_threads']} (free cores {threads['free_cores']} "
+          f"of {threads['cores']})", flush=True)
     return levers

@@ -83,6 +83,18 @@ def test_aimbot_gif_view_screen_or_agent(logdir: Path) -> None:
     assert imageio.mimread(replayed["gif_path"])[0].shape[1] > screen_width  # default: the agent's view beside it
 
 
+@pytest.mark.slow
+def test_subproc_workers_do_not_rerun_the_script(logdir: Path) -> None:
+    # SubprocVecEnv's workers start by forkserver here (spawn elsewhere): a worker that re-ran
+    # the module-level cells would make a run folder of its own
+    result = run_script("2_baselines/2.1_envs.py", *TINY_PPO_FLAGS, "--vec-env", "subproc", "--compare-vec-envs",
+                        "--logdir", str(logdir))
+    _, summary = summary_of(result)
+    assert set(summary["vec_env_steps_per_second"]) == {"DummyVecEnv", "SubprocVecEnv"}
+    assert len(list((logdir / "2.1_envs").iterdir())) == 1
+    assert summary["vec_env"] == "subproc" and summary["timesteps"] == 64
+
+
 def test_unknown_env_is_one_line_and_exit_2(logdir: Path) -> None:
     result = run_script("2_baselines/2.1_envs.py", "--env", "Breakout-v9", "--logdir", str(logdir), expect_ok=False)
     assert result.returncode == 2

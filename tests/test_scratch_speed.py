@@ -137,3 +137,16 @@ def test_ale_vector_clips_rewards_but_keeps_the_real_score() -> None:
         envs.close()
     assert rewards <= {-1.0, 0.0, 1.0} and 1.0 in rewards
     assert games and all(score % 50 == 0 and score >= 50 and length > 0 for _, score, length in games)
+
+
+def test_the_measured_layout_is_the_faster_one(monkeypatch) -> None:
+    from rlbreakout import scratch_speed
+
+    seconds = {False: 0.2, True: 0.1}  # channels_last faster: chosen
+    monkeypatch.setattr(scratch_speed, "time_minibatch", lambda levers, device, batch: seconds[levers["channels_last"]])
+    levers = speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1, measure_layout=True)
+    assert levers.channels_last and set(levers.layout_timings) == {"fp32 NCHW", "fp32 channels_last"}
+    model = levers.prepare(torch.nn.Conv2d(4, 8, 3))
+    assert model.weight.is_contiguous(memory_format=torch.channels_last)
+    seconds[True] = 0.2  # a tie keeps stock's NCHW
+    assert not speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1, measure_layout=True).channels_last
