@@ -73,3 +73,8 @@ def test_every_linked_picture_gif_and_model_exists() -> None:
                 missing.append(f"{readme.relative_to(REPO_ROOT)}: {target}")
     assert not missing, "linked files that do not exist:\n" + "\n".join(missing)
 
+
+def test_no_readme_waits_for_a_measurement() -> None:
+    pending = [f"{readme.relative_to(REPO_ROOT)}:{number}" for readme in READMES
+               for number, line in enumerate(readme.read_text().splitlines(), start=1) if "RESULT-PENDING" in line]
+    assert not pending, f"figures still to measure: {pending}"
