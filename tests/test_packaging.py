@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
+from pathlib import Path
 
+import pytest
 from conftest import REPO_ROOT
+
+#: What a build needs from the checkout (the rest of the tree is not packaged).
+BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "rlbreakout")
+#: Text that means setuptools (or pip relaying it) warned about how the project is declared.
+BUILD_WARNING = re.compile(r"deprecat|BuildBackendWarning|SetuptoolsWarning", re.IGNORECASE)
 
 
 def _name(requirement: str) -> str:
@@ -56,3 +67,37 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_gitignore_keeps_runs_and_venv_out() -> None:
     ignored = (REPO_ROOT / ".gitignore").read_text().splitlines()
     assert "runs/" in ignored and ".venv/" in ignored
+
+
+def test_license_is_an_spdx_string_with_its_file() -> None:
+    toml = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert toml["project"]["license"] == "MIT"
+    assert all((REPO_ROOT / name).is_file() for name in toml["project"]["license-files"])
+    assert "setuptools>=77" in toml["build-system"]["requires"]
+
+
+@pytest.mark.slow
+def test_wheel_builds_without_setuptools_warnings(tmp_path: Path) -> None:
+    """Build the wheel as `pip install -e .` would (isolated, the newest setuptools it may take).
+
+    setuptools' deprecations (a TOML-table license, say) become build errors after their
+    deadline, and before that they are the first thing a learner sees; pip relays them on
+    its output, so any of them there fails this test. The build runs on a copy, so no
+    build/ or egg-info folder lands in the checkout.
+    """
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in BUILD_INPUTS:
+        copy = shutil.copytree if (REPO_ROOT / name).is_dir() else shutil.copy2
+        copy(REPO_ROOT / name, source / name)
+    wheels = tmp_path / "wheels"
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), str(source)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert not BUILD_WARNING.search(output), output[-3000:]
+    (wheel,) = wheels.glob("rlbreakout-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        assert "License-Expression: MIT" in metadata
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
