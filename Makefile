@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(subst /,_,$(subst =,_,$(TORCH_SPEC)))
 DEMO_LOGDIR ?= runs
 DEMO_TIMESTEPS ?= 40000
 
-.PHONY: install demo test benchmark plots clean
+.PHONY: install demo test benchmark plots tables results clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ benchmark: install
 
 plots: install
 	$(PY) pictures/make_plots.py
+
+# The README tables, rewritten from the ledger in results/.
+tables: install
+	$(PY) pictures/make_tables.py
+
+# The results campaign: `make results` lists the planned runs; `make results HOURS=2.5` runs
+# the missing ones that fit in 2.5 hours, each into its own results/*.json (commit each).
+HOURS ?=
+results: install
+	$(PY) pictures/campaign.py $(if $(HOURS),--hours $(HOURS),--list)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

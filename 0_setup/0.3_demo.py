@@ -1,9 +1,11 @@
-"""0.3 The demo behind `make demo`: a short real training, its curves and gif, and a pretrained agent.
+"""0.3 The demo behind `make demo`: a short real training, its curves and gif, and two pretrained agents.
 
 What you get in a few minutes on 2 CPU cores: a zoo-PPO run (the fast path of
 0.2_benchmark.py) with TensorBoard logs and a gif of the freshly trained agent, which
-barely plays yet, then a replay of the pretrained agent in models/, which does. The
-training itself is chapter 2.3's, in one call (`train_ppo`); 2.3 shows it cell by cell.
+barely plays yet; then a replay of the pretrained zoo agent in models/, which does; then
+the strongest agent we have, chapter 3.3's aimbot PPO, with what it sees (the aimbot
+view) beside the screen. The training itself is chapter 2.3's, in one call
+(`train_ppo`); 2.3 shows it cell by cell.
 
 Run it:    make demo    (or: python 0_setup/0.3_demo.py --timesteps 40000)
 In Spyder: run it cell by cell; the defaults apply.
@@ -13,6 +15,7 @@ Watch:     tensorboard --logdir runs
 # %% Imports
 from pathlib import Path
 
+from rlbreakout.aimbot import DEFAULT_COLOUR, DEFAULT_CROP, DEFAULT_PREDICTION
 from rlbreakout.envs import make_env
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.render import record_gif
@@ -21,11 +24,17 @@ from rlbreakout.training import load_policy, parse_ppo_args, ppo_parser, train_p
 # %% Settings
 PRETRAINED_POLICY = Path("models") / "ppo_breakout_policy.pt"
 PRETRAINED_GIF = "pretrained_replay.gif"
+#: Chapter 3.3's best policy (models/README.md says which run made it) and the view it was trained on.
+AIMBOT_POLICY = Path("models") / "ppo_aimbot_policy.pt"
+AIMBOT_GIF = "aimbot_replay.gif"
+AIMBOT_VIEW = {"colour": DEFAULT_COLOUR, "crop": DEFAULT_CROP, "prediction": DEFAULT_PREDICTION}
 
 
 def parse_args():
     parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=40_000, eval_episodes=5)
     parser.add_argument("--pretrained", default=str(PRETRAINED_POLICY), help="policy weights to replay after training")
+    parser.add_argument("--pretrained-aimbot", default=str(AIMBOT_POLICY),
+                        help="aimbot policy weights (chapter 3.3) to replay last, its view beside the screen")
     parser.set_defaults(fast=True, gif_games=1)
     return parse_ppo_args(parser)
 
@@ -49,5 +58,17 @@ if pretrained.is_file():
 else:
     print(f"no pretrained policy at {pretrained}; skipped its replay")
     pretrained_fields = {}
+# %% The strongest agent: chapter 3.3's aimbot PPO, the aimbot view beside the screen
+aimbot = Path(args.pretrained_aimbot)
+if aimbot.is_file():
+    aimbot_policy = load_policy(aimbot, device=args.device)
+    aimbot_gif, aimbot_recording = record_gif(aimbot_policy, result.run_dir / AIMBOT_GIF, args.env, grid=1,
+                                              seed=args.seed, max_steps=args.gif_max_steps, wrapper="aimbot",
+                                              wrapper_kwargs=AIMBOT_VIEW, view="agent")
+    print(f"aimbot agent ({aimbot}) scored {aimbot_recording.scores[0]:.0f} in its replay: {aimbot_gif}")
+    pretrained_fields.update({"aimbot_policy": str(aimbot), "aimbot_gif": str(aimbot_gif),
+                              "aimbot_scores": aimbot_recording.scores})
+else:
+    print(f"no aimbot policy at {aimbot}; skipped its replay")
 print(f"TensorBoard logs: tensorboard --logdir {args.logdir}    gif: {result.fields['gif_path']}")
 result.run.finish(**result.fields, **pretrained_fields)  # summary.json; its path is the last line

@@ -1,19 +1,24 @@
-"""Regenerate the learning-curve PNGs of the chapter READMEs from run folders.
+"""Regenerate the learning-curve PNGs of the READMEs: from the ledger (results/) and from run folders.
 
 Run it:  python pictures/make_plots.py --logdir runs
          python pictures/make_plots.py --logdir runs runs/flagship   # several roots
 In Spyder: run it cell by cell; the defaults apply (--logdir runs).
-Each chart takes every finished run folder of its scripts under each --logdir; charts whose
-runs do not exist yet are skipped with a note. Nothing is drawn from invented data.
+The results_*.png charts come from the ledger alone: each seeded setting of the campaign
+(pictures/campaign.py) as the mean across its seeds with a min-max band, in env steps.
+The other charts take every finished run folder of their scripts under each --logdir.
+Charts whose runs do not exist yet are skipped with a note. Nothing is drawn from invented data.
 """
 
 # %% Imports
 import argparse
 from pathlib import Path
 
+from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, V5
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.plots import DEFAULT_SMOOTHING, find_runs, load_curves, plot_curves
+from rlbreakout.ledger import LEDGER_DIR, env_label, read_ledger
+from rlbreakout.plots import DEFAULT_SMOOTHING, find_runs, load_curves, plot_bands, plot_curves, seed_band
+from rlbreakout.results_tables import groups
 
 PICTURES = Path(__file__).resolve().parent
 
@@ -31,6 +36,17 @@ CHARTS = [
     ("4.1_env_comparison.png", ["4.1_PPO_env_comparison"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps"]),
 ]
 
+#: Ledger charts: file, the (script, train env) settings on it, curve ("eval" or "train"), y label.
+SEEDED = [("3.3_aimbot_training", NO_FRAMESKIP), ("2.3_copying_hp_zoo", NO_FRAMESKIP), ("3.3_aimbot_training", V5)]
+DEFAULTS = [("1.3_train", NO_FRAMESKIP), ("2.1_envs", NO_FRAMESKIP), ("2.2_callbacks", NO_FRAMESKIP)]
+LEDGER_CHARTS = [
+    ("results_eval_3.3_vs_2.3.png", SEEDED, "eval", "evaluation score (mean of 10 whole games)"),
+    ("results_game_score_3.3_vs_2.3.png", SEEDED, "train", "training game score (whole games)"),
+    ("results_default_runs.png", DEFAULTS, "train", "training game score (whole games)"),
+]
+#: Training games are one point each: averaged into this many bins per seed before the band.
+TRAIN_CURVE_BINS = 40
+
 
 # %% Settings
 def parse_args() -> argparse.Namespace:
@@ -38,13 +54,38 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--logdir", nargs="+", default=["runs"], help="roots of the run folders")
     parser.add_argument("--out", default=str(PICTURES), help="folder for the PNGs")
     parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING)
+    parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the results ledger (for the results_*.png charts)")
     return parse_script_args(parser)
 
 
 args = parse_args()
 
-# %% Draw every chart whose runs exist
+# %% The ledger's charts: mean across seeds with a min-max band
+ledger = read_ledger(Path(args.ledger))
 written = 0
+for filename, settings, curve, ylabel in LEDGER_CHARTS:
+    bands = []
+    for runs in groups(CAMPAIGN).values():
+        if (runs[0].name, runs[0].env_id) not in settings:
+            continue
+        entries = [ledger[plan.key] for plan in runs if plan.key in ledger]
+        if curve == "eval":
+            points = [([h["step"] for h in e["eval_history"]], [h["mean_reward"] for h in e["eval_history"]])
+                      for e in entries if e["eval_history"]]
+        else:
+            points = [([p[0] for p in e["train_curve"]], [p[1] for p in e["train_curve"]]) for e in entries]
+        if points:
+            label = f"{runs[0].name} on {env_label(runs[0].env_id)}"
+            bands.append(seed_band(label, points, bins=None if curve == "eval" else TRAIN_CURVE_BINS))
+    if not bands:
+        print(f"skipped {filename}: no entry in {args.ledger} yet (pictures/campaign.py makes them)")
+        continue
+    path = plot_bands(bands, Path(args.out) / filename, title=f"ledger: {curve} curves, mean and min-max over seeds",
+                      ylabel=ylabel)
+    written += 1
+    print(f"wrote {path} from {sum(b.n_seeds for b in bands)} ledger entries")
+
+# %% The run-folder charts: every finished run of their scripts
 for filename, scripts, tag, ylabel, keys in CHARTS:
     runs_by_script = {script: [run for root in args.logdir for run in find_runs(root, script)] for script in scripts}
     missing = [script for script, runs in runs_by_script.items() if not runs]

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -83,6 +84,20 @@ def load_curves(run_dirs: Sequence[Path], tag: str, label_keys: Sequence[str] = 
     return curves
 
 
+def _save_chart(fig: Figure, ax: Any, path: str | os.PathLike[str], *, title: str, ylabel: str) -> Path:
+    """Label the axes (x in env steps), add grid and legend, and save the PNG."""
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 def plot_curves(
     curves: Sequence[Curve],
     path: str | os.PathLike[str],
@@ -100,16 +115,7 @@ def plot_curves(
     for curve in curves:
         (line,) = ax.plot(curve.steps, smooth(curve.values, smoothing), label=curve.label, linewidth=1.6)
         ax.plot(curve.steps, curve.values, color=line.get_color(), alpha=0.2, linewidth=0.8)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save_chart(fig, ax, path, title=title, ylabel=ylabel)
 
 
 def find_runs(logdir: str | os.PathLike[str], script: str, *, completed_only: bool = True) -> list[Path]:
@@ -119,3 +125,65 @@ def find_runs(logdir: str | os.PathLike[str], script: str, *, completed_only: bo
         return []
     runs = [p for p in sorted(root.iterdir()) if p.is_dir()]
     return [p for p in runs if (p / "summary.json").is_file()] if completed_only else runs
+
+
+@dataclass(frozen=True)
+class SeedBand:
+    """One setting over several seeds: the mean across seeds and the seeds' min and max, per step."""
+
+    label: str
+    steps: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n_seeds: int
+
+
+def binned(steps: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Mean of the values whose step falls in each bin ``[edges[i], edges[i+1])`` (NaN where none)."""
+    index = np.digitize(steps, edges) - 1
+    out = np.full(len(edges) - 1, np.nan)
+    for i in range(len(out)):
+        inside = values[index == i]
+        if inside.size:
+            out[i] = inside.mean()
+    return out
+
+
+def seed_band(label: str, curves: Sequence[tuple[Sequence[float], Sequence[float]]], *,
+              bins: int | None = None) -> SeedBand:
+    """Put each seed's (steps, values) on one step axis, then take mean, min and max across seeds.
+
+    ``bins=None`` keeps the steps the seeds share (periodic evaluations happen at the same
+    steps); a number averages each seed's noisy points (one per training game) into that many
+    equal bins first, drawn at the bin centres. A step some seed lacks is left out.
+    """
+    if not curves:
+        raise RLBreakoutError(f"no seed has data for {label!r}; run the campaign first (pictures/campaign.py).")
+    arrays = [(np.asarray(s, dtype=float), np.asarray(v, dtype=float)) for s, v in curves]
+    if bins is None:
+        shared = sorted(set.intersection(*(set(s.tolist()) for s, _ in arrays)))
+        grid = np.array(shared, dtype=float)
+        rows = np.array([[dict(zip(s.tolist(), v.tolist()))[x] for x in shared] for s, v in arrays]).reshape(len(arrays), -1)
+    else:
+        last = max(s.max() for s, _ in arrays if s.size)
+        edges = np.linspace(0.0, last + 1, bins + 1)
+        grid = (edges[:-1] + edges[1:]) / 2
+        rows = np.array([binned(s, v, edges) for s, v in arrays])
+        keep = ~np.isnan(rows).any(axis=0)
+        grid, rows = grid[keep], rows[:, keep]
+    return SeedBand(label, grid, rows.mean(axis=0), rows.min(axis=0), rows.max(axis=0), len(arrays))
+
+
+def plot_bands(bands: Sequence[SeedBand], path: str | os.PathLike[str], *, title: str, ylabel: str) -> Path:
+    """Draw each setting's mean across seeds as a line and its min–max as a shaded band; save a PNG."""
+    if not bands:
+        raise RLBreakoutError(f"no run logged the data for {title!r}; run the campaign first (pictures/campaign.py).")
+    fig = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
+    ax = fig.subplots()
+    for band in bands:
+        seeds = f"{band.n_seeds} seed{'s' if band.n_seeds > 1 else ''}"
+        (line,) = ax.plot(band.steps, band.mean, label=f"{band.label} ({seeds})", linewidth=1.6, marker=".")
+        if band.n_seeds > 1:
+            ax.fill_between(band.steps, band.low, band.high, color=line.get_color(), alpha=0.2, linewidth=0)
+    return _save_chart(fig, ax, path, title=title, ylabel=ylabel)

@@ -120,6 +120,13 @@ def test_0_3_demo_trains_replays_and_keeps_policy_weights(logdir: Path) -> None:
     assert "TensorBoard logs" in result.stdout
     # models/ ships a pretrained policy, so the demo always replays it
     assert Path(summary["pretrained_gif"]).stat().st_size > 0 and len(summary["pretrained_scores"]) == 1
+    # then the aimbot agent of models/, its view beside the screen: a wider frame than the screen alone
+    import imageio.v3 as iio
+
+    assert summary["aimbot_policy"].endswith("ppo_aimbot_policy.pt") and len(summary["aimbot_scores"]) == 1
+    screen_only = iio.imread(summary["pretrained_gif"], index=0)
+    with_view = iio.imread(summary["aimbot_gif"], index=0)
+    assert with_view.shape[0] == screen_only.shape[0] and with_view.shape[1] > screen_only.shape[1]
 
 
 def test_load_replays_policy_weights_without_training(logdir: Path, tmp_path: Path) -> None:

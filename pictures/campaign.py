@@ -1,0 +1,55 @@
+"""The results campaign: which planned runs the ledger (results/) has, and running the rest.
+
+Run it:  python pictures/campaign.py --list          # what is in results/, what is missing, how long each takes
+         python pictures/campaign.py --hours 2.5     # run missing ones, one at a time, while they fit
+         make results HOURS=2.5                      # the same through the Makefile
+In the background, for a long sitting (commit each results/*.json as soon as it appears):
+         nohup python pictures/campaign.py --hours 2.5 > campaign.log 2>&1 &
+The planned runs are data: rlbreakout.campaign.CAMPAIGN. Each is its chapter script run as a
+learner would run it; a run folder with a checkpoint is resumed; each finished model is
+scored over 20 whole games on BreakoutNoFrameskip-v4 and on ALE/Breakout-v5 with the
+script's own --load; then one JSON file lands in results/. Only committed code runs.
+Read: README.md#results (tables drawn from results/ by pictures/make_tables.py).
+"""
+
+# %% Imports
+import argparse
+from pathlib import Path
+
+from rlbreakout.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, run_campaign
+from rlbreakout.cli import parse_script_args
+from rlbreakout.errors import ConfigError
+from rlbreakout.ledger import LEDGER_DIR
+from rlbreakout.provenance import cpu_model
+
+
+# %% Settings
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="only print the plan (the default without --hours)")
+    action.add_argument("--hours", type=float, help="run missing planned runs while they fit in this many hours")
+    parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
+    parser.add_argument("--logdir", default=str(CAMPAIGN_LOGDIR), help="root of the campaign's run folders")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run from uncommitted code (its entries say git_dirty: true)")
+    args = parse_script_args(parser)
+    if args.hours is not None and args.hours <= 0:
+        raise ConfigError(f"--hours must be > 0, got {args.hours}.")
+    return args
+
+
+args = parse_args()
+
+# %% The plan: in the ledger, finished but not yet evaluated, resumable, or missing
+statuses = campaign_status(CAMPAIGN, Path(args.ledger), Path(args.logdir))
+print(f"{sum(s.in_ledger for s in statuses)} of {len(statuses)} planned runs in {args.ledger} "
+      f"(times expected on {cpu_model()}):")
+for status in statuses:
+    print(status.line())
+
+# %% Run what is missing, one at a time
+if args.hours is not None:
+    written = run_campaign(CAMPAIGN, args.hours, ledger_dir=Path(args.ledger), logdir=Path(args.logdir),
+                           allow_dirty=args.allow_dirty)
+    print(f"{len(written)} ledger file(s) written" + "".join(f"\n  {path}" for path in written))

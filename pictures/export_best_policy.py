@@ -1,0 +1,54 @@
+"""Export the best policy of a seeded setting in the ledger into models/, as a stock fp32 policy file.
+
+Run it:  python pictures/export_best_policy.py --out models/ppo_aimbot_policy.pt
+         python pictures/export_best_policy.py --script 2.3_copying_hp_zoo --out models/x.pt
+"Best" is the highest mean over 20 whole games on --env among the setting's seeds in
+results/. The run folder of that seed (runs/campaign/..., not committed) must be on this
+machine: the weights come from its model.zip. The file is SB3's own CnnPolicy, weights
+only (rlbreakout/export.py), so stable-baselines3 alone loads it. It prints the lines that
+models/README.md records: the command, commit, CPU and scores.
+"""
+
+# %% Imports
+import argparse
+from pathlib import Path
+
+from rlbreakout.campaign import NO_FRAMESKIP
+from rlbreakout.cli import parse_script_args
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.export import export_stock_policy
+from rlbreakout.ledger import LEDGER_DIR, read_ledger
+
+
+# %% Settings
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--script", default="3.3_aimbot_training", help="the script whose best seed to export")
+    parser.add_argument("--train-env", default=NO_FRAMESKIP, help="the env it trained on")
+    parser.add_argument("--env", default=NO_FRAMESKIP, help="the eval env whose mean picks the best seed")
+    parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
+    parser.add_argument("--out", required=True, help="the policy file to write (e.g. models/ppo_aimbot_policy.pt)")
+    return parse_script_args(parser)
+
+
+args = parse_args()
+
+# %% The best seed of the setting, by its mean on --env
+candidates = [entry for entry in read_ledger(Path(args.ledger)).values()
+              if Path(entry["planned"]["script"]).stem == args.script and entry["planned"]["env_id"] == args.train_env
+              and args.env in entry["evaluations"]]
+if not candidates:
+    raise RLBreakoutError(f"no ledger entry of {args.script} trained on {args.train_env} and scored on {args.env}; "
+                          f"run the campaign first (pictures/campaign.py).")
+best = max(candidates, key=lambda entry: entry["evaluations"][args.env]["mean_reward"])
+summary = best["summary"]
+
+# %% Export it, and print what models/README.md records
+path = export_stock_policy(summary["model_path"], args.out)
+print(f"exported {best['key']} ({path.stat().st_size / 1e6:.1f} MB): {path}")
+print(f"trained by: {best['command']}")
+print(f"commit {summary['git_commit']} (dirty: {summary['git_dirty']}), CPU {summary['cpu_model']}, "
+      f"{summary['timesteps']:,} env steps in {summary['wall_seconds']:,.0f} s, {summary['steps_per_second']} steps/s")
+for env_id, evaluation in best["evaluations"].items():
+    print(f"{env_id}: mean {evaluation['mean_reward']:.2f}, median {evaluation['median_reward']:.1f} over "
+          f"{evaluation['n_games']} whole games ({evaluation['command']})")

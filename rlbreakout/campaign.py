@@ -1,0 +1,316 @@
+"""The results campaign: the planned runs as data, which are in the ledger, and running the rest.
+
+A planned run is a chapter script with its flags, env, seed and steps. Running one means
+what a learner would type: the script in a child process (its own run folder, TensorBoard
+logs, checkpoints and summary.json), resumed with ``--resume`` when an earlier attempt
+left a checkpoint; then the finished model evaluated with the same script's ``--load`` on
+each eval env; then one ledger file (rlbreakout/ledger.py). Nothing reaches the ledger
+from a run that failed, was interrupted, or came from uncommitted code.
+
+Why not a job scheduler: the runs go one at a time (2 cores), must survive the sitting that
+started them being killed, and each result must name its commit; a list of dataclasses
+and a run folder per attempt give all three.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.ledger import LEDGER_DIR, Evaluation, build_entry, read_ledger, write_entry
+from rlbreakout.provenance import cpu_model, git_dirty
+from rlbreakout.runs import CONFIG_FILE, SUMMARY_FILE, sanitize_env_id, script_name
+from rlbreakout.training import CHECKPOINT_DIR, FINAL_MODEL_FILE, LATEST_CHECKPOINT
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NO_FRAMESKIP = "BreakoutNoFrameskip-v4"
+V5 = "ALE/Breakout-v5"
+#: Every finished model is scored on both: the env it trained on, and the other one.
+EVAL_ENVS: tuple[str, ...] = (NO_FRAMESKIP, V5)
+#: Whole games per evaluation after training (the periodic ones during training are the script's).
+EVAL_GAMES = 20
+#: Where the campaign's run folders go (git-ignored, like every run folder).
+CAMPAIGN_LOGDIR = REPO_ROOT / "runs" / "campaign"
+MILLION = 1_000_000
+AIMBOT = "3_obswrapper/3.3_aimbot_training.py"
+ZOO = "2_baselines/2.3_copying_hp_zoo.py"
+#: Flags of every seeded run: the measured speed levers, and no gif (the READMEs' gifs are made apart).
+SEEDED_FLAGS: tuple[str, ...] = ("--fast", "--gif-games", "0")
+#: Training speed assumed for a script the ledger has no run of yet (steps/s, labelled a guess).
+GUESSED_STEPS_PER_SECOND = {True: 350.0, False: 75.0}
+#: Evaluation time assumed when no entry measured it (two envs x 20 games).
+GUESSED_EVAL_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the campaign: ``python SCRIPT --env ENV --timesteps N --seed S FLAGS``."""
+
+    script: str
+    env_id: str
+    seed: int
+    timesteps: int
+    flags: tuple[str, ...] = ()
+    eval_envs: tuple[str, ...] = EVAL_ENVS
+    eval_games: int = EVAL_GAMES
+    #: What the README calls the group this run belongs to (seeds of one setting share it).
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """The script's stem, as run folders and summary.json name it."""
+        return script_name(self.script)
+
+    @property
+    def fast(self) -> bool:
+        return "--fast" in self.flags
+
+    @property
+    def group(self) -> str:
+        """Runs that differ only by seed share a group (one README table row)."""
+        extra = "_".join(f.lstrip("-") for f in self.flags if f.startswith("--") and f != "--gif-games")
+        return "__".join(p for p in (self.name, sanitize_env_id(self.env_id), str(self.timesteps), extra) if p)
+
+    @property
+    def key(self) -> str:
+        """Its ledger entry's key (and file name)."""
+        return f"{self.group}__s{self.seed}"
+
+    def train_args(self, logdir: Path) -> list[str]:
+        return [self.script, "--env", self.env_id, "--timesteps", str(self.timesteps), "--seed", str(self.seed),
+                *self.flags, "--logdir", str(logdir)]
+
+    def eval_args(self, model_path: str, env_id: str, logdir: Path) -> list[str]:
+        """The script's own ``--load`` evaluation: same flags (same observation), no training, no gif."""
+        return [self.script, *self.flags, "--load", model_path, "--env", env_id, "--seed", str(self.seed),
+                "--eval-episodes", str(self.eval_games), "--gif-games", "0", "--logdir", str(logdir)]
+
+    def flag_values(self) -> dict[str, str]:
+        """``--fast --gif-games 0`` -> ``{"fast": "True", "gif_games": "0"}`` (config.json's keys)."""
+        values: dict[str, str] = {}
+        tokens = list(self.flags)
+        for i, token in enumerate(tokens):
+            if not token.startswith("--"):
+                continue
+            name = token[2:].replace("-", "_")
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            values[name] = following if following is not None and not following.startswith("--") else "True"
+        return values
+
+    def matches(self, config: Mapping[str, Any]) -> bool:
+        """Whether a run folder's config.json is this planned run."""
+        wanted = {"env": self.env_id, "seed": str(self.seed), "timesteps": str(self.timesteps), **self.flag_values()}
+        return all(str(config.get(key)) == value for key, value in wanted.items())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "flags": list(self.flags), "eval_envs": list(self.eval_envs)}
+
+
+def _seeded(script: str, label: str, env_id: str = NO_FRAMESKIP, seeds: Sequence[int] = (0, 1, 2)) -> list[PlannedRun]:
+    return [PlannedRun(script, env_id, seed, MILLION, SEEDED_FLAGS, label=label) for seed in seeds]
+
+
+#: The planned runs, in the order they are run.
+CAMPAIGN: tuple[PlannedRun, ...] = (
+    *_seeded(AIMBOT, "aimbot PPO"),
+    *_seeded(ZOO, "zoo PPO"),
+    *_seeded(AIMBOT, "aimbot PPO on v5", env_id=V5, seeds=(0,)),
+    # The default commands of the first PPO chapters: only --seed 0 spelled out.
+    PlannedRun("1_gym/1.3_train.py", NO_FRAMESKIP, 0, 100_000, label="first PPO, default command"),
+    PlannedRun("2_baselines/2.1_envs.py", NO_FRAMESKIP, 0, 100_000, label="8 envs, default command"),
+    PlannedRun("2_baselines/2.2_callbacks.py", NO_FRAMESKIP, 0, 200_000, label="callbacks, default command"),
+)
+
+
+def find_run_folder(plan: PlannedRun, logdir: Path) -> tuple[Path | None, bool]:
+    """The newest run folder of ``plan`` under ``logdir`` and whether it finished.
+
+    A finished one (summary.json) wins; else one with a checkpoint to resume; else none.
+    """
+    root = Path(logdir) / plan.name
+    candidates = sorted(root.glob(f"{sanitize_env_id(plan.env_id)}__s{plan.seed}__*")) if root.is_dir() else []
+    resumable = None
+    for run_dir in reversed(candidates):
+        config_path = run_dir / CONFIG_FILE
+        if not config_path.is_file() or not plan.matches(json.loads(config_path.read_text())):
+            continue
+        if (run_dir / SUMMARY_FILE).is_file():
+            return run_dir, True
+        if resumable is None and (run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT).is_file():
+            resumable = run_dir
+    return resumable, False
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Expected wall time of a planned run on this machine, and where the figure comes from."""
+
+    seconds: float
+    source: str
+
+    def text(self) -> str:
+        return f"~{self.seconds / 60:.0f} min ({self.source})"
+
+
+def estimate(plan: PlannedRun, ledger: Mapping[str, Mapping[str, Any]], cpu: str | None = None) -> Estimate:
+    """Expected seconds from the newest ledger entry of the same script and speed flag on this CPU.
+
+    It falls back to any CPU, then to any script with the same speed flag (steps/s), then to
+    :data:`GUESSED_STEPS_PER_SECOND`, and says which it used.
+    """
+    cpu = cpu_model() if cpu is None else cpu
+    entries = sorted(ledger.values(), key=lambda e: str(e.get("campaign", {}).get("finished_at", "")))
+
+    def pick(same_script: bool, same_cpu: bool) -> Mapping[str, Any] | None:
+        found = [e for e in entries
+                 if ("--fast" in e["planned"]["flags"]) == plan.fast
+                 and (not same_script or e["planned"]["script"] == plan.script)
+                 and (not same_cpu or e["summary"].get("cpu_model") == cpu)]
+        return found[-1] if found else None
+
+    for same_script, same_cpu in ((True, True), (True, False), (False, True), (False, False)):
+        entry = pick(same_script, same_cpu)
+        if entry is None:
+            continue
+        summary = entry["summary"]
+        eval_seconds = float(entry.get("campaign", {}).get("eval_seconds", GUESSED_EVAL_SECONDS))
+        if same_script:
+            seconds = plan.timesteps * float(summary["wall_seconds"]) / max(int(summary["timesteps"]), 1)
+        else:
+            seconds = plan.timesteps / max(float(summary["steps_per_second"]), 1e-9)
+        where = "this CPU" if same_cpu else str(summary.get("cpu_model"))
+        what = "its last run" if same_script else f"{entry['planned']['script']}'s steps/s"
+        return Estimate(seconds + eval_seconds, f"{what} on {where}")
+    rate = GUESSED_STEPS_PER_SECOND[plan.fast]
+    return Estimate(plan.timesteps / rate + GUESSED_EVAL_SECONDS, f"a guess: {rate:.0f} steps/s, nothing measured yet")
+
+
+@dataclass
+class Status:
+    plan: PlannedRun
+    in_ledger: bool
+    run_dir: Path | None
+    finished: bool
+    estimate: Estimate
+
+    def line(self) -> str:
+        args = shlex.join(self.plan.train_args(Path("runs/campaign"))[:-2])
+        if self.in_ledger:
+            return f"  in ledger  {args}"
+        state = "finished, to evaluate" if self.finished else ("to resume" if self.run_dir else "missing")
+        return f"  {state:<10} {args}   {self.estimate.text()}"
+
+
+def campaign_status(plans: Sequence[PlannedRun], ledger_dir: Path = LEDGER_DIR,
+                    logdir: Path = CAMPAIGN_LOGDIR) -> list[Status]:
+    ledger = read_ledger(ledger_dir)
+    statuses = []
+    for plan in plans:
+        run_dir, finished = find_run_folder(plan, logdir)
+        statuses.append(Status(plan, plan.key in ledger, run_dir, finished, estimate(plan, ledger)))
+    return statuses
+
+
+def require_clean_tree(dirty: bool | None, allow_dirty: bool) -> None:
+    """The ledger takes runs of committed code only: refuse to start one from a dirty tree."""
+    if dirty and not allow_dirty:
+        raise RLBreakoutError("tracked files differ from the commit (git status), and the ledger takes runs of "
+                              "committed code only; commit or stash first (--allow-dirty runs anyway, marked dirty).")
+
+
+@dataclass
+class ChildRun:
+    """Run a script of the repository in a child process, echo its output, keep its last line."""
+
+    python: str = sys.executable
+    echo: Callable[[str], None] = field(default=lambda line: print(line, end="", flush=True))
+
+    def __call__(self, args: Sequence[str]) -> tuple[int, str]:
+        command = [self.python, *args]
+        self.echo(f"$ {shlex.join(command)}\n")
+        with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              bufsize=1) as child:
+            last = ""
+            assert child.stdout is not None
+            for line in child.stdout:
+                self.echo(line)
+                last = line.strip() or last
+            return child.wait(), last
+
+
+def train(plan: PlannedRun, logdir: Path, child: ChildRun) -> Path:
+    """Train (or resume) the planned run; the run folder once its summary.json exists."""
+    run_dir, finished = find_run_folder(plan, logdir)
+    if finished and run_dir is not None:
+        return run_dir
+    args = plan.train_args(logdir)
+    if run_dir is not None and (run_dir / FINAL_MODEL_FILE).is_file():
+        # Killed after its last step but before summary.json: nothing left to resume, and
+        # no steps/s to record, so the run starts over in a new folder.
+        print(f"{run_dir} trained all its steps but wrote no {SUMMARY_FILE}; starting {plan.key} again", flush=True)
+    elif run_dir is not None:
+        args += ["--resume", str(run_dir)]
+    code, last = child(args)
+    if code != 0:
+        raise RLBreakoutError(f"{plan.key} exited {code}; nothing written to the ledger "
+                              f"(its run folder keeps any checkpoint, and the next campaign resumes it).")
+    return Path(last).parent
+
+
+def evaluate(plan: PlannedRun, run_dir: Path, logdir: Path, child: ChildRun) -> list[Evaluation]:
+    """Score the finished model over ``plan.eval_games`` whole games on each eval env."""
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    evaluations = []
+    for env_id in plan.eval_envs:
+        args = plan.eval_args(str(summary["model_path"]), env_id, logdir / "evals")
+        code, last = child(args)
+        if code != 0:
+            raise RLBreakoutError(f"evaluating {plan.key} on {env_id} exited {code}; nothing written to the ledger.")
+        scores = json.loads(Path(last).read_text())["scores"]
+        evaluations.append(Evaluation(env_id, tuple(float(s) for s in scores), shlex.join(["python", *args])))
+    return evaluations
+
+
+def complete(plan: PlannedRun, logdir: Path, ledger_dir: Path, child: ChildRun) -> Path:
+    """Train or resume, evaluate on every eval env, write the ledger file; its path."""
+    run_dir = train(plan, logdir, child)
+    started = time.perf_counter()
+    evaluations = evaluate(plan, run_dir, logdir, child)
+    entry = build_entry(plan.key, plan.as_dict(), run_dir, evaluations)
+    entry["campaign"] = {"eval_seconds": round(time.perf_counter() - started, 1),
+                         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return write_entry(entry, ledger_dir)
+
+
+def run_campaign(plans: Sequence[PlannedRun], hours: float, *, ledger_dir: Path = LEDGER_DIR,
+                 logdir: Path = CAMPAIGN_LOGDIR, child: ChildRun | None = None,
+                 dirty: bool | None = None, allow_dirty: bool = False) -> list[Path]:
+    """Complete missing planned runs in order, one at a time, each only if it fits in what is left of ``hours``.
+
+    Returns the ledger files written. A run that fails stops the campaign with one line.
+    """
+    child = child or ChildRun()
+    deadline = time.monotonic() + hours * 3600
+    written = []
+    for status in campaign_status(plans, ledger_dir, logdir):
+        if status.in_ledger:
+            continue
+        left = deadline - time.monotonic()
+        needed = GUESSED_EVAL_SECONDS if status.finished else status.estimate.seconds  # trained: evaluation only
+        if needed > left:
+            print(f"skipped {status.plan.key}: expected {status.estimate.text()}, {left / 60:.0f} min left", flush=True)
+            continue
+        if not status.finished:
+            require_clean_tree(git_dirty() if dirty is None else dirty, allow_dirty)
+        path = complete(status.plan, logdir, ledger_dir, child)
+        print(f"ledger: {path}", flush=True)
+        written.append(path)
+    return written

@@ -1,0 +1,166 @@
+"""The README results tables and the sentences that compare, written from the ledger alone.
+
+A README marks each generated block with a pair of comments::
+
+    <!-- results: chapter3 -->
+    ...written by pictures/make_tables.py...
+    <!-- /results: chapter3 -->
+
+:func:`render_block` writes a block's text from the ledger and the plan, and
+:func:`rewrite` puts every block of a README in place; tests compare the READMEs with
+what it would write, so a figure in a README cannot drift from results/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, V5, PlannedRun
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.ledger import GroupFigures, aggregate, env_label
+
+#: The comment pair around a generated block; ``name`` picks what it holds.
+BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results: (?P=name) -->)", re.S)
+#: Which scripts each table shows (None: every planned run).
+TABLE_SCRIPTS: dict[str, tuple[str, ...] | None] = {
+    "all": None,
+    "chapter1": ("1.3_train",),
+    "chapter2": ("2.1_envs", "2.2_callbacks", "2.3_copying_hp_zoo"),
+    "chapter3": ("3.3_aimbot_training",),
+}
+MISSING = "–"
+HOW_TO_FILL = "`make results HOURS=...` (pictures/campaign.py)"
+Ledger = Mapping[str, Mapping[str, Any]]
+
+
+def groups(plans: Sequence[PlannedRun]) -> dict[str, list[PlannedRun]]:
+    """Planned runs by group (same setting, several seeds), in plan order."""
+    grouped: dict[str, list[PlannedRun]] = {}
+    for plan in plans:
+        grouped.setdefault(plan.group, []).append(plan)
+    return grouped
+
+
+def group_figures(runs: Sequence[PlannedRun], ledger: Ledger) -> GroupFigures | None:
+    entries = [ledger[plan.key] for plan in runs if plan.key in ledger]
+    return aggregate(entries, runs[0].eval_envs) if entries else None
+
+
+def _seeds_cell(runs: Sequence[PlannedRun], figures: GroupFigures | None) -> str:
+    done = set(figures.seeds) if figures else set()
+    planned = [plan.seed for plan in runs]
+    missing = [seed for seed in planned if seed not in done]
+    text = f"{len(done)} of {len(planned)}"
+    return text + (f" (to run: {', '.join(map(str, missing))})" if missing else "")
+
+
+def _flags(plan: PlannedRun) -> str:
+    flags = " ".join(f for f in plan.flags if f not in ("--gif-games", "0"))
+    return f"`{flags}`" if flags else "defaults"
+
+
+def render_table(plans: Sequence[PlannedRun], ledger: Ledger, scripts: tuple[str, ...] | None) -> str:
+    """One row per group: per eval env the mean over seeds of per-seed means and medians (min–max)."""
+    eval_envs = plans[0].eval_envs
+    header = ["run", "script", "flags", "train env", "steps", "seeds"]
+    for env_id in eval_envs:
+        header += [f"{env_label(env_id)} mean", f"{env_label(env_id)} median"]
+    header += ["steps/s", "commit", "CPU"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---|---:|---|" + "---:|" * (2 * len(eval_envs) + 1)
+             + "---|---|"]
+    for runs in groups(plans).values():
+        first = runs[0]
+        if scripts is not None and first.name not in scripts:
+            continue
+        figures = group_figures(runs, ledger)
+        row = [first.label, f"`{first.name}.py`", _flags(first), first.env_id, f"{first.timesteps:,}",
+               _seeds_cell(runs, figures)]
+        for env_id in eval_envs:
+            for table in ("means", "medians"):
+                value = getattr(figures, table).get(env_id) if figures else None
+                row.append(value.text() if value else MISSING)
+        if figures and figures.steps_per_second:
+            row += [f"{figures.steps_per_second.text(0)}", ", ".join(f"`{c}`" for c in figures.commits)
+                    + (" (dirty)" if figures.dirty else ""), ", ".join(figures.cpus)]
+        else:
+            row += [MISSING, MISSING, MISSING]
+        lines.append("| " + " | ".join(row) + " |")
+    games = plans[0].eval_games
+    lines.append("")
+    lines.append(f"Each cell: the mean over seeds of each seed's mean (or median) over {games} whole games, "
+                 f"with the seeds' min–max when there are several. Runs not yet in `results/` show {MISSING}; "
+                 f"{HOW_TO_FILL} makes them.")
+    return "\n".join(lines)
+
+
+def _find(plans: Sequence[PlannedRun], name: str, env_id: str) -> list[PlannedRun]:
+    return [plan for plan in plans if plan.name == name and plan.env_id == env_id and plan.fast]
+
+
+def _waits(runs: Sequence[PlannedRun], ledger: Ledger) -> str:
+    missing = [plan for plan in runs if plan.key not in ledger]
+    seeds = ", ".join(str(plan.seed) for plan in missing)
+    return f"`{runs[0].name}.py --env {runs[0].env_id}` (seed{'s' if len(missing) > 1 else ''} {seeds})"
+
+
+def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
+    """The sentences that compare: the aimbot view against the zoo PPO, and v5 against NoFrameskip-v4."""
+    aimbot, zoo = _find(plans, "3.3_aimbot_training", NO_FRAMESKIP), _find(plans, "2.3_copying_hp_zoo", NO_FRAMESKIP)
+    aimbot_v5 = _find(plans, "3.3_aimbot_training", V5)
+    fig = {name: group_figures(runs, ledger) for name, runs in (("aimbot", aimbot), ("zoo", zoo), ("aimbot_v5", aimbot_v5))}
+    sentences = []
+
+    def partial(name: str, runs: Sequence[PlannedRun]) -> str:
+        figures = fig[name]
+        done = len(figures.seeds) if figures else 0
+        return "" if done == len(runs) else f" (only {done} of {len(runs)} seeds so far; {_waits(runs, ledger)} to come)"
+
+    a, z = fig["aimbot"], fig["zoo"]
+    if a and z and NO_FRAMESKIP in a.means and NO_FRAMESKIP in z.means:
+        parts = []
+        for env_id in (NO_FRAMESKIP, V5):
+            if env_id in a.means and env_id in z.means:
+                parts.append(f"{a.means[env_id].mean / z.means[env_id].mean:.1f}x on {env_id} "
+                             f"({a.means[env_id].mean:.1f} against {z.means[env_id].mean:.1f})")
+        sentences.append(f"At 1e6 steps the aimbot view scores {' and '.join(parts)}, mean over seeds of the "
+                         f"per-seed means{partial('aimbot', aimbot)}{partial('zoo', zoo)}.")
+    else:
+        waiting = [_waits(runs, ledger) for name, runs in (("aimbot", aimbot), ("zoo", zoo)) if not fig[name]]
+        sentences.append(f"How much the aimbot view helps at 1e6 steps waits for {' and '.join(waiting)}: {HOW_TO_FILL}.")
+    for name, runs, who in (("aimbot", aimbot, "The aimbot agent"), ("zoo", zoo, "The zoo agent")):
+        figures = fig[name]
+        if figures and NO_FRAMESKIP in figures.means and V5 in figures.means:
+            kept = figures.means[V5].mean / figures.means[NO_FRAMESKIP].mean
+            sentences.append(f"{who} trained on {NO_FRAMESKIP} keeps {kept:.0%} of its mean on sticky-action v5 "
+                             f"({figures.means[V5].mean:.1f} of {figures.means[NO_FRAMESKIP].mean:.1f})"
+                             f"{partial(name, runs)}.")
+        else:
+            sentences.append(f"How much of {who.lower()}'s score survives on v5 waits for {_waits(runs, ledger)}.")
+    v5, base = fig["aimbot_v5"], fig["aimbot"]
+    if v5 and V5 in v5.means:
+        against = (f", against {base.means[V5].mean:.1f} for the one trained on {NO_FRAMESKIP}"
+                   if base and V5 in base.means else "")
+        sentences.append(f"Trained on v5 itself, the aimbot agent scores {v5.means[V5].mean:.1f} there{against}.")
+    else:
+        sentences.append(f"What training on v5 itself gives waits for {_waits(aimbot_v5, ledger)}.")
+    return "\n".join(sentences)
+
+
+def render_block(name: str, ledger: Ledger, plans: Sequence[PlannedRun] = CAMPAIGN) -> str:
+    """The text of the block called ``name``."""
+    if name == "comparison":
+        return render_comparison(plans, ledger)
+    if name not in TABLE_SCRIPTS:
+        raise RLBreakoutError(f"unknown results block {name!r}; use comparison or one of {', '.join(TABLE_SCRIPTS)}.")
+    return render_table(plans, ledger, TABLE_SCRIPTS[name])
+
+
+def rewrite(text: str, render: Callable[[str], str]) -> str:
+    """``text`` with every results block's body replaced by ``render(name)``."""
+    return BLOCK.sub(lambda m: f"{m.group(1)}{render(m.group('name'))}\n{m.group(4)}", text)
+
+
+def block_names(text: str) -> list[str]:
+    return [m.group("name") for m in BLOCK.finditer(text)]

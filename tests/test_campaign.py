@@ -1,0 +1,158 @@
+"""The campaign: the plan as data, run folders found, resumed and evaluated, the ledger written only on success."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, run_script
+from rlbreakout.campaign import (
+    CAMPAIGN,
+    EVAL_ENVS,
+    ChildRun,
+    PlannedRun,
+    campaign_status,
+    estimate,
+    find_run_folder,
+    require_clean_tree,
+    run_campaign,
+)
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.ledger import read_ledger
+
+ZOO = "2_baselines/2.3_copying_hp_zoo.py"
+#: A few seconds of real 2.3 training (2 envs, 64 steps a rollout).
+TINY = ("--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1", "--eval-episodes", "1",
+        "--eval-freq", "0", "--gif-games", "0", "--device", "cpu")
+
+
+def tiny_plan(timesteps: int = 128, *extra: str) -> PlannedRun:
+    return PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, timesteps, (*TINY, *extra), eval_games=1, label="tiny")
+
+
+def test_the_plan_is_the_issue_s_ten_runs_in_order() -> None:
+    assert len(CAMPAIGN) == 10 and len({plan.key for plan in CAMPAIGN}) == 10
+    first_six = [(plan.name, plan.seed, plan.env_id, plan.timesteps, plan.fast) for plan in CAMPAIGN[:6]]
+    assert first_six == [(name, seed, "BreakoutNoFrameskip-v4", 1_000_000, True)
+                         for name in ("3.3_aimbot_training", "2.3_copying_hp_zoo") for seed in (0, 1, 2)]
+    assert (CAMPAIGN[6].name, CAMPAIGN[6].env_id, CAMPAIGN[6].timesteps) == ("3.3_aimbot_training", "ALE/Breakout-v5",
+                                                                            1_000_000)
+    assert [plan.name for plan in CAMPAIGN[7:]] == ["1.3_train", "2.1_envs", "2.2_callbacks"]
+    assert all(plan.eval_envs == EVAL_ENVS and plan.eval_games == 20 for plan in CAMPAIGN)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plan", CAMPAIGN[7:], ids=lambda plan: plan.name)
+def test_default_command_runs_use_the_script_s_own_defaults(plan: PlannedRun) -> None:
+    """Spelling out --env and --timesteps must not change what the default command trains."""
+    assert plan.flags == ()
+    help_text = re.sub(r"\s+", " ", run_script(plan.script, "--help").stdout)  # argparse wraps lines
+    default = re.search(r"--timesteps TIMESTEPS .*?\(default: (\d+)\)", help_text)
+    assert default and int(default.group(1)) == plan.timesteps
+    assert re.search(rf"--env ENV [^-]*\(default: {plan.env_id}\)", help_text)
+    assert re.search(r"--seed SEED [^-]*\(default: 0\)", help_text) and plan.seed == 0
+
+
+def test_flags_match_the_config_of_a_run_folder() -> None:
+    plan = tiny_plan(128, "--fast")
+    config = {"env": "BreakoutNoFrameskip-v4", "seed": 0, "timesteps": 128, "n_envs": 2, "n_steps": 32, "batch_size": 32,
+              "n_epochs": 1, "eval_episodes": 1, "eval_freq": 0, "gif_games": 0, "device": "cpu", "fast": True}
+    assert plan.matches(config)
+    assert not plan.matches({**config, "seed": 1}) and not plan.matches({**config, "fast": False})
+    assert not tiny_plan(256).matches(config)
+    assert plan.key != tiny_plan(128).key and plan.group == PlannedRun(ZOO, plan.env_id, 5, 128, plan.flags).group
+
+
+def test_estimate_uses_the_last_measured_run_of_the_script_on_this_cpu() -> None:
+    plan = CAMPAIGN[0]
+    entry = {"planned": plan.as_dict(), "campaign": {"eval_seconds": 100.0, "finished_at": "2026-12-04T12:00:00"},
+             "summary": {"wall_seconds": 3000.0, "timesteps": 1_000_000, "steps_per_second": 360.0,
+                         "cpu_model": "CPU A"}}
+    assert estimate(plan, {"a": entry}, cpu="CPU A").seconds == pytest.approx(3100.0)
+    assert "this CPU" in estimate(plan, {"a": entry}, cpu="CPU A").source
+    assert "CPU A" in estimate(plan, {"a": entry}, cpu="CPU B").source
+    other = CAMPAIGN[3]  # 2.3, also --fast: the aimbot's steps/s, since 2.3 has no run yet
+    assert estimate(other, {"a": entry}, cpu="CPU A").seconds == pytest.approx(1_000_000 / 360.0 + 100.0)
+    assert "guess" in estimate(CAMPAIGN[7], {"a": entry}, cpu="CPU A").source  # no stock run measured
+
+
+def test_a_dirty_tree_is_refused_unless_allowed() -> None:
+    with pytest.raises(RLBreakoutError, match="commit or stash"):
+        require_clean_tree(True, allow_dirty=False)
+    require_clean_tree(True, allow_dirty=True)
+    require_clean_tree(False, allow_dirty=False)
+
+
+@pytest.mark.slow
+def test_a_failing_run_writes_nothing(tmp_path: Path) -> None:
+    bad = tiny_plan(128, "--batch-size", "48")  # 48 does not divide 2 x 32: the script exits 2
+    with pytest.raises(RLBreakoutError, match="exited 2; nothing written"):
+        run_campaign([bad], hours=1, ledger_dir=tmp_path / "results", logdir=tmp_path / "runs", dirty=False)
+    assert read_ledger(tmp_path / "results") == {}
+
+
+@pytest.mark.slow
+def test_campaign_trains_evaluates_both_envs_and_writes_the_ledger(tmp_path: Path) -> None:
+    plans = [tiny_plan(128)]
+    lines: list[str] = []
+    child = ChildRun(echo=lines.append)
+    written = run_campaign(plans, hours=1, ledger_dir=tmp_path / "results", logdir=tmp_path / "runs", child=child,
+                           dirty=False)
+    assert [p.name for p in written] == [f"{plans[0].key}.json"]
+    entry = read_ledger(tmp_path / "results")[plans[0].key]
+    assert entry["summary"]["timesteps"] >= 128 and entry["summary"]["seed"] == 0
+    assert set(entry["evaluations"]) == set(EVAL_ENVS)
+    assert all(ev["n_games"] == 1 and "--load" in ev["command"] for ev in entry["evaluations"].values())
+    assert entry["planned"]["flags"] == list(plans[0].flags)
+    assert any(line.startswith("$ ") for line in lines)
+    # in the ledger now: a second campaign runs nothing, and the status says so
+    assert run_campaign(plans, hours=1, ledger_dir=tmp_path / "results", logdir=tmp_path / "runs", dirty=False) == []
+    assert campaign_status(plans, tmp_path / "results", tmp_path / "runs")[0].in_ledger
+    # no time left: a missing run is skipped, not started
+    other = tiny_plan(256)
+    assert run_campaign([other], hours=1e-6, ledger_dir=tmp_path / "results", logdir=tmp_path / "runs",
+                        dirty=False) == []
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_is_resumed_in_its_folder(tmp_path: Path) -> None:
+    plan = tiny_plan(1024, "--checkpoint-freq", "64")
+    logdir = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, *plan.train_args(logdir)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not list(logdir.rglob("checkpoints/latest.zip")):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    interrupted, finished = find_run_folder(plan, logdir)
+    assert interrupted is not None and not finished
+    assert campaign_status([plan], tmp_path / "results", logdir)[0].line().strip().startswith("to resume")
+    run_campaign([plan], hours=1, ledger_dir=tmp_path / "results", logdir=logdir, dirty=False)
+    entry = read_ledger(tmp_path / "results")[plan.key]
+    assert entry["summary"]["run_dir"] == str(interrupted) and entry["summary"]["timesteps"] >= 1024
+    assert entry["summary"]["steps_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_campaign_script_lists_the_plan(tmp_path: Path) -> None:
+    result = run_script("pictures/campaign.py", "--list", "--ledger", str(tmp_path / "results"),
+                        "--logdir", str(tmp_path / "runs"))
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("0 of 10 planned runs")
+    assert sum("missing" in line and "min (" in line for line in lines) == 10
+    bad = run_script("pictures/campaign.py", "--hours", "0", expect_ok=False)
+    assert bad.returncode == 2 and "--hours must be > 0" in bad.stderr

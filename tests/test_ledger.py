@@ -1,0 +1,100 @@
+"""The ledger: entries from real run folders, compact files, and the figures the READMEs print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_PPO_FLAGS, run_script
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.ledger import (
+    MAX_LEDGER_BYTES,
+    Evaluation,
+    aggregate,
+    build_entry,
+    dumps,
+    env_label,
+    read_ledger,
+    spread,
+    write_entry,
+)
+
+
+def fake_entry(seed: int, means: dict[str, float], medians: dict[str, float], *, sps: float = 300.0) -> dict:
+    """A ledger entry with known figures (the keys aggregate reads)."""
+    return {
+        "key": f"g__s{seed}",
+        "summary": {"seed": seed, "steps_per_second": sps, "wall_seconds": 1000.0 + seed, "git_commit": "abcdef123",
+                    "git_dirty": False, "cpu_model": "Test CPU"},
+        "evaluations": {env: {"mean_reward": means[env], "median_reward": medians[env]} for env in means},
+    }
+
+
+def test_aggregate_is_the_mean_of_per_seed_figures_with_their_range() -> None:
+    entries = [fake_entry(0, {"A": 10.0, "B": 4.0}, {"A": 8.0, "B": 3.0}, sps=300.0),
+               fake_entry(2, {"A": 20.0}, {"A": 12.0}, sps=360.0),
+               fake_entry(1, {"A": 60.0, "B": 6.0}, {"A": 40.0, "B": 5.0}, sps=330.0)]
+    figures = aggregate(entries, ["A", "B", "C"])
+    assert figures.seeds == (0, 1, 2)
+    assert figures.means["A"].mean == pytest.approx(30.0)
+    assert (figures.means["A"].low, figures.means["A"].high, figures.means["A"].n) == (10.0, 60.0, 3)
+    assert figures.medians["A"].mean == pytest.approx(20.0)
+    assert figures.means["B"].n == 2 and figures.means["B"].mean == pytest.approx(5.0)
+    assert "C" not in figures.means  # no seed evaluated there: no figure, not a zero
+    assert figures.steps_per_second is not None and figures.steps_per_second.mean == pytest.approx(330.0)
+    assert figures.commits == ("abcdef1",) and figures.cpus == ("Test CPU",) and not figures.dirty
+    assert figures.means["A"].text() == "30.0 (10.0–60.0)"
+    assert spread([]) is None and spread([5.0]).text() == "5.0"  # type: ignore[union-attr]
+
+
+def test_dumps_keeps_number_lists_on_one_line_and_round_trips() -> None:
+    entry = {"key": "k", "train_curve": [[8, 1.0], [16, 2.5]], "scores": [1.0, -2.0, 3e-05], "names": ["a", "b"]}
+    text = dumps(entry)
+    assert "[8, 1.0]" in text and "[1.0, -2.0, 3e-05]" in text
+    assert json.loads(text) == entry
+
+
+def test_env_labels() -> None:
+    assert env_label("BreakoutNoFrameskip-v4") == "NoFrameskip-v4"
+    assert env_label("ALE/Breakout-v5") == "v5"
+
+
+def test_unfinished_run_has_no_entry(tmp_path: Path) -> None:
+    with pytest.raises(RLBreakoutError, match="did not finish"):
+        build_entry("k", {}, tmp_path, [])
+
+
+def test_oversized_entry_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    entry = {"key": "big", "train_curve": [[i, float(i)] for i in range(MAX_LEDGER_BYTES // 8)]}
+    with pytest.raises(RLBreakoutError, match="over"):
+        write_entry(entry, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_corrupt_ledger_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(RLBreakoutError, match="restore it with git"):
+        read_ledger(tmp_path)
+
+
+@pytest.mark.slow
+def test_entry_from_a_tiny_real_run(tmp_path: Path) -> None:
+    logdir = tmp_path / "runs"
+    result = run_script("2_baselines/2.3_copying_hp_zoo.py", *TINY_PPO_FLAGS, "--timesteps", "1024",
+                        "--gif-games", "0", "--logdir", str(logdir))
+    run_dir = Path(result.stdout.strip().splitlines()[-1]).parent
+    evaluation = Evaluation("ALE/Breakout-v5", (2.0, 4.0, 9.0), "python x.py")
+    path = write_entry(build_entry("tiny__s0", {"script": "x"}, run_dir, [evaluation]), tmp_path / "results")
+    entry = read_ledger(tmp_path / "results")["tiny__s0"]
+    assert path.stat().st_size < MAX_LEDGER_BYTES
+    assert entry["summary"]["timesteps"] >= 1024 and "git_commit" in entry["summary"]
+    assert "2.3_copying_hp_zoo.py" in entry["command"]
+    assert entry["evaluations"]["ALE/Breakout-v5"]["mean_reward"] == pytest.approx(5.0)
+    assert entry["evaluations"]["ALE/Breakout-v5"]["median_reward"] == 4.0
+    # every training game the run logged, as (step, score), steps rising within the run
+    curve = entry["train_curve"]
+    assert curve and all(0 < step <= 1024 for step, _ in curve)
+    assert [step for step, _ in curve] == sorted(step for step, _ in curve)
+    assert not list((tmp_path / "results").glob("*.partial"))

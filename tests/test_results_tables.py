@@ -1,0 +1,88 @@
+"""The README results blocks: written from the ledger alone, and guarded against drifting from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, run_script
+from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, V5
+from rlbreakout.errors import RLBreakoutError
+from rlbreakout.ledger import read_ledger, write_entry
+from rlbreakout.results_tables import block_names, render_block, rewrite
+
+READMES = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("*/README.md"))]
+
+
+def entry_for(plan, means: dict[str, float], medians: dict[str, float] | None = None) -> dict:
+    medians = medians or means
+    return {"key": plan.key, "planned": plan.as_dict(),
+            "summary": {"seed": plan.seed, "steps_per_second": 350.0, "wall_seconds": 3000.0, "timesteps": plan.timesteps,
+                        "git_commit": "1234567890", "git_dirty": False, "cpu_model": "Test CPU"},
+            "evaluations": {env: {"mean_reward": means[env], "median_reward": medians[env]} for env in means}}
+
+
+def test_every_readme_block_is_what_make_tables_writes_from_the_ledger() -> None:
+    ledger = read_ledger()
+    stale = [readme.relative_to(REPO_ROOT).as_posix() for readme in READMES
+             if rewrite(readme.read_text(), lambda name: render_block(name, ledger)) != readme.read_text()]
+    assert not stale, f"README results differ from results/: run python pictures/make_tables.py ({stale})"
+
+
+def test_the_readmes_carry_the_tables() -> None:
+    names = {name for readme in READMES for name in block_names(readme.read_text())}
+    assert {"all", "comparison", "chapter1", "chapter2", "chapter3"} <= names
+
+
+def test_a_table_row_is_the_mean_of_per_seed_means_with_min_max() -> None:
+    aimbot = [plan for plan in CAMPAIGN if plan.name == "3.3_aimbot_training" and plan.env_id == NO_FRAMESKIP]
+    ledger = {aimbot[0].key: entry_for(aimbot[0], {NO_FRAMESKIP: 80.0, V5: 40.0}, {NO_FRAMESKIP: 50.0, V5: 30.0}),
+              aimbot[2].key: entry_for(aimbot[2], {NO_FRAMESKIP: 100.0, V5: 50.0}, {NO_FRAMESKIP: 70.0, V5: 44.0})}
+    table = render_block("chapter3", ledger)
+    row = next(line for line in table.splitlines() if "BreakoutNoFrameskip-v4 | 1,000,000" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[5] == "2 of 3 (to run: 1)"
+    assert cells[6:10] == ["90.0 (80.0–100.0)", "60.0 (50.0–70.0)", "45.0 (40.0–50.0)", "37.0 (30.0–44.0)"]
+    assert cells[10:] == ["350 (350–350)", "`1234567`", "Test CPU"]
+    assert "2.3_copying" not in table  # chapter 3's table holds chapter 3's script only
+    missing_row = next(line for line in table.splitlines() if "ALE/Breakout-v5 | 1,000,000" in line)
+    assert "0 of 1 (to run: 0)" in missing_row and "–" in missing_row
+
+
+def test_the_comparison_says_the_ratio_or_which_run_will_make_it() -> None:
+    by_name = {(plan.name, plan.env_id, plan.seed): plan for plan in CAMPAIGN}
+    aimbot, zoo = by_name[("3.3_aimbot_training", NO_FRAMESKIP, 0)], by_name[("2.3_copying_hp_zoo", NO_FRAMESKIP, 0)]
+    only_aimbot = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 80.0, V5: 40.0})}
+    text = render_block("comparison", only_aimbot)
+    assert "waits for `2.3_copying_hp_zoo.py --env BreakoutNoFrameskip-v4` (seeds 0, 1, 2)" in text
+    assert "keeps 50% of its mean on sticky-action v5 (40.0 of 80.0) (only 1 of 3 seeds so far" in text
+    both = {**only_aimbot, zoo.key: entry_for(zoo, {NO_FRAMESKIP: 20.0, V5: 8.0})}
+    text = render_block("comparison", both)
+    assert "4.0x on BreakoutNoFrameskip-v4 (80.0 against 20.0) and 5.0x on ALE/Breakout-v5 (40.0 against 8.0)" in text
+
+
+def test_an_unknown_block_is_one_clear_error() -> None:
+    with pytest.raises(RLBreakoutError, match="unknown results block"):
+        render_block("nonsense", {})
+
+
+@pytest.mark.slow
+def test_make_tables_check_fails_when_the_ledger_changes(tmp_path: Path) -> None:
+    ledger_dir = tmp_path / "results"
+    for path in (REPO_ROOT / "results").glob("*.json"):
+        (ledger_dir / path.name).parent.mkdir(parents=True, exist_ok=True)
+        (ledger_dir / path.name).write_text(path.read_text())
+    assert run_script("pictures/make_tables.py", "--check", "--ledger", str(ledger_dir)).returncode == 0
+    plan = CAMPAIGN[-1]  # 2.2's default command: a row every README table layout shows
+    if plan.key in read_ledger(ledger_dir):
+        entry = json.loads((ledger_dir / f"{plan.key}.json").read_text())
+        entry["evaluations"][NO_FRAMESKIP]["mean_reward"] += 1.0
+    else:
+        entry = entry_for(plan, {NO_FRAMESKIP: 3.0, V5: 2.0})
+    write_entry(entry, ledger_dir)
+    before = {readme: readme.read_text() for readme in READMES}
+    result = run_script("pictures/make_tables.py", "--check", "--ledger", str(ledger_dir), expect_ok=False)
+    assert result.returncode == 1 and "README.md" in result.stderr and "make_tables.py" in result.stderr
+    assert all(readme.read_text() == text for readme, text in before.items())  # --check changes nothing
