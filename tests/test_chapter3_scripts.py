@@ -137,3 +137,16 @@ def test_save_pictures_writes_the_committed_pictures(script: str, tmp_path: Path
     assert written == sorted(SAVED[script])
     assert all((tmp_path / "pictures" / name).stat().st_size > 0 for name in written)
     assert committed_outputs_state() == before
+
+
+@pytest.mark.slow
+def test_3_3_loads_the_pretrained_aimbot_policy_and_replays_it(logdir: Path) -> None:
+    """models/ppo_aimbot_policy.pt (a stock SB3 policy file) plays on the aimbot view: no training, a score, a gif."""
+    result = run_script(TRAINING, "--load", "models/ppo_aimbot_policy.pt", "--eval-episodes", "1", "--gif-games", "1",
+                        "--gif-max-steps", "60", "--device", "cpu", "--logdir", str(logdir))
+    path, summary = summary_of(result)
+    assert_run_folder(path, summary)
+    assert summary["model_path"] == "models/ppo_aimbot_policy.pt" and summary["steps_per_second"] == 0.0
+    assert summary["n_games"] == 1 and summary["mean_reward"] >= 0
+    frame = imageio.imread(summary["gif_path"])  # the agent's view beside the screen (the default --gif-view)
+    assert frame.shape[1] > frame.shape[0]

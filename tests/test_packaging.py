@@ -56,6 +56,14 @@ def test_runtime_dependencies_named_by_the_foundation_issue() -> None:
     assert "python=3.11" in (REPO_ROOT / "environment.yml").read_text()
 
 
+def copy_build_inputs(destination: Path) -> Path:
+    destination.mkdir()
+    for name in BUILD_INPUTS:
+        copy = shutil.copytree if (REPO_ROOT / name).is_dir() else shutil.copy2
+        copy(REPO_ROOT / name, destination / name)
+    return destination
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
     readme = (REPO_ROOT / "README.md").read_text()
@@ -85,11 +93,7 @@ def test_wheel_builds_without_setuptools_warnings(tmp_path: Path) -> None:
     its output, so any of them there fails this test. The build runs on a copy, so no
     build/ or egg-info folder lands in the checkout.
     """
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in BUILD_INPUTS:
-        copy = shutil.copytree if (REPO_ROOT / name).is_dir() else shutil.copy2
-        copy(REPO_ROOT / name, source / name)
+    source = copy_build_inputs(tmp_path / "source")
     wheels = tmp_path / "wheels"
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), str(source)],
                             capture_output=True, text=True, timeout=300, check=False)
@@ -101,3 +105,25 @@ def test_wheel_builds_without_setuptools_warnings(tmp_path: Path) -> None:
         metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         assert "License-Expression: MIT" in metadata
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+
+
+#: Build the editable wheel as `make install` does, any setuptools warning (deprecation or
+#: the "Editable installation" box) turned into an error.
+EDITABLE_BUILD = """
+import sys, warnings
+from setuptools.warnings import SetuptoolsWarning
+warnings.simplefilter("error", SetuptoolsWarning)
+from setuptools import build_meta
+print(build_meta.build_editable(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+def test_editable_install_builds_without_setuptools_warnings(tmp_path: Path) -> None:
+    source = copy_build_inputs(tmp_path / "source")
+    result = subprocess.run([sys.executable, "-c", EDITABLE_BUILD, str(tmp_path / "wheels")], cwd=source,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (wheel,) = (tmp_path / "wheels").glob("rlbreakout-*.editable-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # a plain .pth file pointing at the checkout
+        assert any(name.endswith(".pth") for name in archive.namelist())
