@@ -6,11 +6,15 @@ Run it:  python pictures/export_best_policy.py --out models/ppo_aimbot_policy.pt
 results/. The run folder of that seed (runs/campaign/..., not committed) must be on this
 machine: the weights come from its model.zip. The file is SB3's own CnnPolicy, weights
 only (rlbreakout/export.py), so stable-baselines3 alone loads it. It prints the lines that
-models/README.md records: the command, commit, CPU and scores.
+models/README.md records: the command, commit, CPU and scores. Beside the file it writes
+<out>.json: the ledger key it came from and the file's sha256, from which make_tables.py
+writes models/README.md's block about it (and a test checks the file is the one recorded).
 """
 
 # %% Imports
 import argparse
+import hashlib
+import json
 from pathlib import Path
 
 from rlbreakout.campaign import NO_FRAMESKIP
@@ -45,6 +49,9 @@ summary = best["summary"]
 
 # %% Export it, and print what models/README.md records
 path = export_stock_policy(summary["model_path"], args.out)
+record = {"ledger_key": best["key"], "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+          "source_model": summary["model_path"], "picked_by": f"highest mean on {args.env}"}
+path.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 print(f"exported {best['key']} ({path.stat().st_size / 1e6:.1f} MB): {path}")
 print(f"trained by: {best['command']}")
 print(f"commit {summary['git_commit']} (dirty: {summary['git_dirty']}), CPU {summary['cpu_model']}, "

@@ -13,16 +13,18 @@ what it would write, so a figure in a README cannot drift from results/.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, V5, PlannedRun
+from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.ledger import GroupFigures, aggregate, env_label
 
 #: The comment pair around a generated block; ``name`` picks what it holds.
-BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results: (?P=name) -->)", re.S)
+BLOCK = re.compile(r"(<!-- results: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results: (?P=name) -->)", re.S)
 #: Which scripts each table shows (None: every planned run).
 TABLE_SCRIPTS: dict[str, tuple[str, ...] | None] = {
     "all": None,
@@ -30,6 +32,10 @@ TABLE_SCRIPTS: dict[str, tuple[str, ...] | None] = {
     "chapter2": ("2.1_envs", "2.2_callbacks", "2.3_copying_hp_zoo"),
     "chapter3": ("3.3_aimbot_training",),
 }
+#: A block ``model-<stem>`` describes ``models/<stem>.pt`` from the record written beside it.
+MODEL_BLOCK_PREFIX = "model-"
+MODEL_RECORD_SUFFIX = ".json"
+MODELS_DIR = REPO_ROOT / "models"
 MISSING = "–"
 HOW_TO_FILL = "`make results HOURS=...` (pictures/campaign.py)"
 Ledger = Mapping[str, Mapping[str, Any]]
@@ -115,7 +121,7 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
     def partial(name: str, runs: Sequence[PlannedRun]) -> str:
         figures = fig[name]
         done = len(figures.seeds) if figures else 0
-        return "" if done == len(runs) else f" (only {done} of {len(runs)} seeds so far; {_waits(runs, ledger)} to come)"
+        return "" if done == len(runs) else f", from {done} of {len(runs)} seeds so far ({_waits(runs, ledger)} to come)"
 
     a, z = fig["aimbot"], fig["zoo"]
     if a and z and NO_FRAMESKIP in a.means and NO_FRAMESKIP in z.means:
@@ -148,8 +154,37 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
     return "\n".join(sentences)
 
 
+def model_record(stem: str, models_dir: Path = MODELS_DIR) -> dict[str, Any]:
+    """What pictures/export_best_policy.py recorded beside ``models/<stem>.pt``: its ledger key and checksum."""
+    path = models_dir / f"{stem}{MODEL_RECORD_SUFFIX}"
+    if not path.is_file():
+        raise RLBreakoutError(f"{path} is missing; export the policy with pictures/export_best_policy.py --out "
+                              f"models/{stem}.pt")
+    return json.loads(path.read_text())
+
+
+def render_model(stem: str, ledger: Ledger, models_dir: Path = MODELS_DIR) -> str:
+    """Where ``models/<stem>.pt`` came from, and its scores, from the ledger entry it was exported from."""
+    record = model_record(stem, models_dir)
+    entry = ledger.get(record["ledger_key"])
+    if entry is None:
+        raise RLBreakoutError(f"models/{stem}.pt was exported from {record['ledger_key']}, which is not in results/.")
+    summary = entry["summary"]
+    lines = [f"Exported from the ledger entry `results/{record['ledger_key']}.json` (seed {summary['seed']}, "
+             f"{summary['timesteps']:,} env steps, {summary['wall_seconds']:,.0f} s wall, "
+             f"{summary['steps_per_second']:.1f} env steps/s of training, commit `{str(summary['git_commit'])[:7]}`"
+             f"{' (dirty)' if summary.get('git_dirty') else ''}, {summary['cpu_model']} CPU), trained by:",
+             "", "```bash", entry["command"].replace("python3 ", "python ", 1), "```", ""]
+    for env_id, evaluation in entry["evaluations"].items():
+        lines.append(f"* {env_id}: mean **{evaluation['mean_reward']:.2f}**, median **{evaluation['median_reward']:.1f}** "
+                     f"over {evaluation['n_games']} whole games")
+    return "\n".join(lines)
+
+
 def render_block(name: str, ledger: Ledger, plans: Sequence[PlannedRun] = CAMPAIGN) -> str:
     """The text of the block called ``name``."""
+    if name.startswith(MODEL_BLOCK_PREFIX):
+        return render_model(name[len(MODEL_BLOCK_PREFIX):], ledger)
     if name == "comparison":
         return render_comparison(plans, ledger)
     if name not in TABLE_SCRIPTS:

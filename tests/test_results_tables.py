@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from conftest import REPO_ROOT, run_script
 from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, V5
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.ledger import read_ledger, write_entry
-from rlbreakout.results_tables import block_names, render_block, rewrite
+from rlbreakout.results_tables import block_names, render_block, render_model, rewrite
 
 READMES = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("*/README.md"))]
 
@@ -57,7 +58,7 @@ def test_the_comparison_says_the_ratio_or_which_run_will_make_it() -> None:
     only_aimbot = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 80.0, V5: 40.0})}
     text = render_block("comparison", only_aimbot)
     assert "waits for `2.3_copying_hp_zoo.py --env BreakoutNoFrameskip-v4` (seeds 0, 1, 2)" in text
-    assert "keeps 50% of its mean on sticky-action v5 (40.0 of 80.0) (only 1 of 3 seeds so far" in text
+    assert "keeps 50% of its mean on sticky-action v5 (40.0 of 80.0), from 1 of 3 seeds so far" in text
     both = {**only_aimbot, zoo.key: entry_for(zoo, {NO_FRAMESKIP: 20.0, V5: 8.0})}
     text = render_block("comparison", both)
     assert "4.0x on BreakoutNoFrameskip-v4 (80.0 against 20.0) and 5.0x on ALE/Breakout-v5 (40.0 against 8.0)" in text
@@ -86,3 +87,21 @@ def test_make_tables_check_fails_when_the_ledger_changes(tmp_path: Path) -> None
     result = run_script("pictures/make_tables.py", "--check", "--ledger", str(ledger_dir), expect_ok=False)
     assert result.returncode == 1 and "README.md" in result.stderr and "make_tables.py" in result.stderr
     assert all(readme.read_text() == text for readme, text in before.items())  # --check changes nothing
+
+
+def test_each_exported_model_is_the_file_its_record_names() -> None:
+    """models/<stem>.json names the ledger entry and checksum of models/<stem>.pt: both must hold."""
+    records = sorted((REPO_ROOT / "models").glob("*.json"))
+    assert any(path.stem == "ppo_aimbot_policy" for path in records)
+    ledger = read_ledger()
+    for path in records:
+        record = json.loads(path.read_text())
+        weights = path.with_suffix(".pt")
+        assert hashlib.sha256(weights.read_bytes()).hexdigest() == record["sha256"], f"{weights} is not the exported file"
+        assert record["ledger_key"] in ledger
+        assert weights.stat().st_size < 10 * 1024 * 1024
+
+
+def test_a_model_block_without_its_record_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RLBreakoutError, match="export_best_policy.py"):
+        render_model("nothing", {}, models_dir=tmp_path)
