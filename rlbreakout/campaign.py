@@ -246,23 +246,34 @@ class ChildRun:
             return child.wait(), last
 
 
+def in_repo(path: Path) -> Path:
+    """``path`` as the child (which runs in the repository root) should see it: relative when inside.
+
+    So the commands a ledger file records read ``--logdir runs/campaign``, as a learner types them.
+    """
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        return Path(path)
+
+
 def train(plan: PlannedRun, logdir: Path, child: ChildRun) -> Path:
     """Train (or resume) the planned run; the run folder once its summary.json exists."""
     run_dir, finished = find_run_folder(plan, logdir)
     if finished and run_dir is not None:
         return run_dir
-    args = plan.train_args(logdir)
+    args = plan.train_args(in_repo(logdir))
     if run_dir is not None and (run_dir / FINAL_MODEL_FILE).is_file():
         # Killed after its last step but before summary.json: nothing left to resume, and
         # no steps/s to record, so the run starts over in a new folder.
         print(f"{run_dir} trained all its steps but wrote no {SUMMARY_FILE}; starting {plan.key} again", flush=True)
     elif run_dir is not None:
-        args += ["--resume", str(run_dir)]
+        args += ["--resume", str(in_repo(run_dir))]
     code, last = child(args)
     if code != 0:
         raise RLBreakoutError(f"{plan.key} exited {code}; nothing written to the ledger "
                               f"(its run folder keeps any checkpoint, and the next campaign resumes it).")
-    return Path(last).parent
+    return REPO_ROOT / Path(last).parent  # the child printed it relative to the repository root
 
 
 def evaluate(plan: PlannedRun, run_dir: Path, logdir: Path, child: ChildRun) -> list[Evaluation]:
@@ -270,11 +281,12 @@ def evaluate(plan: PlannedRun, run_dir: Path, logdir: Path, child: ChildRun) -> 
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     evaluations = []
     for env_id in plan.eval_envs:
-        args = plan.eval_args(str(summary["model_path"]), env_id, logdir / "evals")
+        model_path = in_repo(REPO_ROOT / str(summary["model_path"]))
+        args = plan.eval_args(str(model_path), env_id, in_repo(logdir / "evals"))
         code, last = child(args)
         if code != 0:
             raise RLBreakoutError(f"evaluating {plan.key} on {env_id} exited {code}; nothing written to the ledger.")
-        scores = json.loads(Path(last).read_text())["scores"]
+        scores = json.loads((REPO_ROOT / last).read_text())["scores"]
         evaluations.append(Evaluation(env_id, tuple(float(s) for s in scores), shlex.join(["python", *args])))
     return evaluations
 

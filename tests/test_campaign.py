@@ -20,6 +20,7 @@ from rlbreakout.campaign import (
     campaign_status,
     estimate,
     find_run_folder,
+    in_repo,
     require_clean_tree,
     run_campaign,
 )
@@ -80,6 +81,12 @@ def test_estimate_uses_the_last_measured_run_of_the_script_on_this_cpu() -> None
     other = CAMPAIGN[3]  # 2.3, also --fast: the aimbot's steps/s, since 2.3 has no run yet
     assert estimate(other, {"a": entry}, cpu="CPU A").seconds == pytest.approx(1_000_000 / 360.0 + 100.0)
     assert "guess" in estimate(CAMPAIGN[7], {"a": entry}, cpu="CPU A").source  # no stock run measured
+
+
+def test_children_see_paths_inside_the_repository_as_relative(tmp_path: Path) -> None:
+    assert in_repo(REPO_ROOT / "runs" / "campaign") == Path("runs/campaign")
+    assert in_repo(tmp_path) == tmp_path  # outside: kept as given
+    assert CAMPAIGN[0].train_args(in_repo(REPO_ROOT / "runs" / "campaign"))[-2:] == ["--logdir", "runs/campaign"]
 
 
 def test_a_dirty_tree_is_refused_unless_allowed() -> None:
