@@ -312,7 +312,9 @@ def run_campaign(plans: Sequence[PlannedRun], hours: float, *, ledger_dir: Path 
     child = child or ChildRun()
     deadline = time.monotonic() + hours * 3600
     written = []
-    for status in campaign_status(plans, ledger_dir, logdir):
+    for plan in plans:
+        # Read afresh each time: the run just finished is the newest measure of this machine's speed.
+        (status,) = campaign_status([plan], ledger_dir, logdir)
         if status.in_ledger:
             continue
         left = deadline - time.monotonic()
