@@ -17,7 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from rlbreakout.campaign import NO_FRAMESKIP
+from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, REPO_ROOT, in_repo
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.export import export_stock_policy
@@ -38,9 +38,11 @@ def parse_args() -> argparse.Namespace:
 args = parse_args()
 
 # %% The best seed of the setting, by its mean on --env
-candidates = [entry for entry in read_ledger(Path(args.ledger)).values()
-              if Path(entry["planned"]["script"]).stem == args.script and entry["planned"]["env_id"] == args.train_env
-              and args.env in entry["evaluations"]]
+# Only the campaign's planned setting of that script and env (its flags, steps, default view),
+# the one the demo's replay and models/README.md describe.
+planned_keys = {plan.key for plan in CAMPAIGN if plan.name == args.script and plan.env_id == args.train_env}
+candidates = [entry for key, entry in read_ledger(Path(args.ledger)).items()
+              if key in planned_keys and args.env in entry["evaluations"]]
 if not candidates:
     raise RLBreakoutError(f"no ledger entry of {args.script} trained on {args.train_env} and scored on {args.env}; "
                           f"run the campaign first (pictures/campaign.py).")
@@ -48,9 +50,10 @@ best = max(candidates, key=lambda entry: entry["evaluations"][args.env]["mean_re
 summary = best["summary"]
 
 # %% Export it, and print what models/README.md records
-path = export_stock_policy(summary["model_path"], args.out)
+source = REPO_ROOT / summary["model_path"]  # recorded relative to the repository root (or absolute)
+path = export_stock_policy(source, args.out)
 record = {"ledger_key": best["key"], "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-          "source_model": summary["model_path"], "picked_by": f"highest mean on {args.env}"}
+          "source_model": str(in_repo(source)), "picked_by": f"highest mean on {args.env}"}
 path.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 print(f"exported {best['key']} ({path.stat().st_size / 1e6:.1f} MB): {path}")
 print(f"trained by: {best['command']}")

@@ -73,7 +73,8 @@ for filename, settings, curve, ylabel in LEDGER_CHARTS:
             points = [([h["step"] for h in e["eval_history"]], [h["mean_reward"] for h in e["eval_history"]])
                       for e in entries if e["eval_history"]]
         else:
-            points = [([p[0] for p in e["train_curve"]], [p[1] for p in e["train_curve"]]) for e in entries]
+            points = [([p[0] for p in e["train_curve"]], [p[1] for p in e["train_curve"]]) for e in entries
+                      if e["train_curve"]]
         if points:
             label = f"{runs[0].name} on {env_label(runs[0].env_id)}"
             bands.append(seed_band(label, points, bins=None if curve == "eval" else TRAIN_CURVE_BINS))

@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ AIMBOT = "3_obswrapper/3.3_aimbot_training.py"
 ZOO = "2_baselines/2.3_copying_hp_zoo.py"
 #: Flags of every seeded run: the measured speed levers, and no gif (the READMEs' gifs are made apart).
 SEEDED_FLAGS: tuple[str, ...] = ("--fast", "--gif-games", "0")
+#: Flags that change only what a run shows (gifs), not what it trains: left out of group keys.
+DISPLAY_ONLY_FLAGS = ("gif_games",)
 #: Training speed assumed for a script the ledger has no run of yet (steps/s, labelled a guess).
 GUESSED_STEPS_PER_SECOND = {True: 350.0, False: 75.0}
 #: Evaluation time assumed when no entry measured it (two envs x 20 games).
@@ -76,7 +79,8 @@ class PlannedRun:
     @property
     def group(self) -> str:
         """Runs that differ only by seed share a group (one README table row)."""
-        extra = "_".join(f.lstrip("-") for f in self.flags if f.startswith("--") and f != "--gif-games")
+        values = {name: value for name, value in self.flag_values().items() if name not in DISPLAY_ONLY_FLAGS}
+        extra = "_".join(name if value == "True" else f"{name}-{value}" for name, value in values.items())
         return "__".join(p for p in (self.name, sanitize_env_id(self.env_id), str(self.timesteps), extra) if p)
 
     @property
@@ -107,7 +111,9 @@ class PlannedRun:
 
     def matches(self, config: Mapping[str, Any]) -> bool:
         """Whether a run folder's config.json is this planned run."""
-        wanted = {"env": self.env_id, "seed": str(self.seed), "timesteps": str(self.timesteps), **self.flag_values()}
+        # Without --fast a run must not have it (a default command is stock SB3).
+        wanted = {"env": self.env_id, "seed": str(self.seed), "timesteps": str(self.timesteps), "fast": "False",
+                  **self.flag_values()}
         return all(str(config.get(key)) == value for key, value in wanted.items())
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,6 +134,16 @@ CAMPAIGN: tuple[PlannedRun, ...] = (
     PlannedRun("2_baselines/2.1_envs.py", NO_FRAMESKIP, 0, 100_000, label="8 envs, default command"),
     PlannedRun("2_baselines/2.2_callbacks.py", NO_FRAMESKIP, 0, 200_000, label="callbacks, default command"),
 )
+
+
+def checkpoint_steps(run_dir: Path) -> int:
+    """Env steps in a run folder's latest checkpoint (0 without one): SB3's zip keeps them in ``data``."""
+    path = run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return int(json.loads(archive.read("data")).get("num_timesteps", 0))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return 0
 
 
 def find_run_folder(plan: PlannedRun, logdir: Path) -> tuple[Path | None, bool]:
@@ -182,10 +198,11 @@ def estimate(plan: PlannedRun, ledger: Mapping[str, Mapping[str, Any]], cpu: str
             continue
         summary = entry["summary"]
         eval_seconds = float(entry.get("campaign", {}).get("eval_seconds", GUESSED_EVAL_SECONDS))
-        if same_script:
-            seconds = plan.timesteps * float(summary["wall_seconds"]) / max(int(summary["timesteps"]), 1)
-        else:
-            seconds = plan.timesteps / max(float(summary["steps_per_second"]), 1e-9)
+        # Training steps/s of the run's last process, times that process's wall/train ratio
+        # (its periodic evaluations): right for resumed runs too, whose wall time is partial.
+        seconds = plan.timesteps / max(float(summary["steps_per_second"]), 1e-9)
+        if same_script and float(summary.get("train_seconds", 0)) > 0:
+            seconds *= float(summary["wall_seconds"]) / float(summary["train_seconds"])
         where = "this CPU" if same_cpu else str(summary.get("cpu_model"))
         what = "its last run" if same_script else f"{entry['planned']['script']}'s steps/s"
         return Estimate(seconds + eval_seconds, f"{what} on {where}")
@@ -228,7 +245,7 @@ def require_clean_tree(dirty: bool | None, allow_dirty: bool) -> None:
 
 @dataclass
 class ChildRun:
-    """Run a script of the repository in a child process, echo its output, keep its last line."""
+    """Run a script of the repository in a child process, echo its output, return its exit code and summary path."""
 
     python: str = sys.executable
     echo: Callable[[str], None] = field(default=lambda line: print(line, end="", flush=True))
@@ -238,12 +255,16 @@ class ChildRun:
         self.echo(f"$ {shlex.join(command)}\n")
         with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               bufsize=1) as child:
-            last = ""
+            summary_path = ""
             assert child.stdout is not None
             for line in child.stdout:
                 self.echo(line)
-                last = line.strip() or last
-            return child.wait(), last
+                if line.strip().endswith(SUMMARY_FILE):  # the CLI contract: the summary's path, printed last
+                    summary_path = line.strip()
+            code = child.wait()
+        if code == 0 and not summary_path:
+            raise RLBreakoutError(f"{shlex.join(args)} printed no {SUMMARY_FILE} path; is it a training script?")
+        return code, summary_path
 
 
 def in_repo(path: Path) -> Path:
@@ -263,17 +284,18 @@ def train(plan: PlannedRun, logdir: Path, child: ChildRun) -> Path:
     if finished and run_dir is not None:
         return run_dir
     args = plan.train_args(in_repo(logdir))
-    if run_dir is not None and (run_dir / FINAL_MODEL_FILE).is_file():
-        # Killed after its last step but before summary.json: nothing left to resume, and
-        # no steps/s to record, so the run starts over in a new folder.
+    if run_dir is not None and (run_dir / FINAL_MODEL_FILE).is_file() or (
+            run_dir is not None and checkpoint_steps(run_dir) >= plan.timesteps):
+        # Killed after its last step but before summary.json: nothing left to resume (the
+        # script refuses a --resume with no steps left), so the run starts over in a new folder.
         print(f"{run_dir} trained all its steps but wrote no {SUMMARY_FILE}; starting {plan.key} again", flush=True)
     elif run_dir is not None:
         args += ["--resume", str(in_repo(run_dir))]
-    code, last = child(args)
+    code, summary_path = child(args)
     if code != 0:
         raise RLBreakoutError(f"{plan.key} exited {code}; nothing written to the ledger "
                               f"(its run folder keeps any checkpoint, and the next campaign resumes it).")
-    return REPO_ROOT / Path(last).parent  # the child printed it relative to the repository root
+    return (REPO_ROOT / summary_path).parent  # the child printed it relative to the repository root
 
 
 def evaluate(plan: PlannedRun, run_dir: Path, logdir: Path, child: ChildRun) -> list[Evaluation]:
@@ -322,8 +344,7 @@ def run_campaign(plans: Sequence[PlannedRun], hours: float, *, ledger_dir: Path 
         if needed > left:
             print(f"skipped {status.plan.key}: expected {status.estimate.text()}, {left / 60:.0f} min left", flush=True)
             continue
-        if not status.finished:
-            require_clean_tree(git_dirty() if dirty is None else dirty, allow_dirty)
+        require_clean_tree(git_dirty() if dirty is None else dirty, allow_dirty)  # evaluation runs code too
         path = complete(status.plan, logdir, ledger_dir, child)
         print(f"ledger: {path}", flush=True)
         written.append(path)

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.plots import read_scalars
-from rlbreakout.runs import COMMAND_FILE, SUMMARY_FILE, sanitize_env_id
+from rlbreakout.runs import COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE, sanitize_env_id
 
 #: The ledger folder, at the repository root.
 LEDGER_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -69,9 +71,23 @@ def ledger_name(key: str) -> str:
 
 
 def training_curve(run_dir: Path, tag: str = GAME_SCORE_TAG) -> list[list[float]]:
-    """``[[step, score], ...]`` of every training game logged under ``tag`` (thinned if very long)."""
-    steps, values = read_scalars(run_dir, tag)
-    points = [[int(s), float(v)] for s, v in zip(steps, values)]
+    """``[[step, score], ...]`` of every training game logged under ``tag`` (thinned if very long).
+
+    Games of several envs can end on the same step, so every event is kept (not one per step,
+    as :func:`rlbreakout.plots.read_scalars` keeps). A resumed run writes a later event file
+    from its checkpoint's step on: the earlier file's games from that step on were lost with
+    the interrupted process's weights, so the later file's replace them.
+    """
+    points: list[list[float]] = []
+    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        accumulator = EventAccumulator(str(path), size_guidance={SCALARS: 0})
+        accumulator.Reload()
+        if tag not in accumulator.Tags().get("scalars", []):
+            continue
+        events = [[int(e.step), float(e.value)] for e in accumulator.Scalars(tag)]
+        if events:
+            points = [p for p in points if p[0] < events[0][0]] + events
+    points.sort(key=lambda p: p[0])
     if len(points) > MAX_CURVE_POINTS:
         stride = len(points) / MAX_CURVE_POINTS
         points = [points[int(i * stride)] for i in range(MAX_CURVE_POINTS - 1)] + [points[-1]]
@@ -90,12 +106,29 @@ def evaluation_history(run_dir: Path) -> list[dict[str, float]]:
             for step in steps]
 
 
+def start_provenance(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The commit a run started from (config.json), dirty if the code changed before it finished.
+
+    summary.json records the checkout as it was at the end; a 50-minute run can end on a later
+    commit than it trained with, so the ledger names the start and marks any difference.
+    """
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        return {}
+    config = json.loads(config_path.read_text())
+    started, finished = config.get("git_commit"), summary.get("git_commit")
+    changed = started is not None and finished is not None and started != finished
+    return {"git_commit": started if started is not None else finished, "git_commit_at_finish": finished,
+            "git_dirty": bool(config.get("git_dirty") or summary.get("git_dirty") or changed)}
+
+
 def build_entry(key: str, planned: Mapping[str, Any], run_dir: Path, evaluations: Sequence[Evaluation]) -> dict[str, Any]:
     """The ledger entry of a finished run folder (its summary.json must exist)."""
     summary_path = Path(run_dir) / SUMMARY_FILE
     if not summary_path.is_file():
         raise RLBreakoutError(f"{run_dir} has no {SUMMARY_FILE}: the run did not finish, so it has no ledger entry.")
     summary = json.loads(summary_path.read_text())
+    summary.update(start_provenance(Path(run_dir), summary))
     command_path = Path(run_dir) / COMMAND_FILE
     return {
         "ledger_version": LEDGER_VERSION,

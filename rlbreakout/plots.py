@@ -158,9 +158,9 @@ def seed_band(label: str, curves: Sequence[tuple[Sequence[float], Sequence[float
     steps); a number averages each seed's noisy points (one per training game) into that many
     equal bins first, drawn at the bin centres. A step some seed lacks is left out.
     """
-    if not curves:
+    arrays = [(np.asarray(s, dtype=float), np.asarray(v, dtype=float)) for s, v in curves if len(s)]
+    if not arrays:
         raise RLBreakoutError(f"no seed has data for {label!r}; run the campaign first (pictures/campaign.py).")
-    arrays = [(np.asarray(s, dtype=float), np.asarray(v, dtype=float)) for s, v in curves]
     if bins is None:
         shared = sorted(set.intersection(*(set(s.tolist()) for s, _ in arrays)))
         grid = np.array(shared, dtype=float)
@@ -172,6 +172,8 @@ def seed_band(label: str, curves: Sequence[tuple[Sequence[float], Sequence[float
         rows = np.array([binned(s, v, edges) for s, v in arrays])
         keep = ~np.isnan(rows).any(axis=0)
         grid, rows = grid[keep], rows[:, keep]
+    if not len(grid):
+        raise RLBreakoutError(f"the seeds of {label!r} share no step to average over.")
     return SeedBand(label, grid, rows.mean(axis=0), rows.min(axis=0), rows.max(axis=0), len(arrays))
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
+from rlbreakout.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.ledger import GroupFigures, aggregate, env_label
 
@@ -63,7 +63,12 @@ def _seeds_cell(runs: Sequence[PlannedRun], figures: GroupFigures | None) -> str
 
 
 def _flags(plan: PlannedRun) -> str:
-    flags = " ".join(f for f in plan.flags if f not in ("--gif-games", "0"))
+    shown, tokens = [], list(plan.flags)
+    for i, token in enumerate(tokens):
+        name = tokens[i - 1] if i and not token.startswith("--") else token
+        if name.lstrip("-").replace("-", "_") not in DISPLAY_ONLY_FLAGS:
+            shown.append(token)
+    flags = " ".join(shown)
     return f"`{flags}`" if flags else "defaults"
 
 
@@ -124,20 +129,24 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
         return "" if done == len(runs) else f", from {done} of {len(runs)} seeds so far ({_waits(runs, ledger)} to come)"
 
     a, z = fig["aimbot"], fig["zoo"]
-    if a and z and NO_FRAMESKIP in a.means and NO_FRAMESKIP in z.means:
+    if a and z and NO_FRAMESKIP in a.means and NO_FRAMESKIP in z.means and z.means[NO_FRAMESKIP].mean > 0:
         parts = []
         for env_id in (NO_FRAMESKIP, V5):
-            if env_id in a.means and env_id in z.means:
+            if env_id in a.means and env_id in z.means and z.means[env_id].mean > 0:
                 parts.append(f"{a.means[env_id].mean / z.means[env_id].mean:.1f}x on {env_id} "
                              f"({a.means[env_id].mean:.1f} against {z.means[env_id].mean:.1f})")
         sentences.append(f"At 1e6 steps the aimbot view scores {' and '.join(parts)}, mean over seeds of the "
                          f"per-seed means{partial('aimbot', aimbot)}{partial('zoo', zoo)}.")
     else:
         waiting = [_waits(runs, ledger) for name, runs in (("aimbot", aimbot), ("zoo", zoo)) if not fig[name]]
-        sentences.append(f"How much the aimbot view helps at 1e6 steps waits for {' and '.join(waiting)}: {HOW_TO_FILL}.")
+        if waiting:
+            sentences.append(f"How much the aimbot view helps at 1e6 steps waits for {' and '.join(waiting)}: "
+                             f"{HOW_TO_FILL}.")
+        else:  # both ran, but the zoo PPO scored no point on average: a ratio would mean nothing
+            sentences.append("The zoo PPO's mean is 0 at 1e6 steps, so no ratio says how much the aimbot view helps.")
     for name, runs, who in (("aimbot", aimbot, "The aimbot agent"), ("zoo", zoo, "The zoo agent")):
         figures = fig[name]
-        if figures and NO_FRAMESKIP in figures.means and V5 in figures.means:
+        if figures and NO_FRAMESKIP in figures.means and V5 in figures.means and figures.means[NO_FRAMESKIP].mean > 0:
             kept = figures.means[V5].mean / figures.means[NO_FRAMESKIP].mean
             sentences.append(f"{who} trained on {NO_FRAMESKIP} keeps {kept:.0%} of its mean on sticky-action v5 "
                              f"({figures.means[V5].mean:.1f} of {figures.means[NO_FRAMESKIP].mean:.1f})"

@@ -18,6 +18,7 @@ from rlbreakout.campaign import (
     ChildRun,
     PlannedRun,
     campaign_status,
+    checkpoint_steps,
     estimate,
     find_run_folder,
     in_repo,
@@ -68,18 +69,31 @@ def test_flags_match_the_config_of_a_run_folder() -> None:
     assert not plan.matches({**config, "seed": 1}) and not plan.matches({**config, "fast": False})
     assert not tiny_plan(256).matches(config)
     assert plan.key != tiny_plan(128).key and plan.group == PlannedRun(ZOO, plan.env_id, 5, 128, plan.flags).group
+    default_command = PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128)
+    assert not default_command.matches(config) and default_command.matches({**config, "fast": False})
+
+
+def test_keys_keep_flag_values_and_the_committed_names() -> None:
+    marker = PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128, ("--prediction", "marker"))
+    none = PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128, ("--prediction", "none"))
+    assert marker.key != none.key and marker.key.endswith("__prediction-marker__s0")
+    # ledger files already committed keep their names
+    assert CAMPAIGN[0].key == "3.3_aimbot_training__BreakoutNoFrameskip-v4__1000000__fast__s0"
+    assert PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128, ("--gif-games", "3")).key == \
+        PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128).key  # a gif changes nothing trained
 
 
 def test_estimate_uses_the_last_measured_run_of_the_script_on_this_cpu() -> None:
     plan = CAMPAIGN[0]
     entry = {"planned": plan.as_dict(), "campaign": {"eval_seconds": 100.0, "finished_at": "2026-12-04T12:00:00"},
-             "summary": {"wall_seconds": 3000.0, "timesteps": 1_000_000, "steps_per_second": 360.0,
-                         "cpu_model": "CPU A"}}
-    assert estimate(plan, {"a": entry}, cpu="CPU A").seconds == pytest.approx(3100.0)
+             "summary": {"wall_seconds": 3000.0, "train_seconds": 2500.0, "timesteps": 1_000_000,
+                         "steps_per_second": 400.0, "cpu_model": "CPU A"}}
+    # 1e6 steps at 400 steps/s of training, times that run's wall/train ratio, plus its evaluation
+    assert estimate(plan, {"a": entry}, cpu="CPU A").seconds == pytest.approx(2500.0 * 3000.0 / 2500.0 + 100.0)
     assert "this CPU" in estimate(plan, {"a": entry}, cpu="CPU A").source
     assert "CPU A" in estimate(plan, {"a": entry}, cpu="CPU B").source
     other = CAMPAIGN[3]  # 2.3, also --fast: the aimbot's steps/s, since 2.3 has no run yet
-    assert estimate(other, {"a": entry}, cpu="CPU A").seconds == pytest.approx(1_000_000 / 360.0 + 100.0)
+    assert estimate(other, {"a": entry}, cpu="CPU A").seconds == pytest.approx(1_000_000 / 400.0 + 100.0)
     assert "guess" in estimate(CAMPAIGN[7], {"a": entry}, cpu="CPU A").source  # no stock run measured
 
 
@@ -147,6 +161,7 @@ def test_an_interrupted_run_is_resumed_in_its_folder(tmp_path: Path) -> None:
     assert proc.returncode == 130
     interrupted, finished = find_run_folder(plan, logdir)
     assert interrupted is not None and not finished
+    assert 0 < checkpoint_steps(interrupted) < plan.timesteps
     assert campaign_status([plan], tmp_path / "results", logdir)[0].line().strip().startswith("to resume")
     run_campaign([plan], hours=1, ledger_dir=tmp_path / "results", logdir=logdir, dirty=False)
     entry = read_ledger(tmp_path / "results")[plan.key]

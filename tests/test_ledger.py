@@ -18,6 +18,7 @@ from rlbreakout.ledger import (
     env_label,
     read_ledger,
     spread,
+    start_provenance,
     write_entry,
 )
 
@@ -61,6 +62,14 @@ def test_env_labels() -> None:
     assert env_label("ALE/Breakout-v5") == "v5"
 
 
+def test_provenance_is_the_start_s_and_a_change_during_the_run_marks_it_dirty(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"git_commit": "aaa", "git_dirty": False}))
+    same = start_provenance(tmp_path, {"git_commit": "aaa", "git_dirty": False})
+    assert same == {"git_commit": "aaa", "git_commit_at_finish": "aaa", "git_dirty": False}
+    moved = start_provenance(tmp_path, {"git_commit": "bbb", "git_dirty": False})
+    assert moved["git_commit"] == "aaa" and moved["git_dirty"] is True
+
+
 def test_unfinished_run_has_no_entry(tmp_path: Path) -> None:
     with pytest.raises(RLBreakoutError, match="did not finish"):
         build_entry("k", {}, tmp_path, [])
@@ -96,5 +105,13 @@ def test_entry_from_a_tiny_real_run(tmp_path: Path) -> None:
     # every training game the run logged, as (step, score), steps rising within the run
     curve = entry["train_curve"]
     assert curve and all(0 < step <= 1024 for step, _ in curve)
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    logged = 0
+    for events in run_dir.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={SCALARS: 0})
+        accumulator.Reload()
+        logged += len(accumulator.Scalars("game/score")) if "game/score" in accumulator.Tags()["scalars"] else 0
+    assert len(curve) == logged  # every game, also games of two envs ending on one step
     assert [step for step, _ in curve] == sorted(step for step, _ in curve)
     assert not list((tmp_path / "results").glob("*.partial"))

@@ -16,7 +16,8 @@ from conftest import REPO_ROOT
 #: What a build needs from the checkout (the rest of the tree is not packaged).
 BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "rlbreakout")
 #: Text that means setuptools (or pip relaying it) warned about how the project is declared.
-BUILD_WARNING = re.compile(r"deprecat|BuildBackendWarning|SetuptoolsWarning", re.IGNORECASE)
+BUILD_WARNING = re.compile(r"SetuptoolsDeprecationWarning|BuildBackendWarning|SetuptoolsWarning|is deprecated",
+                           re.IGNORECASE)
 
 
 def _name(requirement: str) -> str:

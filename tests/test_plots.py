@@ -10,7 +10,7 @@ import pytest
 
 from conftest import TINY_PPO_FLAGS, run_script
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.plots import find_runs, load_curves, plot_curves, read_scalars, smooth
+from rlbreakout.plots import find_runs, load_curves, plot_bands, plot_curves, read_scalars, seed_band, smooth
 
 
 def test_smooth_matches_tensorboard_debiased_ema() -> None:
@@ -20,6 +20,28 @@ def test_smooth_matches_tensorboard_debiased_ema() -> None:
     assert np.array_equal(smooth(values, 0.0), values)
     with pytest.raises(RLBreakoutError):
         smooth(values, 1.0)
+
+
+def test_seed_band_of_shared_steps_is_mean_min_max() -> None:
+    band = seed_band("x", [([100, 200], [10.0, 20.0]), ([100, 200, 300], [30.0, 40.0, 99.0]), ([], [])])
+    assert band.n_seeds == 2 and list(band.steps) == [100, 200]  # step 300: one seed only; the empty seed is left out
+    assert list(band.mean) == [20.0, 30.0] and list(band.low) == [10.0, 20.0] and list(band.high) == [30.0, 40.0]
+
+
+def test_seed_band_bins_noisy_points_first() -> None:
+    band = seed_band("x", [([10, 20, 60, 70], [1.0, 3.0, 5.0, 7.0]), ([15, 65], [4.0, 8.0])], bins=2)
+    assert band.n_seeds == 2 and len(band.steps) == 2
+    assert list(band.mean) == [3.0, 7.0] and list(band.low) == [2.0, 6.0] and list(band.high) == [4.0, 8.0]
+
+
+def test_seed_band_without_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RLBreakoutError, match="no seed has data"):
+        seed_band("x", [([], [])])
+    with pytest.raises(RLBreakoutError, match="share no step"):
+        seed_band("x", [([1], [1.0]), ([2], [2.0])])
+    png = plot_bands([seed_band("x", [([1, 2], [1.0, 2.0]), ([1, 2], [3.0, 1.0])])], tmp_path / "b.png",
+                     title="t", ylabel="y")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_no_runs_is_a_clear_error(tmp_path: Path) -> None:

@@ -64,6 +64,15 @@ def test_the_comparison_says_the_ratio_or_which_run_will_make_it() -> None:
     assert "4.0x on BreakoutNoFrameskip-v4 (80.0 against 20.0) and 5.0x on ALE/Breakout-v5 (40.0 against 8.0)" in text
 
 
+def test_a_zoo_mean_of_zero_gives_no_ratio() -> None:
+    by_name = {(plan.name, plan.env_id, plan.seed): plan for plan in CAMPAIGN}
+    aimbot, zoo = by_name[("3.3_aimbot_training", NO_FRAMESKIP, 0)], by_name[("2.3_copying_hp_zoo", NO_FRAMESKIP, 0)]
+    ledger = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 80.0, V5: 40.0}),
+              zoo.key: entry_for(zoo, {NO_FRAMESKIP: 0.0, V5: 0.0})}
+    text = render_block("comparison", ledger)
+    assert "no ratio" in text and "waits for :" not in text
+
+
 def test_an_unknown_block_is_one_clear_error() -> None:
     with pytest.raises(RLBreakoutError, match="unknown results block"):
         render_block("nonsense", {})
