@@ -13,7 +13,11 @@ Chapter 5's ``FreezeOnCollapseCallback`` lives in rlbreakout/collapse.py.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +201,27 @@ class GameScoreCallback(BaseCallback):
         return True
 
 
+@contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold SIGINT (Ctrl-C) while the block runs, then raise KeyboardInterrupt if one came.
+
+    Only the main thread can set signal handlers, and a SIGINT that was ignored when the
+    block started (a job started in the background) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 class StepCheckpointCallback(BaseCallback):
     """Save a resumable checkpoint every ``save_freq`` env steps (and on demand).
 
@@ -230,10 +255,16 @@ class StepCheckpointCallback(BaseCallback):
         return True
 
     def save(self) -> Path:
-        """Write ``latest.zip`` (atomically: a Ctrl-C mid-write cannot corrupt it)."""
+        """Write ``latest.zip`` (atomically: a Ctrl-C mid-write cannot corrupt it).
+
+        A Ctrl-C during the write is held until the file is complete, then raised: raised
+        inside ``torch.save`` it would surface as a RuntimeError from the zip writer, a
+        traceback instead of the clean interrupt that saves a checkpoint and says how to resume.
+        """
         self.save_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.save_dir / "latest.tmp.zip"
-        self.model.save(tmp)
+        with ctrl_c_held():
+            self.model.save(tmp)
         final = self.save_dir / LATEST_CHECKPOINT
         os.replace(tmp, final)
         if self.verbose:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from fakes import FakeModel, LivesGameEnv, scripted_vec_env
-from rlbreakout.callbacks import BEST_MODEL_FILE, MultiEnvEvalCallback
+from rlbreakout.callbacks import BEST_MODEL_FILE, MultiEnvEvalCallback, ctrl_c_held
 from rlbreakout.errors import ConfigError
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -111,3 +113,23 @@ def test_sb3_evaluate_policy_counts_whole_games_under_the_life_wrapper() -> None
     # Monitor under EpisodicLife, so it returns whole-game scores, not per-life clipped ones.
     scores, lengths = evaluate_policy(FakeModel(), _lives_env(), n_eval_episodes=2, return_episode_rewards=True)
     assert scores == [60.0, 60.0] and lengths == [15, 15]  # Monitor counts every game step
+
+
+def test_ctrl_c_inside_a_held_block_is_raised_when_it_ends() -> None:
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)  # delivered now, held until the block ends
+            finished = True
+    assert finished and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_held_block_without_ctrl_c_raises_nothing_and_an_ignored_one_stays_ignored() -> None:
+    with ctrl_c_held():
+        pass
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
