@@ -116,12 +116,17 @@ def test_sb3_evaluate_policy_counts_whole_games_under_the_life_wrapper() -> None
 
 
 def test_ctrl_c_inside_a_held_block_is_raised_when_it_ends() -> None:
+    # Python's own Ctrl-C handler, as in a terminal (a suite started in the background ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     finished = False
-    with pytest.raises(KeyboardInterrupt):
-        with ctrl_c_held():
-            os.kill(os.getpid(), signal.SIGINT)  # delivered now, held until the block ends
-            finished = True
-    assert finished and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with ctrl_c_held():
+                os.kill(os.getpid(), signal.SIGINT)  # delivered now, held until the block ends
+                finished = True
+        assert finished and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_held_block_without_ctrl_c_raises_nothing_and_an_ignored_one_stays_ignored() -> None:
