@@ -3,6 +3,7 @@
 Run it:  python pictures/campaign.py --list          # what is in results/, what is missing, how long each takes
          python pictures/campaign.py --hours 2.5     # run missing ones, one at a time, while they fit
          make results HOURS=2.5                      # the same through the Makefile
+         python pictures/campaign.py --hours 1 --only 1.3_train,2.1_envs   # a part of the plan
 In the background, for a long sitting (commit each results/*.json as soon as it appears):
          nohup python pictures/campaign.py --hours 2.5 > campaign.log 2>&1 &
 The planned runs are data: rlbreakout.campaign.CAMPAIGN. Each is its chapter script run as a
@@ -16,7 +17,7 @@ Read: README.md#results (tables drawn from results/ by pictures/make_tables.py).
 import argparse
 from pathlib import Path
 
-from rlbreakout.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, run_campaign
+from rlbreakout.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, run_campaign, select_plans
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
 from rlbreakout.ledger import LEDGER_DIR
@@ -31,18 +32,22 @@ def parse_args() -> argparse.Namespace:
     action.add_argument("--hours", type=float, help="run missing planned runs while they fit in this many hours")
     parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
     parser.add_argument("--logdir", default=str(CAMPAIGN_LOGDIR), help="root of the campaign's run folders")
+    parser.add_argument("--only", default="",
+                        help="comma-separated parts of ledger keys: only the planned runs whose key holds one "
+                             "(e.g. 1.3_train or __s2); default: the whole plan")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="run from uncommitted code (its entries say git_dirty: true)")
     args = parse_script_args(parser)
     if args.hours is not None and args.hours <= 0:
         raise ConfigError(f"--hours must be > 0, got {args.hours}.")
+    args.plans = select_plans(CAMPAIGN, [part.strip() for part in args.only.split(",")])
     return args
 
 
 args = parse_args()
 
 # %% The plan: in the ledger, finished but not yet evaluated, resumable, or missing
-statuses = campaign_status(CAMPAIGN, Path(args.ledger), Path(args.logdir))
+statuses = campaign_status(args.plans, Path(args.ledger), Path(args.logdir))
 print(f"{sum(s.in_ledger for s in statuses)} of {len(statuses)} planned runs in {args.ledger} "
       f"(times expected on {cpu_model()}):")
 for status in statuses:
@@ -50,6 +55,6 @@ for status in statuses:
 
 # %% Run what is missing, one at a time
 if args.hours is not None:
-    written = run_campaign(CAMPAIGN, args.hours, ledger_dir=Path(args.ledger), logdir=Path(args.logdir),
+    written = run_campaign(args.plans, args.hours, ledger_dir=Path(args.ledger), logdir=Path(args.logdir),
                            allow_dirty=args.allow_dirty)
     print(f"{len(written)} ledger file(s) written" + "".join(f"\n  {path}" for path in written))

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlbreakout.errors import RLBreakoutError
+from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.ledger import LEDGER_DIR, Evaluation, build_entry, read_ledger, write_entry
 from rlbreakout.provenance import cpu_model, git_dirty
 from rlbreakout.runs import CONFIG_FILE, SUMMARY_FILE, sanitize_env_id, script_name
@@ -322,6 +322,21 @@ def complete(plan: PlannedRun, logdir: Path, ledger_dir: Path, child: ChildRun) 
     entry["campaign"] = {"eval_seconds": round(time.perf_counter() - started, 1),
                          "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return write_entry(entry, ledger_dir)
+
+
+def select_plans(plans: Sequence[PlannedRun], only: Sequence[str]) -> list[PlannedRun]:
+    """The planned runs whose ledger key contains one of ``only`` (all of them when it is empty).
+
+    Why: a borrowed machine (a GPU for a few minutes) or a second sitting can take a part of the
+    plan. A pattern that matches no planned run is a typo, and says so with the keys to choose from.
+    """
+    patterns = [p for p in only if p]
+    unmatched = [p for p in patterns if not any(p in plan.key for plan in plans)]
+    if unmatched:
+        keys = "\n  ".join(plan.key for plan in plans)
+        raise ConfigError(f"--only {', '.join(unmatched)} matches no planned run; use a part of one of these keys:"
+                          f"\n  {keys}")
+    return [plan for plan in plans if not patterns or any(p in plan.key for p in patterns)]
 
 
 def run_campaign(plans: Sequence[PlannedRun], hours: float, *, ledger_dir: Path = LEDGER_DIR,

@@ -26,6 +26,7 @@ from tensorboard.backend.event_processing.event_accumulator import SCALARS, Even
 
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.plots import read_scalars
+from rlbreakout.provenance import machine_label
 from rlbreakout.runs import COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE, sanitize_env_id
 
 #: The ledger folder, at the repository root.
@@ -232,7 +233,7 @@ def aggregate(entries: Sequence[Mapping[str, Any]], eval_envs: Sequence[str]) ->
         steps_per_second=spread(float(s["steps_per_second"]) for s in summaries),
         wall_seconds=spread(float(s["wall_seconds"]) for s in summaries),
         commits=tuple(sorted({str(s.get("git_commit", "unknown"))[:7] for s in summaries})),
-        cpus=tuple(sorted({str(s.get("cpu_model", "unknown")) for s in summaries})),
+        cpus=tuple(sorted({machine_label(s) for s in summaries})),
         dirty=any(bool(s.get("git_dirty")) for s in summaries),
     )
 

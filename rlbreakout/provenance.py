@@ -1,4 +1,4 @@
-"""Where a result came from: the git commit of the code that ran and the CPU it ran on.
+"""Where a result came from: the git commit of the code that ran, the CPU and the GPU it ran on.
 
 Every config.json and summary.json carries these fields, so a figure in a README can
 name its commit and CPU, and a run folder found months later still says what made it.
@@ -28,6 +28,26 @@ def cpu_model(path: str = CPUINFO_PATH) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or UNKNOWN
+
+
+def gpu_model(device: str | None) -> str | None:
+    """The GPU's name when ``device`` (a torch device string, ``auto`` included) runs the network
+    on a CUDA GPU here, else None: a figure made on a GPU must say so beside the CPU."""
+    if not device or not (str(device) == "auto" or str(device).startswith("cuda")):
+        return None
+    import torch  # here, not at the top: provenance is read by tools that need no torch
+
+    if not torch.cuda.is_available():
+        return None
+    index = torch.device(device).index if str(device).startswith("cuda") else None
+    return str(torch.cuda.get_device_name(index or 0))
+
+
+def machine_label(record: dict[str, object]) -> str:
+    """``AMD EPYC`` or ``AMD EPYC + NVIDIA H200``: the CPU of a summary, and its GPU if one ran it."""
+    cpu = str(record.get("cpu_model") or UNKNOWN)
+    gpu = record.get("gpu_model")
+    return f"{cpu} + {gpu}" if gpu else cpu
 
 
 def _git(*args: str, cwd: Path = PACKAGE_DIR) -> str | None:

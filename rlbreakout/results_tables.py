@@ -182,7 +182,8 @@ def render_model(stem: str, ledger: Ledger, models_dir: Path = MODELS_DIR) -> st
     lines = [f"Exported from the ledger entry `results/{record['ledger_key']}.json` (seed {summary['seed']}, "
              f"{summary['timesteps']:,} env steps, {summary['wall_seconds']:,.0f} s wall, "
              f"{summary['steps_per_second']:.1f} env steps/s of training, commit `{str(summary['git_commit'])[:7]}`"
-             f"{' (dirty)' if summary.get('git_dirty') else ''}, {summary['cpu_model']} CPU), trained by:",
+             f"{' (dirty)' if summary.get('git_dirty') else ''}, {summary['cpu_model']} CPU"
+             f"{' with an ' + summary['gpu_model'] + ' GPU' if summary.get('gpu_model') else ''}), trained by:",
              "", "```bash", entry["command"].replace("python3 ", "python ", 1), "```", ""]
     for env_id, evaluation in entry["evaluations"].items():
         lines.append(f"* {env_id}: mean **{evaluation['mean_reward']:.2f}**, median **{evaluation['median_reward']:.1f}** "

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.provenance import provenance
+from rlbreakout.provenance import gpu_model, provenance
 
 #: Keys every summary.json carries (the tutorial's CLI contract); evaluation and model keys
 #: (``mean_reward``, ``median_reward``, ``model_path``) are added when they apply.
@@ -177,6 +177,8 @@ class Run:
         self.train_seconds = 0.0
         #: Env steps trained in this process (a resumed run counts only the new ones).
         self.trained_steps = 0
+        #: The torch device asked for (``auto``, ``cpu``, ``cuda``...): summary.json names the GPU that ran it.
+        self.device = config.get("device")
         if resume_dir is not None:
             self.dir = Path(resume_dir)
             if not (self.dir / CONFIG_FILE).is_file():
@@ -245,6 +247,9 @@ class Run:
             "train_seconds": round(self.train_seconds, 2),
             **provenance(),
         }
+        gpu = gpu_model(self.device)
+        if gpu is not None:
+            summary["gpu_model"] = gpu
         if scores is not None:
             summary.update({**score_stats(list(scores)), "scores": [float(s) for s in scores]})
         if model_path is not None:

@@ -24,8 +24,9 @@ from rlbreakout.campaign import (
     in_repo,
     require_clean_tree,
     run_campaign,
+    select_plans,
 )
-from rlbreakout.errors import RLBreakoutError
+from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.ledger import read_ledger
 
 ZOO = "2_baselines/2.3_copying_hp_zoo.py"
@@ -169,6 +170,15 @@ def test_an_interrupted_run_is_resumed_in_its_folder(tmp_path: Path) -> None:
     assert entry["summary"]["steps_per_second"] > 0
 
 
+def test_only_selects_planned_runs_by_part_of_their_key() -> None:
+    assert select_plans(CAMPAIGN, []) == list(CAMPAIGN) and select_plans(CAMPAIGN, [""]) == list(CAMPAIGN)
+    defaults = select_plans(CAMPAIGN, ["1.3_train", "2.1_envs", "2.2_callbacks"])
+    assert [plan.name for plan in defaults] == ["1.3_train", "2.1_envs", "2.2_callbacks"]
+    assert [plan.seed for plan in select_plans(CAMPAIGN, ["__s2"])] == [2, 2]  # 3.3 and 2.3, plan order kept
+    with pytest.raises(ConfigError, match="--only 1.4_nothing matches no planned run"):
+        select_plans(CAMPAIGN, ["1.3_train", "1.4_nothing"])
+
+
 @pytest.mark.slow
 def test_campaign_script_lists_the_plan(tmp_path: Path) -> None:
     result = run_script("pictures/campaign.py", "--list", "--ledger", str(tmp_path / "results"),
@@ -178,3 +188,8 @@ def test_campaign_script_lists_the_plan(tmp_path: Path) -> None:
     assert sum("missing" in line and "min (" in line for line in lines) == 10
     bad = run_script("pictures/campaign.py", "--hours", "0", expect_ok=False)
     assert bad.returncode == 2 and "--hours must be > 0" in bad.stderr
+    part = run_script("pictures/campaign.py", "--list", "--only", "2.1_envs,2.2_callbacks", "--ledger",
+                      str(tmp_path / "results"), "--logdir", str(tmp_path / "runs"))
+    assert part.stdout.splitlines()[0].startswith("0 of 2 planned runs")
+    typo = run_script("pictures/campaign.py", "--only", "2.9", expect_ok=False)
+    assert typo.returncode == 2 and "--only 2.9 matches no planned run" in typo.stderr

@@ -48,6 +48,9 @@ def test_aggregate_is_the_mean_of_per_seed_figures_with_their_range() -> None:
     assert figures.commits == ("abcdef1",) and figures.cpus == ("Test CPU",) and not figures.dirty
     assert figures.means["A"].text() == "30.0 (10.0–60.0)"
     assert spread([]) is None and spread([5.0]).text() == "5.0"  # type: ignore[union-attr]
+    on_gpu = fake_entry(3, {"A": 1.0}, {"A": 1.0})
+    on_gpu["summary"]["gpu_model"] = "NVIDIA H200"
+    assert aggregate([entries[0], on_gpu], ["A"]).cpus == ("Test CPU", "Test CPU + NVIDIA H200")
 
 
 def test_dumps_keeps_number_lists_on_one_line_and_round_trips() -> None:

@@ -106,3 +106,15 @@ def test_resuming_a_folder_without_config_is_a_clear_error(tmp_path: Path) -> No
 
     with pytest.raises(RLBreakoutError, match="cannot resume"):
         Run("s.py", env_id="e", seed=0, logdir=tmp_path, config={}, resume_dir=tmp_path)
+
+
+def test_summary_names_the_gpu_only_when_the_run_used_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from rlbreakout.runs import Run
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # forced, as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H200")
+    on_gpu = Run("s.py", env_id="e", seed=0, logdir=tmp_path, config={"device": "auto"}).summary(timesteps=1)
+    on_cpu = Run("s.py", env_id="e", seed=1, logdir=tmp_path, config={"device": "cpu"}).summary(timesteps=1)
+    assert on_gpu["gpu_model"] == "NVIDIA H200" and "gpu_model" not in on_cpu
