@@ -12,7 +12,13 @@ measured fastest here, with torch and ALE threads chosen from the free cores. It
 3. the from-scratch PPO of 2.4, classic + fp32 against ale_vector + bf16;
 4. the ceiling: training (4 epochs over the sample), batch-8 inference and ale_vector stepping,
    each timed alone per env step at the zoo settings; the steps/s if they ran back to back
-   with nothing in between, and the fraction of it each side above reaches.
+   with nothing in between, and the fraction of it each side above reaches;
+5. the physical limit: this CPU's peak for a large matrix multiply (fp32, and bf16 where the
+   hardware has it), and the FLOP/s that SB3's training step, the network alone, a rollout
+   inference and a whole env step reach, as a share of the peak in their precision
+   (FLOPs counted by torch's FlopCounterMode, rlbreakout/flops.py);
+6. the training step split into forward, backward, optimiser and the rest, per minibatch,
+   for stock and --fast (rlbreakout/step_breakdown.py).
 
 Every measurement runs in a fresh process; stock and fast alternate (A B, B A, ...)
 and the table shows medians, because a shared machine drifts.
@@ -51,6 +57,7 @@ from rlbreakout.errors import ConfigError
 from rlbreakout.hardware import bf16_supported
 from rlbreakout.threads import free_cores
 from rlbreakout.runs import Run
+from rlbreakout.step_breakdown import PARTS as BREAKDOWN_PARTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_SCRIPT = REPO_ROOT / "2_baselines" / "2.4_ppo_atari_from_scratch.py"
@@ -62,7 +69,7 @@ ZOO_EVAL_GAMES = 20
 TABLE_FILE = "benchmark.md"
 #: Tiny mode: a few seconds per measurement, same code paths.
 TINY = {"n_envs_list": [2], "repeats": 1, "env_steps": 64, "timesteps": 128, "n_envs": 2}
-PARTS: tuple[str, ...] = ("env", "ppo", "scratch", "ceiling")
+PARTS: tuple[str, ...] = ("env", "ppo", "scratch", "ceiling", "peak", "breakdown")
 TINY_SCRATCH_FLAGS = ["--num-steps", "16", "--num-minibatches", "1", "--update-epochs", "1"]
 #: A child that runs longer than this is stuck (a full measurement takes about a minute).
 CHILD_TIMEOUT_SECONDS = 1800
@@ -199,13 +206,77 @@ def ceiling_fractions(ceiling: dict[str, Any] | None, ppo: dict[str, Any] | None
     return {side: (value / top if value and top else None) for side, value in sides.items()}
 
 
+# %% 5. The physical limit: the matrix-multiply peak
+def measure_peak(args: argparse.Namespace) -> dict[str, Any]:
+    spec = {"kind": "peak", "n_envs": args.n_envs, "tiny": args.tiny, "device": args.device}
+    result = run_child(child_command(spec), timeout=CHILD_TIMEOUT_SECONDS).result
+    print("peak: " + ", ".join(f"{p} {flops / 1e9:,.0f} GFLOP/s" for p, flops in result["peak_flops"].items())
+          + f" ({result['matrix_size']}x{result['matrix_size']} matrices, {result['torch_threads']} torch threads)",
+          flush=True)
+    return result
+
+
+# %% 6. The training step, part by part
+def measure_breakdown(args: argparse.Namespace) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in PPO_SIDES}
+    for repeat, side in alternating(list(PPO_SIDES), args.repeats):
+        spec = {"kind": "breakdown", "side": side, "train_steps": args.timesteps, "n_envs": args.n_envs,
+                "env_id": args.env, "seed": args.seed, "tiny": args.tiny, "device": args.device}
+        result = run_child(child_command(spec), timeout=CHILD_TIMEOUT_SECONDS).result
+        runs[side].append(result)
+        parts = result["per_minibatch_ms"]
+        print(f"step {side:5s} repeat {repeat}: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+              + " ms per minibatch", flush=True)
+    medians = {side: {part: median([r["per_minibatch_ms"][part] for r in side_runs])
+                      for part in (*BREAKDOWN_PARTS, "total")} for side, side_runs in runs.items()}
+    return {"medians_ms": medians, "runs": runs, "flops": runs["fast"][0]["flops"],
+            "precision": {side: side_runs[0]["precision"] for side, side_runs in runs.items()},
+            "batch_size": runs["fast"][0]["batch_size"], "n_epochs": runs["fast"][0]["n_epochs"]}
+
+
+def physical_limit(peak: dict[str, Any] | None, breakdown: dict[str, Any] | None, ceiling: dict[str, Any] | None,
+                   ppo: dict[str, Any] | None, n_envs: int) -> list[dict[str, Any]]:
+    """Rows of achieved FLOP/s and their share of the peak in the precision that ran."""
+    if not peak or not breakdown:
+        return []
+    peaks, flops = peak["peak_flops"], breakdown["flops"]
+    rows = []
+
+    def add(label: str, work_flops: float, seconds: float | None, precision: str) -> None:
+        if not seconds:
+            return
+        achieved = work_flops / seconds
+        top = peaks.get(precision) or peaks["fp32"]
+        rows.append({"what": label, "precision": precision, "flops_per_second": achieved, "peak": top,
+                     "share": achieved / top})
+
+    for side in PPO_SIDES:
+        ms = breakdown["medians_ms"][side]
+        precision = breakdown["precision"][side]
+        add(f"SB3 {side} training step (train(), per minibatch of {breakdown['batch_size']})",
+            flops["training_minibatch"], (ms["total"] or 0) / 1000, precision)
+        add(f"SB3 {side} network alone (forward + backward)", flops["training_minibatch"],
+            ((ms["forward"] or 0) + (ms["backward"] or 0)) / 1000, precision)
+    fast_precision = breakdown["precision"]["fast"]
+    if ceiling:
+        add(f"rollout inference, batch {n_envs} (--fast levers, fp32 heads)", flops["inference_batch"],
+            ceiling["per_step_ms"]["inference"] * n_envs / 1000, fast_precision)
+    if ppo and ppo["medians"].get("fast"):
+        per_step = (flops["training_minibatch"] / breakdown["batch_size"] * breakdown["n_epochs"]
+                    + flops["inference_batch"] / n_envs)
+        add(f"a whole env step of SB3 --fast ({per_step / 1e6:.0f} MFLOP) at its measured steps/s",
+            per_step, 1.0 / ppo["medians"]["fast"], fast_precision)
+    return rows
+
+
 # %% The table
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, scratch: dict[str, Any] | None,
-                   machine: dict[str, Any], ceiling: dict[str, Any] | None = None) -> str:
+                   machine: dict[str, Any], ceiling: dict[str, Any] | None = None, peak: dict[str, Any] | None = None,
+                   limit_rows: list[dict[str, Any]] | None = None, breakdown: dict[str, Any] | None = None) -> str:
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores, flags {' '.join(machine['cpu_flags']) or '-'}, "
              f"bf16 used: {machine['bf16']}; load average {machine['load_before']} before, {machine['load_after']} after. "
              f"Medians of {machine['repeats']} alternating runs each.", ""]
@@ -242,6 +313,21 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
                          f"env {per_step['env']:.2f} ms per env step, back to back", top))
     if scratch and "skipped" in scratch:
         lines.append(f"\n2.4 from scratch skipped: {scratch['skipped']}")
+    if peak:
+        lines += ["", "| the physical limit | precision | GFLOP/s | of the matmul peak |", "|---|---|---:|---:|"]
+        for precision, flops in peak["peak_flops"].items():
+            lines.append(f"| matrix multiply {peak['matrix_size']}x{peak['matrix_size']}, "
+                         f"{peak['torch_threads']} threads: the peak | {precision} | {flops / 1e9:,.0f} | 100% |")
+        for row in limit_rows or []:
+            lines.append(f"| {row['what']} | {row['precision']} | {row['flops_per_second'] / 1e9:,.1f} | "
+                         f"{row['share']:.0%} |")
+    if breakdown:
+        lines += ["", "| ms per training minibatch | " + " | ".join(BREAKDOWN_PARTS) + " | total |",
+                  "|---|" + "---:|" * (len(BREAKDOWN_PARTS) + 1)]
+        for side, ms in breakdown["medians_ms"].items():
+            total = ms["total"] or 0
+            cells = [f"{ms[part]:.1f} ({ms[part] / total:.0%})" if total else "-" for part in BREAKDOWN_PARTS]
+            lines.append(f"| SB3 {side} ({breakdown['precision'][side]}) | " + " | ".join(cells) + f" | {total:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -271,6 +357,11 @@ scratch = measure_scratch(args, run.dir) if "scratch" in args.parts else None
 ceiling = measure_ceiling(args) if "ceiling" in args.parts else None
 fractions = ceiling_fractions(ceiling, ppo, scratch)
 
+# %% The physical limit: the peak, the training step part by part, FLOP/s as a share of the peak
+peak = measure_peak(args) if "peak" in args.parts else None
+breakdown = measure_breakdown(args) if "breakdown" in args.parts else None
+limit_rows = physical_limit(peak, breakdown, ceiling, ppo, args.n_envs)
+
 # %% A whole 2.3 run on --device (--zoo-steps): the figures a GPU machine gives in one command
 zoo_run = None
 if args.zoo_steps > 0:
@@ -298,7 +389,7 @@ if lever_text:
 machine = {"cpu": cpu_model(), "cores": cores, "cpu_flags": flags, "bf16": bf16_supported(args.device),
            "device": args.device, "levers": lever_text, "repeats": args.repeats,
            "busy_cores_before": round(busy_before, 2), "load_before": round(load_before, 2), "load_after": load_average()}
-table = markdown_table(env_rows, ppo, scratch, machine, ceiling)
+table = markdown_table(env_rows, ppo, scratch, machine, ceiling, peak, limit_rows, breakdown)
 (run.dir / TABLE_FILE).write_text(table)
 print("\n" + table, flush=True)
 fast_sps = ppo["medians"]["fast"] if ppo else None
@@ -308,7 +399,8 @@ run.finish(
     timesteps=args.timesteps, steps_per_second=fast_sps, speedup=ppo["speedup"] if ppo else None,
     stock_steps_per_second=stock_sps, scratch_speedup=scratch_fast / stock_sps if scratch_fast and stock_sps else None,
     table=table, table_path=str(run.dir / TABLE_FILE), env_stepping=env_rows, ppo=ppo, scratch=scratch,
-    ceiling=ceiling, ceiling_fractions=fractions, levers=levers, machine=machine, n_envs=args.n_envs,
+    ceiling=ceiling, ceiling_fractions=fractions, levers=levers, peak=peak, breakdown=breakdown,
+    physical_limit=limit_rows, machine=machine, n_envs=args.n_envs,
     repeats=args.repeats, tiny=args.tiny, device=args.device,
     zoo_run={key: zoo_run[key] for key in ("timesteps", "steps_per_second", "mean_reward", "median_reward", "run_dir")}
     if zoo_run else None,

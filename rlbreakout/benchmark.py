@@ -36,7 +36,9 @@ from rlbreakout.env_ids import DEFAULT_ALE_THREADS
 from rlbreakout.envs import make_env
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.fast import SpeedSettings, fast_settings, measurement_policy, time_minibatch
-from rlbreakout.hardware import cpu_flags
+from rlbreakout.flops import PEAK_MATRIX_SIZE, matmul_peak, policy_flops
+from rlbreakout.hardware import bf16_supported, cpu_flags, device_type
+from rlbreakout.step_breakdown import timed_training_parts
 from rlbreakout.threads import configure_threads
 
 #: Env setups of the env-stepping table: label -> (make_env backend, vec_env).
@@ -63,6 +65,8 @@ CEILING_INFERENCE_REPEATS = 50
 #: CPU flags that decide which kernels torch can use: AVX2, AVX-512, bf16 and AMX.
 RELEVANT_CPU_FLAGS: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16")
 BYTES_PER_MB = 1024 * 1024
+#: Tiny mode's peak matrices: milliseconds, same code path.
+TINY_PEAK_SIZE = 256
 
 
 # %% Memory of a process tree (/proc)
@@ -179,13 +183,9 @@ class IterationClock(BaseCallback):
         return True
 
 
-def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int, *, tiny: bool = False,
-                stock_torch_threads: int = 0, device: str = "cpu") -> dict[str, Any]:
-    """SB3 PPO ``CnnPolicy`` training steps per second: ``stock`` (classic, fp32), ``fast``,
-    or :data:`STOCK_MATCHED`.
-
-    The first iteration (allocation, first-call costs) is not counted when there are more.
-    """
+def _build_ppo(side: str, n_envs: int, env_id: str, seed: int, *, tiny: bool, stock_torch_threads: int,
+               device: str) -> tuple[PPO, SpeedSettings, dict[str, Any]]:
+    """The PPO of one side of the benchmark: ``stock`` (classic, fp32), ``fast``, or :data:`STOCK_MATCHED`."""
     hyper = TINY_PPO if tiny else ZOO_PPO
     if side == STOCK_MATCHED:
         threads = configure_threads(n_envs)
@@ -200,11 +200,23 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
     venv = make_env(env_id, n_envs, seed=seed, backend=settings.backend, ale_threads=settings.ale_threads)
     model = PPO(settings.policy_class, venv, seed=seed, device=device, verbose=0,
                 policy_kwargs=settings.policy_kwargs or None, **hyper)
+    return model, settings, hyper
+
+
+def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int, *, tiny: bool = False,
+                stock_torch_threads: int = 0, device: str = "cpu") -> dict[str, Any]:
+    """SB3 PPO ``CnnPolicy`` training steps per second: ``stock`` (classic, fp32), ``fast``,
+    or :data:`STOCK_MATCHED`.
+
+    The first iteration (allocation, first-call costs) is not counted when there are more.
+    """
+    model, settings, hyper = _build_ppo(side, n_envs, env_id, seed, tiny=tiny,
+                                        stock_torch_threads=stock_torch_threads, device=device)
     clock = IterationClock()
     start = time.perf_counter()
     model.learn(train_steps, callback=clock)
     end = time.perf_counter()
-    venv.close()
+    model.get_env().close()
     per_iteration = hyper["n_steps"] * n_envs
     starts, ends = clock.rollout_starts, clock.rollout_ends
     if len(starts) >= 2:
@@ -219,6 +231,36 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
             "timings_ms": settings.to_config()["timings_ms"],
             "steps": counted_steps, "seconds": seconds, "steps_per_second": counted_steps / seconds,
             "rollout_fraction": rollout / seconds}
+
+
+def measure_peak(n_envs: int, tiny: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """This machine's matrix-multiply peak, FLOP/s, in fp32 and (where supported) bf16, with the
+    torch threads ``--fast`` takes for ``n_envs`` envs (those of the training it is compared with)."""
+    if device_type(device) == "cpu":
+        configure_threads(n_envs)
+    size = TINY_PEAK_SIZE if tiny else PEAK_MATRIX_SIZE
+    precisions = ["fp32", *(["bf16"] if bf16_supported(device) else [])]
+    return {"matrix_size": size, "torch_threads": torch.get_num_threads(),
+            "peak_flops": {p: matmul_peak(p, size=size, device=device) for p in precisions}}
+
+
+def measure_breakdown(side: str, train_steps: int, n_envs: int, env_id: str, seed: int, *, tiny: bool = False,
+                      device: str = "cpu") -> dict[str, Any]:
+    """SB3 PPO's training step, split into forward, backward, optimiser and the rest, per minibatch.
+
+    With the FLOPs torch counts for one minibatch (forward and backward) and one rollout
+    inference at batch ``n_envs``, so the parent can turn times into FLOP/s.
+    """
+    model, settings, hyper = _build_ppo(side, n_envs, env_id, seed, tiny=tiny, stock_torch_threads=0, device=device)
+    flops = {"training_minibatch": policy_flops(model.policy, hyper["batch_size"])["training"],
+             "inference_batch": policy_flops(model.policy, n_envs)["inference"]}
+    with timed_training_parts(model) as parts:
+        model.learn(train_steps)
+    model.get_env().close()
+    return {"side": side, "precision": settings.precision, "channels_last": settings.channels_last,
+            "torch_threads": torch.get_num_threads(), "batch_size": hyper["batch_size"], "n_envs": n_envs,
+            "n_epochs": hyper["n_epochs"], "train_calls": len(parts.calls), "flops": flops,
+            "per_minibatch_ms": parts.per_minibatch_ms()}
 
 
 def measure_ceiling(n_envs: int, env_id: str, seed: int, *, tiny: bool = False, device: str = "cpu",
@@ -307,6 +349,10 @@ def _child_main(argv: list[str]) -> None:
         result = measure_ppo(**spec)
     elif kind == "ceiling":
         result = measure_ceiling(**spec)
+    elif kind == "peak":
+        result = measure_peak(**spec)
+    elif kind == "breakdown":
+        result = measure_breakdown(**spec)
     else:
         raise RLBreakoutError(f"unknown benchmark kind {kind!r}")
     print(json.dumps(result), flush=True)

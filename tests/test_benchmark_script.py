@@ -72,6 +72,22 @@ def test_tiny_benchmark(tmp_path: Path, logdir: Path) -> None:
     assert summary["levers"] == ceiling["levers"] and summary["levers"]["precision"] in ("fp32", "bf16")
     assert "cpu flags:" in result.stdout and "levers --fast chose on this machine:" in result.stdout
     assert summary["machine"]["cpu_flags"] == sorted(summary["machine"]["cpu_flags"])
+    # the physical limit: the peak, the step part by part, FLOP/s as shares of the peak
+    peaks = summary["peak"]["peak_flops"]
+    assert peaks["fp32"] > 0 and set(peaks) <= {"fp32", "bf16"}
+    breakdown = summary["breakdown"]
+    for side in ("stock", "fast"):
+        ms = breakdown["medians_ms"][side]
+        assert ms["forward"] > 0 and ms["backward"] > 0 and ms["optimiser"] > 0
+        assert ms["forward"] + ms["backward"] + ms["optimiser"] + ms["rest"] == pytest.approx(ms["total"], rel=0.2)
+    assert breakdown["flops"]["training_minibatch"] > breakdown["flops"]["inference_batch"] > 0
+    rows = {row["what"].split(" (")[0]: row for row in summary["physical_limit"]}
+    fast_step = rows["SB3 fast training step"]
+    assert fast_step["flops_per_second"] == pytest.approx(
+        breakdown["flops"]["training_minibatch"] / (breakdown["medians_ms"]["fast"]["total"] / 1000))
+    assert fast_step["share"] == pytest.approx(fast_step["flops_per_second"] / peaks[fast_step["precision"]])
+    assert any(what.startswith("a whole env step") for what in rows)
+    assert "| the physical limit |" in table and "| ms per training minibatch |" in table
 
 
 def test_missing_scratch_script_is_a_note(logdir: Path) -> None:
