@@ -304,8 +304,10 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
         if STOCK_MATCHED in ppo["medians"]:
             lines.append(row("SB3 PPO stock, torch threads chosen like --fast", ppo["medians"][STOCK_MATCHED]))
     if scratch and "medians" in scratch:
+        # the precision 2.5 really ran (its summary.json), not the one asked for: bf16 falls back to fp32
+        fast_precision = (scratch["runs"]["fast"] or [{}])[0].get("precision") or "bf16"
         for side, label in (("stock", "2.4 from scratch, classic fp32"),
-                            ("fast", "2.5: 2.4 with its speed levers (ale_vector, bf16 update, overlap)")):
+                            ("fast", f"2.5: 2.4 with its speed levers (ale_vector, {fast_precision} update, overlap)")):
             lines.append(row(label, scratch["medians"][side]))
     if ceiling:
         per_step = ceiling["per_step_ms"]

@@ -10,6 +10,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+import torch
+
 #: Where Linux describes the processor.
 CPUINFO_PATH = "/proc/cpuinfo"
 #: How long git may take to answer before the commit is recorded as unknown.
@@ -35,8 +37,6 @@ def gpu_model(device: str | None) -> str | None:
     on a CUDA GPU here, else None: a figure made on a GPU must say so beside the CPU."""
     if not device or not (str(device) == "auto" or str(device).startswith("cuda")):
         return None
-    import torch  # here, not at the top: provenance is read by tools that need no torch
-
     if not torch.cuda.is_available():
         return None
     index = torch.device(device).index if str(device).startswith("cuda") else None

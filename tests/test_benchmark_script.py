@@ -13,6 +13,7 @@ SCRIPT = "0_setup/0.2_benchmark.py"
 FAKE_SCRATCH_STEPS_PER_SECOND = 123.5
 
 #: Stands in for 2.4: takes its flags, writes a summary.json with steps_per_second, prints the path last.
+#: It reports fp32 whatever --precision asked, as 2.5 does on a CPU without bf16.
 FAKE_SCRATCH = f'''
 import json, sys
 from pathlib import Path
@@ -21,7 +22,7 @@ logdir = Path(args[args.index("--logdir") + 1])
 precision = args[args.index("--precision") + 1]
 run = logdir / precision
 run.mkdir(parents=True, exist_ok=True)
-(run / "summary.json").write_text(json.dumps({{"steps_per_second": {FAKE_SCRATCH_STEPS_PER_SECOND}, "precision": precision}}))
+(run / "summary.json").write_text(json.dumps({{"steps_per_second": {FAKE_SCRATCH_STEPS_PER_SECOND}, "precision": "fp32"}}))
 print("training...")
 print(run / "summary.json")
 '''
@@ -60,6 +61,7 @@ def test_tiny_benchmark(tmp_path: Path, logdir: Path) -> None:
     assert table == summary["table"]
     assert "| SubprocVecEnv | 2 |" in table and "SB3 PPO --fast" in table and "2.4 from scratch" in table
     assert "chosen like --fast" in table
+    assert "2.5: 2.4 with its speed levers (ale_vector, fp32 update" in table  # the precision it ran, not asked
 
     # the ceiling: the parts of a --fast iteration timed alone, and each side's share of it
     ceiling = summary["ceiling"]
