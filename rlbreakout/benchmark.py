@@ -252,8 +252,10 @@ def measure_breakdown(side: str, train_steps: int, n_envs: int, env_id: str, see
     inference at batch ``n_envs``, so the parent can turn times into FLOP/s.
     """
     model, settings, hyper = _build_ppo(side, n_envs, env_id, seed, tiny=tiny, stock_torch_threads=0, device=device)
-    flops = {"training_minibatch": policy_flops(model.policy, hyper["batch_size"])["training"],
-             "inference_batch": policy_flops(model.policy, n_envs)["inference"]}
+    counted = policy_flops(model.policy, hyper["batch_size"])
+    # FLOPs grow with the batch exactly (one network per sample): the rollout's batch of n_envs from the same count
+    flops = {"training_minibatch": counted["training"],
+             "inference_batch": counted["inference"] // hyper["batch_size"] * n_envs}
     with timed_training_parts(model) as parts:
         model.learn(train_steps)
     model.get_env().close()

@@ -284,8 +284,8 @@ def train(plan: PlannedRun, logdir: Path, child: ChildRun) -> Path:
     if finished and run_dir is not None:
         return run_dir
     args = plan.train_args(in_repo(logdir))
-    if run_dir is not None and (run_dir / FINAL_MODEL_FILE).is_file() or (
-            run_dir is not None and checkpoint_steps(run_dir) >= plan.timesteps):
+    if run_dir is not None and ((run_dir / FINAL_MODEL_FILE).is_file()
+                                or checkpoint_steps(run_dir) >= plan.timesteps):
         # Killed after its last step but before summary.json: nothing left to resume (the
         # script refuses a --resume with no steps left), so the run starts over in a new folder.
         print(f"{run_dir} trained all its steps but wrote no {SUMMARY_FILE}; starting {plan.key} again", flush=True)
