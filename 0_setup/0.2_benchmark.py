@@ -18,7 +18,9 @@ measured fastest here, with torch and ALE threads chosen from the free cores. It
    inference and a whole env step reach, as a share of the peak in their precision
    (FLOPs counted by torch's FlopCounterMode, rlbreakout/flops.py);
 6. the training step split into forward, backward, optimiser and the rest, per minibatch,
-   for stock and --fast (rlbreakout/step_breakdown.py).
+   for stock and --fast (rlbreakout/step_breakdown.py);
+7. with ``--parity-steps N``: learning parity, 2.3 trained N steps stock and with ``--fast``
+   for ``--parity-seeds`` seeds, each scored over 30 whole games (rlbreakout/parity.py).
 
 Every measurement runs in a fresh process; stock and fast alternate (A B, B A, ...)
 and the table shows medians, because a shared machine drifts.
@@ -26,6 +28,7 @@ and the table shows medians, because a shared machine drifts.
 Run it:  python 0_setup/0.2_benchmark.py                   # ~15 min on 2 cores
          python 0_setup/0.2_benchmark.py --tiny            # seconds: checks that it runs
          python 0_setup/0.2_benchmark.py --device cuda     # the network on a GPU (envs stay on the CPU)
+         RLBREAKOUT_COMPILE=1 python 0_setup/0.2_benchmark.py --parts peak --parity-steps 50000  # ~20 min
 Read:    0_setup/README.md and the README's "Performance" section
 """
 
@@ -54,7 +57,9 @@ from rlbreakout.benchmark import (
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import check_env_id
 from rlbreakout.errors import ConfigError
+from rlbreakout.fast import lever_label
 from rlbreakout.hardware import bf16_supported
+from rlbreakout.parity import PARITY_EVAL_GAMES, parity_markdown, run_parity, within_spread
 from rlbreakout.threads import free_cores
 from rlbreakout.runs import Run
 from rlbreakout.step_breakdown import PARTS as BREAKDOWN_PARTS
@@ -67,6 +72,8 @@ ZOO_SCRIPT = REPO_ROOT / "2_baselines" / "2.3_copying_hp_zoo.py"
 #: Whole games in the final evaluation of the --zoo-steps run (the README tables use 20).
 ZOO_EVAL_GAMES = 20
 TABLE_FILE = "benchmark.md"
+#: What summary.json keeps of each parity run.
+PARITY_KEYS = ("seed", "timesteps", "steps_per_second", "mean_reward", "median_reward", "wall_seconds", "run_dir")
 #: Tiny mode: a few seconds per measurement, same code paths.
 TINY = {"n_envs_list": [2], "repeats": 1, "env_steps": 64, "timesteps": 128, "n_envs": 2}
 PARTS: tuple[str, ...] = ("env", "ppo", "scratch", "ceiling", "peak", "breakdown")
@@ -95,6 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zoo-steps", type=int, default=0,
                         help="also train 2.3 --fast for this many env steps on --device and evaluate it "
                              f"over {ZOO_EVAL_GAMES} games (1000000 on a GPU gives the README's figures; 0: skip)")
+    parser.add_argument("--parity-steps", type=int, default=0,
+                        help="also train 2.3 this many env steps stock and with --fast for each parity seed and "
+                             "compare the scores (50000 gives the README's table; 0: skip)")
+    parser.add_argument("--parity-seeds", type=int, default=3, help="seeds 0..N-1 of the parity runs")
     parser.add_argument("--tiny", action="store_true", help="seconds-long measurements (tests)")
     args = parse_script_args(parser, argv)
     try:
@@ -110,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.repeats < 1 or args.env_steps < 1 or args.timesteps < 1 or not args.n_envs_list:
         raise ConfigError("--repeats, --env-steps, --timesteps and --n-envs-list must be positive.")
+    if args.parity_steps < 0 or args.parity_seeds < 1:
+        raise ConfigError(f"--parity-steps must be >= 0 (0 skips parity) and --parity-seeds >= 1; "
+                          f"got {args.parity_steps} and {args.parity_seeds}.")
     args.device = resolve_device(args.device)  # envs always step on the CPU; --device moves the network
     return args
 
@@ -144,7 +158,8 @@ def measure_ppo(args: argparse.Namespace) -> dict[str, Any]:
         child = run_child(child_command(spec), timeout=CHILD_TIMEOUT_SECONDS)
         runs[side].append({**child.result, "peak_rss_mb": child.peak_rss_mb, "load": load_average()})
         print(f"ppo  {side:13s} repeat {repeat}: {child.result['steps_per_second']:6.1f} steps/s "
-              f"({child.result['backend']}, {child.result['precision']}, torch threads "
+              f"({child.result['backend']}, {child.result['precision']}"
+              f"{', compiled' if child.result.get('compile') else ''}, torch threads "
               f"{child.result['torch_threads']}, rollout {child.result['rollout_fraction']:.0%} of the time)", flush=True)
     medians = {side: median([r["steps_per_second"] for r in runs[side]]) for side in sides}
     speedup = medians["fast"] / medians["stock"] if medians["stock"] else None
@@ -381,17 +396,30 @@ if args.zoo_steps > 0:
           f"{zoo_games}-game mean {zoo_run['mean_reward']:.1f} / median {zoo_run['median_reward']:.1f}",
           flush=True)
 
+# %% Learning parity (--parity-steps): the same short 2.3 run stock and --fast, seed by seed
+parity = None
+if args.parity_steps > 0:
+    tiny_ppo = ["--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1"] if args.tiny else []
+    parity_runs = run_parity(ZOO_SCRIPT, args.parity_steps, range(args.parity_seeds), run.dir / "parity",
+                             eval_games=2 if args.tiny else PARITY_EVAL_GAMES, extra=["--env", args.env, *tiny_ppo])
+    parity = {"steps": args.parity_steps, "within_spread": within_spread(parity_runs),
+              "table": parity_markdown(parity_runs, args.parity_steps),
+              "runs": {side: [{key: summary.get(key) for key in PARITY_KEYS} for summary in summaries]
+                       for side, summaries in parity_runs.items()}}
+
 # %% Table and summary.json
 fast_runs = ppo["runs"]["fast"] if ppo else []
 levers = ceiling["levers"] if ceiling else (
-    {"precision": fast_runs[0]["precision"], "channels_last": fast_runs[0]["channels_last"]} if fast_runs else None)
-lever_text = f"{levers['precision']} {'channels_last' if levers['channels_last'] else 'NCHW'}" if levers else None
+    {key: fast_runs[0].get(key, False) for key in ("precision", "channels_last", "compile")} if fast_runs else None)
+lever_text = lever_label(levers) if levers else None
 if lever_text:
     print(f"levers --fast chose on this machine: {lever_text}", flush=True)
 machine = {"cpu": cpu_model(), "cores": cores, "cpu_flags": flags, "bf16": bf16_supported(args.device),
            "device": args.device, "levers": lever_text, "repeats": args.repeats,
            "busy_cores_before": round(busy_before, 2), "load_before": round(load_before, 2), "load_after": load_average()}
 table = markdown_table(env_rows, ppo, scratch, machine, ceiling, peak, limit_rows, breakdown)
+if parity:
+    table += "\n" + parity["table"]
 (run.dir / TABLE_FILE).write_text(table)
 print("\n" + table, flush=True)
 fast_sps = ppo["medians"]["fast"] if ppo else None
@@ -405,5 +433,5 @@ run.finish(
     physical_limit=limit_rows, machine=machine, n_envs=args.n_envs,
     repeats=args.repeats, tiny=args.tiny, device=args.device,
     zoo_run={key: zoo_run[key] for key in ("timesteps", "steps_per_second", "mean_reward", "median_reward", "run_dir")}
-    if zoo_run else None,
+    if zoo_run else None, parity=parity,
 )

@@ -8,7 +8,8 @@ that runs here. What 2.5 adds:
 
 * the levers of rlbreakout/scratch_speed.py, on by default: ale-py's C++ vector env
   (``--backend ale_vector``), bf16 autocast where the hardware has it (``--precision``),
-  fused Adam, torch and ALE threads from the free cores, glibc keeping freed memory;
+  fused Adam, torch and ALE threads from the free cores, glibc keeping freed memory, the
+  faster layout, and for runs long enough a ``torch.compile``-d update where it measured faster;
 * ``--overlap`` (on by default), written out below: envpool's asynchronous pattern. The games
   are two vector envs of n_envs / 2. ``send`` hands one half its actions and returns at once;
   while ale-py's C++ threads step that half, the network acts for the other half; ``recv``
@@ -61,7 +62,9 @@ device = ppo.validate(args)
 if args.overlap and (args.backend != "ale_vector" or args.n_envs % 2):
     raise ConfigError("--overlap needs --backend ale_vector (the classic envs step in this thread, so nothing "
                       f"overlaps) and an even --n-envs (got {args.backend}, {args.n_envs}); or pass --no-overlap.")
-speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads, measure_layout=True)
+speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads, measure_layout=True,
+                     batch_size=args.n_envs * args.num_steps // args.num_minibatches, timesteps=args.timesteps,
+                     n_epochs=args.update_epochs)  # layout measured; compiled update for long runs where it pays
 run = Run.from_args(__file__, args, **speed.to_config())  # run folder, config.json, seeds python/numpy/torch
 
 # %% Environment: the games as two halves (one with --no-overlap), each its own vector env

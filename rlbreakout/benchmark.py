@@ -54,6 +54,9 @@ STOCK_MATCHED = "stock_threads"
 #: rl-baselines3-zoo's Atari PPO (atari.yml), as constants; schedules do not change speed.
 ZOO_PPO: dict[str, Any] = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 2.5e-4,
                            "clip_range": 0.1, "ent_coef": 0.01, "vf_coef": 0.5}
+#: The run length ``--fast`` decides for in the benchmark (torch.compile is tried only for long
+#: runs): the 1e6 steps of the chapters' headline runs. Tiny mode decides for a short run.
+DECIDE_FOR_TIMESTEPS = 1_000_000
 #: Tiny mode (tests): a few updates only, same code path.
 TINY_PPO: dict[str, Any] = {**ZOO_PPO, "n_steps": 16, "batch_size": 32, "n_epochs": 1}
 #: How often the parent samples the child's memory.
@@ -195,8 +198,9 @@ def _build_ppo(side: str, n_envs: int, env_id: str, seed: int, *, tiny: bool, st
             torch.set_num_threads(stock_torch_threads)
         settings = SpeedSettings()
     else:
-        settings = fast_settings(True, device=device, env_id=env_id, n_envs=n_envs,
-                                 batch_size=hyper["batch_size"], verbose=False)
+        settings = fast_settings(True, device=device, env_id=env_id, n_envs=n_envs, batch_size=hyper["batch_size"],
+                                 verbose=False, timesteps=None if tiny else DECIDE_FOR_TIMESTEPS,
+                                 n_epochs=hyper["n_epochs"])
     venv = make_env(env_id, n_envs, seed=seed, backend=settings.backend, ale_threads=settings.ale_threads)
     model = PPO(settings.policy_class, venv, seed=seed, device=device, verbose=0,
                 policy_kwargs=settings.policy_kwargs or None, **hyper)
@@ -208,7 +212,7 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
     """SB3 PPO ``CnnPolicy`` training steps per second: ``stock`` (classic, fp32), ``fast``,
     or :data:`STOCK_MATCHED`.
 
-    The first iteration (allocation, first-call costs) is not counted when there are more.
+    The first iteration (allocation, first-call costs, a compile) is not counted when there are more.
     """
     model, settings, hyper = _build_ppo(side, n_envs, env_id, seed, tiny=tiny,
                                         stock_torch_threads=stock_torch_threads, device=device)
@@ -226,7 +230,8 @@ def measure_ppo(side: str, train_steps: int, n_envs: int, env_id: str, seed: int
         counted_steps, seconds = model.num_timesteps, end - start
         rollout = sum(e - s for s, e in zip(starts, ends))
     return {"side": side, "backend": settings.backend, "precision": settings.precision,
-            "channels_last": settings.channels_last, "torch_threads": torch.get_num_threads(),
+            "channels_last": settings.channels_last, "compile": settings.compile,
+            "compile_seconds": settings.compile_seconds, "torch_threads": torch.get_num_threads(),
             "threads": {**settings.cores, "torch_threads": settings.torch_threads, "ale_threads": settings.ale_threads},
             "timings_ms": settings.to_config()["timings_ms"],
             "steps": counted_steps, "seconds": seconds, "steps_per_second": counted_steps / seconds,
@@ -277,7 +282,7 @@ def measure_ceiling(n_envs: int, env_id: str, seed: int, *, tiny: bool = False, 
     """
     hyper = TINY_PPO if tiny else ZOO_PPO
     settings = fast_settings(True, device=device, env_id=env_id, n_envs=n_envs, batch_size=hyper["batch_size"],
-                             verbose=False)
+                             verbose=False, timesteps=None if tiny else DECIDE_FOR_TIMESTEPS, n_epochs=hyper["n_epochs"])
     train = time_minibatch(settings.levers, device, hyper["batch_size"], repeats=CEILING_REPEATS)
     train_per_step = hyper["n_epochs"] * train / hyper["batch_size"]
 

@@ -17,6 +17,17 @@ Why each lever (measured in ``0_setup/0.2_benchmark.py``, README "Performance"):
   (where supported) x NCHW or channels_last, and keeps the fastest. fp32 NCHW is stock
   SB3's setting: another candidate is kept only if it measured faster. A resumed run passes
   its recorded choice back (``levers=``) and is not measured again.
+* **torch.compile of the training step** (inductor): :class:`MixedPrecisionCnnPolicy`
+  compiles ``evaluate_actions`` (and so its backward) when ``compile_training`` is set. It
+  is a fifth measured candidate, on top of the fastest eager one, and only for runs long
+  enough to pay for it: compiling takes 10-25 s on 2 cores, so it is tried only when the
+  run's training minibatches take :data:`COMPILE_MIN_TRAINING_SECONDS` or more, and kept
+  only when the seconds it saves over the whole run exceed the seconds it took to compile
+  (:func:`compile_pays`). The run's own compile happens in its first update, inside its
+  wall time and its steps/s. ``RLBREAKOUT_COMPILE=0`` turns the candidate off, ``=1``
+  compiles whatever the run's length, without measuring (the parity runs in 0_setup/README.md
+  use it); a machine where inductor cannot build (no C++ compiler on the CPU, no triton on a
+  GPU) skips it with a note.
 * **threads from free cores** (:mod:`rlbreakout.threads`) and **the allocator keeps freed
   memory** (:mod:`rlbreakout.allocator`).
 
@@ -32,6 +43,9 @@ benchmark's README section reports same-seed parity runs.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,17 +73,31 @@ from rlbreakout.threads import configure_threads
 PIXEL_MAX = 255.0
 #: The Adam epsilon SB3's policies use for Atari PPO (torch's default is 1e-8).
 SB3_ADAM_EPS = 1e-5
-#: Stock SB3's precision and layout: the reference every measured candidate must beat.
-STOCK_LEVERS: dict[str, Any] = {"precision": "fp32", "channels_last": False}
-#: The lever measurement: minibatch of the run, capped so four candidates take ~2 s on 2 cores.
-MEASURE_MAX_BATCH = 128
+#: Stock SB3's precision, layout and eager training step: the reference every measured candidate must beat.
+STOCK_LEVERS: dict[str, Any] = {"precision": "fp32", "channels_last": False, "compile": False}
+#: The lever measurement: the run's own minibatch, capped so four candidates take ~3 s on 2 cores.
+#: (At 128 the measurement chose bf16 NCHW on an AVX-512-BF16 EPYC, while channels_last was the
+#: faster one at the zoo's 256, so the cap is the zoo's minibatch.)
+MEASURE_MAX_BATCH = 256
 MEASURE_WARMUP = 1
 MEASURE_REPEATS = 2
+#: torch.compile is tried only for runs whose training minibatches take this many seconds at the
+#: eager winner's speed: it gained 10-18 % a minibatch on a bf16 EPYC and costs 10-25 s to compile,
+#: so shorter runs (tests, the demo, 100k-step chapters) cannot pay it back and skip the measurement.
+COMPILE_MIN_TRAINING_SECONDS = 250.0
+#: Compiled minibatches timed after the compiling one (a compiled step is steadier than an eager one).
+COMPILE_REPEATS = 3
+#: ``RLBREAKOUT_COMPILE=0``: never compile in this process; ``=1``: always (where inductor can
+#: build), unmeasured; unset: measured, for long runs (:func:`maybe_compile`).
+COMPILE_ENV = "RLBREAKOUT_COMPILE"
+#: The compilers inductor can build its CPU kernels with.
+CPU_COMPILERS = ("cc", "gcc", "g++", "clang", "clang++", "cl")
 #: Observations of the measured policy: 4 stacked 84x84 grey frames, Breakout's 4 actions.
 MEASURE_OBS_SPACE = gym.spaces.Box(0, 255, (4, DEFAULT_SCREEN_SIZE, DEFAULT_SCREEN_SIZE), np.uint8)
 MEASURE_ACTION_SPACE = gym.spaces.Discrete(4)
-#: The zoo's Atari minibatch, measured when the caller does not say.
+#: The zoo's Atari minibatch and passes over each rollout, when the caller does not say.
 DEFAULT_BATCH_SIZE = 256
+DEFAULT_N_EPOCHS = 4
 
 
 # %% The mixed-precision extractor and policy
@@ -100,6 +128,12 @@ class BF16NatureCNN(NatureCNN):
         self.to(memory_format=torch.channels_last)
         self._weights_channels_last = True
 
+    def prepare_layout(self) -> None:
+        """Convert the conv weights to channels_last now, if this extractor uses that layout and has
+        not yet: before torch.compile traces it (replacing Parameters cannot be traced)."""
+        if self.channels_last and not self._weights_channels_last:
+            self._convert_weights()
+
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Features of ``observations`` as float32.
 
@@ -113,8 +147,7 @@ class BF16NatureCNN(NatureCNN):
         if x.dtype == torch.uint8:
             x = x.to(torch.bfloat16 if use_bf16 else torch.float32).div_(PIXEL_MAX)
         if self.channels_last and x.dim() == 4:
-            if not self._weights_channels_last:
-                self._convert_weights()
+            self.prepare_layout()
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             features = super().forward(x)
@@ -129,7 +162,32 @@ class MixedPrecisionCnnPolicy(ActorCriticCnnPolicy):
     a tenth of each ``--fast`` iteration here (0.21 of 2.0 s under cProfile). This policy hands
     the uint8 images over unscaled. Same parameters, same outputs (see the tests); any other
     case takes SB3's own path.
+
+    ``compile_training=True`` runs :meth:`evaluate_actions`, the forward pass of PPO's update,
+    through ``torch.compile`` (compiled at its first call, the run's first update); acting
+    and evaluation stay eager. SB3 keeps the flag in a saved model's ``policy_kwargs``, so a
+    resumed run compiles again; a policy saved alone (``policy.save``) loads eager.
     """
+
+    def __init__(self, *args: Any, compile_training: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.compile_training = bool(compile_training)
+        self._compiled_evaluate_actions: Callable[..., Any] | None = None
+        # Decided once: SB3's is_image_space branches on numpy bounds, which torch.compile cannot trace.
+        self._image_observations = (isinstance(self.observation_space, gym.spaces.Box)
+                                    and is_image_space(self.observation_space))
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: Any, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if not self.compile_training:
+            return super().evaluate_actions(obs, actions)
+        if self._compiled_evaluate_actions is None:
+            for extractor in {self.features_extractor, self.pi_features_extractor, self.vf_features_extractor}:
+                if isinstance(extractor, BF16NatureCNN):
+                    extractor.prepare_layout()
+            self._compiled_evaluate_actions = torch.compile(super().evaluate_actions)
+        return self._compiled_evaluate_actions(obs, actions)
 
     def extract_features(  # type: ignore[override]
         self, obs: Any, features_extractor: BaseFeaturesExtractor | None = None
@@ -140,37 +198,44 @@ class MixedPrecisionCnnPolicy(ActorCriticCnnPolicy):
         return super().extract_features(obs, features_extractor)
 
     def _scales_images_itself(self, obs: Any, extractor: BaseFeaturesExtractor) -> bool:
-        return (self.normalize_images and isinstance(extractor, BF16NatureCNN)
-                and isinstance(obs, torch.Tensor) and obs.dtype == torch.uint8
-                and isinstance(self.observation_space, gym.spaces.Box) and is_image_space(self.observation_space))
+        return (self.normalize_images and self._image_observations and isinstance(extractor, BF16NatureCNN)
+                and isinstance(obs, torch.Tensor) and obs.dtype == torch.uint8)
 
 
 def policy_class(policy_kwargs: Mapping[str, Any]) -> type[ActorCriticCnnPolicy] | str:
     """The PPO policy for ``policy_kwargs``: :class:`MixedPrecisionCnnPolicy` for the
-    mixed-precision extractor, else SB3's ``"CnnPolicy"`` (so stock runs stay stock)."""
+    mixed-precision extractor or a compiled training step, else SB3's ``"CnnPolicy"`` (so
+    stock runs stay stock)."""
+    if policy_kwargs.get("compile_training"):
+        return MixedPrecisionCnnPolicy
     extractor = policy_kwargs.get("features_extractor_class")
     if isinstance(extractor, type) and issubclass(extractor, BF16NatureCNN):
         return MixedPrecisionCnnPolicy
     return "CnnPolicy"
 
 
-def cnn_policy_kwargs(precision: str, *, channels_last: bool = False) -> dict[str, Any]:
+def cnn_policy_kwargs(precision: str, *, channels_last: bool = False, compile_training: bool = False) -> dict[str, Any]:
     """``policy_kwargs`` for PPO's CNN policy with the same parameter shapes as stock.
 
     :param precision: ``bf16`` or ``fp32`` (pass it through :func:`resolve_precision` first)
-    :param channels_last: NHWC weights and batches; ``fp32`` without it returns ``{}`` (stock SB3)
+    :param channels_last: NHWC weights and batches; ``fp32`` without it (or compile) returns ``{}`` (stock SB3)
+    :param compile_training: ``torch.compile`` the update's forward (see :class:`MixedPrecisionCnnPolicy`)
     """
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISION_CHOICES)}.")
-    if precision == "fp32" and not channels_last:
+    if precision == "fp32" and not channels_last and not compile_training:
         return {}
-    return {"features_extractor_class": BF16NatureCNN,
-            "features_extractor_kwargs": {"bf16": precision == "bf16", "channels_last": bool(channels_last)},
-            "net_arch": []}  # what SB3 gives exactly-NatureCNN; see BF16NatureCNN
+    kwargs = {"features_extractor_class": BF16NatureCNN,
+              "features_extractor_kwargs": {"bf16": precision == "bf16", "channels_last": bool(channels_last)},
+              "net_arch": []}  # what SB3 gives exactly-NatureCNN; see BF16NatureCNN
+    if compile_training:
+        kwargs["compile_training"] = True
+    return kwargs
 
 
 def _run_policy_kwargs(levers: Mapping[str, Any], device: str, fused_adam: bool) -> dict[str, Any]:
-    kwargs = cnn_policy_kwargs(levers["precision"], channels_last=bool(levers["channels_last"]))
+    kwargs = cnn_policy_kwargs(levers["precision"], channels_last=bool(levers["channels_last"]),
+                               compile_training=bool(levers.get("compile", False)))
     if fused_adam and device_type(device) in FUSED_ADAM_DEVICES:
         # One fused kernel per Adam step instead of a dozen small ops per tensor; same update rule.
         # SB3 passes eps=1e-5 only when optimizer_kwargs is left out, so it is repeated here.
@@ -180,18 +245,51 @@ def _run_policy_kwargs(levers: Mapping[str, Any], device: str, fused_adam: bool)
 
 # %% Measuring the levers
 def lever_label(levers: Mapping[str, Any]) -> str:
-    """``"bf16 channels_last"``, ``"fp32 NCHW"``, ...: one candidate, readable."""
-    return f"{levers['precision']} {'channels_last' if levers['channels_last'] else 'NCHW'}"
+    """``"bf16 channels_last"``, ``"fp32 NCHW compiled"``, ...: one candidate, readable."""
+    label = f"{levers['precision']} {'channels_last' if levers['channels_last'] else 'NCHW'}"
+    return f"{label} compiled" if levers.get("compile") else label
 
 
 def lever_candidates(device: str, precision: str | None = None) -> list[dict[str, Any]]:
-    """The candidates to measure, the reference first: stock fp32 NCHW (or ``precision`` NCHW
-    when the precision is fixed), then channels_last, then bf16 where :func:`bf16_supported`."""
+    """The eager candidates to measure, the reference first: stock fp32 NCHW (or ``precision``
+    NCHW when the precision is fixed), then channels_last, then bf16 where :func:`bf16_supported`.
+    (The compiled candidate is the eager winner compiled, see :func:`fast_settings`.)"""
     if precision is not None:
         precisions = [precision]
     else:
         precisions = ["fp32", *(["bf16"] if bf16_supported(device) else [])]
-    return [{"precision": p, "channels_last": layout} for p in precisions for layout in (False, True)]
+    return [{"precision": p, "channels_last": layout, "compile": False} for p in precisions for layout in (False, True)]
+
+
+def compile_unavailable_reason(device: str) -> str | None:
+    """Why torch.compile is not tried here (None: it is): turned off by :data:`COMPILE_ENV` ``=0``,
+    or inductor has nothing to build with (a C++ compiler for the CPU, triton for a GPU)."""
+    if compile_forced() is False:
+        return f"{COMPILE_ENV}=0"
+    if device_type(device) == "cuda":
+        return None if importlib.util.find_spec("triton") else "triton is not installed (inductor's GPU kernels need it)"
+    if not any(shutil.which(name) for name in CPU_COMPILERS):
+        return "no C++ compiler on PATH (inductor builds its CPU kernels with one)"
+    return None
+
+
+def compile_forced() -> bool | None:
+    """:data:`COMPILE_ENV`: True (``1``) always compile, False (``0``) never, None (unset) measure."""
+    value = os.environ.get(COMPILE_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ConfigError(f"{COMPILE_ENV}={value!r} is not understood; set it to 1 (always compile the training "
+                          f"step), 0 (never), or leave it unset (measured for long runs).")
+    return None if value == "" else value == "1"
+
+
+def training_minibatches(timesteps: int, n_epochs: int, batch_size: int) -> int:
+    """How many minibatches PPO trains on in ``timesteps`` env steps (each sample seen ``n_epochs`` times)."""
+    return max(0, int(timesteps)) * max(1, int(n_epochs)) // max(1, int(batch_size))
+
+
+def compile_pays(eager_seconds: float, compiled_seconds: float, compile_seconds: float, minibatches: int) -> bool:
+    """True when compiling saves more over the run's ``minibatches`` than the compile costs."""
+    return (eager_seconds - compiled_seconds) * minibatches > compile_seconds
 
 
 def measurement_policy(levers: Mapping[str, Any], device: str) -> ActorCriticCnnPolicy:
@@ -212,6 +310,20 @@ def time_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, *,
                    warmup: int = MEASURE_WARMUP, repeats: int = MEASURE_REPEATS) -> float:
     """Seconds of one PPO training minibatch (forward, losses, backward, Adam step) with ``levers``:
     the fastest of ``repeats`` after ``warmup``. Leaves torch's random state as it was."""
+    return min(minibatch_seconds(levers, device, batch_size, warmup + repeats)[warmup:])
+
+
+def time_compiled_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, *,
+                            repeats: int = COMPILE_REPEATS) -> tuple[float, float]:
+    """(seconds the compile took, seconds of one compiled minibatch) for ``levers`` with ``compile``:
+    the first minibatch compiles, the fastest of the next ``repeats`` is the compiled speed."""
+    seconds = minibatch_seconds({**levers, "compile": True}, device, batch_size, 1 + repeats)
+    steady = min(seconds[1:])
+    return max(seconds[0] - steady, 0.0), steady
+
+
+def minibatch_seconds(levers: Mapping[str, Any], device: str, batch_size: int, count: int) -> list[float]:
+    """Seconds of each of ``count`` PPO training minibatches in a row on a fresh policy with ``levers``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         policy = measurement_policy(levers, device)
@@ -219,7 +331,7 @@ def time_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, *,
         obs = torch.randint(0, 256, (batch_size, *MEASURE_OBS_SPACE.shape), dtype=torch.uint8, device=where)
         actions = torch.randint(0, int(MEASURE_ACTION_SPACE.n), (batch_size,), device=where)
         seconds = []
-        for index in range(warmup + repeats):
+        for _ in range(count):
             _synchronize(where)
             start = time.perf_counter()
             values, log_prob, entropy = policy.evaluate_actions(obs, actions)
@@ -228,9 +340,8 @@ def time_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, *,
             loss.backward()
             policy.optimizer.step()
             _synchronize(where)
-            if index >= warmup:
-                seconds.append(time.perf_counter() - start)
-    return min(seconds)
+            seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def choose_levers(candidates: Sequence[Mapping[str, Any]],
@@ -244,7 +355,8 @@ def choose_levers(candidates: Sequence[Mapping[str, Any]],
     for candidate in candidates[1:]:
         if timings[lever_label(candidate)] < timings[lever_label(best)]:
             best = candidate
-    return {"precision": best["precision"], "channels_last": bool(best["channels_last"])}, timings
+    return {"precision": best["precision"], "channels_last": bool(best["channels_last"]),
+            "compile": bool(best.get("compile", False))}, timings
 
 
 # %% One call for the training scripts
@@ -255,6 +367,8 @@ class SpeedSettings:
     backend: str = "classic"
     precision: str = "fp32"
     channels_last: bool = False
+    #: the update's forward runs through torch.compile (see :class:`MixedPrecisionCnnPolicy`)
+    compile: bool = False
     #: for PPO's ``policy_kwargs`` (``{}``: stock SB3)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     #: torch threads set by ``--fast``; None: torch's default left alone (stock)
@@ -267,6 +381,8 @@ class SpeedSettings:
     timings: dict[str, float] = field(default_factory=dict)
     #: the cores seen when the threads were chosen (``cores``, ``busy_cores``, ``free_cores``)
     cores: dict[str, Any] = field(default_factory=dict)
+    #: seconds the measured torch.compile took (None: compile was not measured)
+    compile_seconds: float | None = None
 
     @property
     def policy_class(self) -> type[ActorCriticCnnPolicy] | str:
@@ -276,13 +392,14 @@ class SpeedSettings:
     @property
     def levers(self) -> dict[str, Any]:
         """The measured choice, to pass back as ``fast_settings(..., levers=...)`` on resume."""
-        return {"precision": self.precision, "channels_last": self.channels_last}
+        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
 
     def to_config(self) -> dict[str, Any]:
         """JSON-ready, for config.json; ``fast_settings(..., levers=<this dict>)`` reuses the choice."""
         return {"backend": self.backend, **self.levers, "torch_threads": self.torch_threads,
                 "ale_threads": self.ale_threads, "keeps_freed_memory": self.keeps_freed_memory,
                 "notes": list(self.notes), "timings_ms": {k: round(v * 1000, 2) for k, v in self.timings.items()},
+                "compile_seconds": None if self.compile_seconds is None else round(self.compile_seconds, 2),
                 "cores": dict(self.cores)}
 
 
@@ -318,6 +435,8 @@ def fast_settings(
     batch_size: int = DEFAULT_BATCH_SIZE,
     levers: Mapping[str, Any] | None = None,
     verbose: bool = True,
+    timesteps: int | None = None,
+    n_epochs: int = DEFAULT_N_EPOCHS,
 ) -> SpeedSettings:
     """Turn ``--fast``, ``--precision`` and ``--backend`` into what a training script needs.
 
@@ -325,9 +444,10 @@ def fast_settings(
     ``precision`` / ``backend`` say otherwise. With ``fast``: ale_vector where it
     reproduces the env (else classic, with a note), threads from the free cores, the
     allocator lever, and precision x layout measured (see :func:`choose_levers`) at
-    ``batch_size`` (capped at :data:`MEASURE_MAX_BATCH`) on ``device``. An explicit
-    ``precision`` wins over the measurement; ``levers`` (a recorded choice, e.g.
-    ``SpeedSettings.to_config()`` from config.json) skips it.
+    ``batch_size`` (capped at :data:`MEASURE_MAX_BATCH`) on ``device``; then, for a run of
+    ``timesteps`` long enough (:data:`COMPILE_MIN_TRAINING_SECONDS`), the winner compiled
+    (:func:`maybe_compile`). An explicit ``precision`` wins over the measurement; ``levers``
+    (a recorded choice, e.g. ``SpeedSettings.to_config()`` from config.json) skips it.
 
     Usage::
 
@@ -336,12 +456,14 @@ def fast_settings(
         model = PPO(speed.policy_class, venv, policy_kwargs=speed.policy_kwargs, ...)
 
     :param verbose: print the notes, the measured candidates and the choice
+    :param timesteps: env steps the run will train (None: compile is not considered)
+    :param n_epochs: PPO's passes over each rollout (with ``timesteps``: the run's minibatches)
     """
     notes: list[str] = []
     backend = _choose_backend(fast, backend, env_id, wrapper, env_kwargs, wrapper_kwargs, notes)
     explicit = resolve_precision(precision, device) if precision is not None else None
     if not fast:
-        chosen = {"precision": explicit or "fp32", "channels_last": False}
+        chosen = {"precision": explicit or "fp32", "channels_last": False, "compile": False}
         if verbose:
             for note in notes:
                 print(note, flush=True)
@@ -351,16 +473,25 @@ def fast_settings(
     threads = configure_threads(n_envs)
     keeps_memory = keep_freed_memory()
     timings: dict[str, float] = {}
+    compile_seconds = None
     if levers is not None:
+        unavailable = compile_unavailable_reason(device) if levers.get("compile") else None
+        if unavailable:
+            notes.append(f"note: the recorded choice compiled the training step; not here: {unavailable}")
         chosen = {"precision": explicit or resolve_precision(str(levers["precision"]), device),
-                  "channels_last": bool(levers["channels_last"])}
+                  "channels_last": bool(levers["channels_last"]),
+                  "compile": bool(levers.get("compile", False)) and unavailable is None}
         how = "recorded choice, not measured"
     else:
         batch = max(1, min(int(batch_size), MEASURE_MAX_BATCH))
         chosen, timings = choose_levers(lever_candidates(device, explicit),
                                         lambda c: time_minibatch(c, device, batch))
+        minibatches = training_minibatches(timesteps or 0, n_epochs, batch)
+        chosen, compile_seconds = maybe_compile(chosen, timings, device, batch, minibatches, notes)
         how = (f"ms per training minibatch of {batch} on {device}: "
                + ", ".join(f"{label} {seconds * 1000:.0f}" for label, seconds in timings.items()))
+        if compile_seconds is not None:
+            how += f"; compiling took {compile_seconds:.0f} s"
     if verbose:
         for note in notes:
             print(note, flush=True)
@@ -371,4 +502,37 @@ def fast_settings(
     return SpeedSettings(backend=backend, policy_kwargs=_run_policy_kwargs(chosen, device, fused_adam=True),
                          torch_threads=threads["torch_threads"], ale_threads=threads["ale_threads"],
                          keeps_freed_memory=keeps_memory, notes=tuple(notes), timings=timings,
-                         cores={k: threads[k] for k in ("cores", "busy_cores", "free_cores")}, **chosen)
+                         cores={k: threads[k] for k in ("cores", "busy_cores", "free_cores")},
+                         compile_seconds=compile_seconds, **chosen)
+
+
+def maybe_compile(chosen: Mapping[str, Any], timings: dict[str, float], device: str, batch: int, minibatches: int,
+                  notes: list[str]) -> tuple[dict[str, Any], float | None]:
+    """(``chosen``, with ``compile`` where it pays; the compile's seconds, None if not measured).
+
+    The eager winner is compiled and timed (its label + `` compiled`` joins ``timings``) only
+    when the run's ``minibatches`` of ``batch`` take :data:`COMPILE_MIN_TRAINING_SECONDS` at the
+    eager speed and inductor can build here; it is kept when :func:`compile_pays`. A compile
+    that fails is a note, and the eager choice stays.
+    """
+    eager = timings[lever_label(chosen)]
+    forced = compile_forced()
+    if forced is None and minibatches * eager < COMPILE_MIN_TRAINING_SECONDS:
+        return dict(chosen), None
+    unavailable = compile_unavailable_reason(device)
+    if unavailable:
+        if forced is not False:
+            notes.append(f"note: --fast does not try torch.compile: {unavailable}")
+        return dict(chosen), None
+    if forced:
+        notes.append(f"note: {COMPILE_ENV}=1: the training step is compiled, not measured")
+        return {**chosen, "compile": True}, None
+    try:
+        compile_seconds, compiled = time_compiled_minibatch(chosen, device, batch)
+    except Exception as exc:  # inductor's failures have many types (compiler, codegen, backend)
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        notes.append(f"note: torch.compile failed here ({type(exc).__name__}: {first_line}); the step stays eager")
+        return dict(chosen), None
+    timings[lever_label({**chosen, "compile": True})] = compiled
+    keep = compile_pays(eager, compiled, compile_seconds, minibatches)
+    return {**chosen, "compile": keep}, compile_seconds

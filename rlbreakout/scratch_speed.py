@@ -12,8 +12,11 @@ lever is one call here:
   pixels scaled straight into bf16 in one pass (:func:`scale_pixels`);
 * **fused Adam** (one kernel for all parameters: the same update rule);
 * **threads from the free cores** (:mod:`rlbreakout.threads`) and **glibc keeps freed
-  memory** (:mod:`rlbreakout.allocator`); channels_last weights on CUDA only (on the
-  CPUs measured here it was slower).
+  memory** (:mod:`rlbreakout.allocator`); channels_last weights on CUDA, and on a CPU
+  where it measured faster;
+* **torch.compile of the update's forward** (:meth:`SpeedLevers.prepare`) for runs long
+  enough to pay for the compile, where it measured faster: the same rule as ``--fast``
+  (:func:`rlbreakout.fast.maybe_compile`); acting stays eager.
 
 Same algorithm: none of these changes what PPO computes beyond bf16 rounding.
 """
@@ -33,12 +36,20 @@ from ale_py.vector_env import AtariVectorEnv
 from rlbreakout.allocator import keep_freed_memory
 from rlbreakout.env_ids import BACKEND_CHOICES, ale_vector_unsupported_reason, check_env_id, env_settings
 from rlbreakout.errors import ConfigError
-from rlbreakout.fast import choose_levers, lever_candidates, time_minibatch
+from rlbreakout.fast import (
+    DEFAULT_N_EPOCHS,
+    MEASURE_MAX_BATCH,
+    choose_levers,
+    lever_candidates,
+    maybe_compile,
+    time_minibatch,
+    training_minibatches,
+)
 from rlbreakout.hardware import FUSED_ADAM_DEVICES, resolve_precision
 from rlbreakout.threads import configure_threads
 
-#: Minibatch size of the layout measurement (a zoo minibatch is 256; fast.py caps its own at 128).
-LAYOUT_BATCH_SIZE = 128
+#: Minibatch size of the layout measurement when the caller does not say: 2.4's (1024 / 4).
+LAYOUT_BATCH_SIZE = 256
 
 
 # %% The ALE vector env, in gymnasium's vector API
@@ -176,6 +187,10 @@ class SpeedLevers:
     channels_last: bool = False
     #: seconds per training minibatch of each measured layout (empty when nothing was measured)
     layout_timings: dict[str, float] = field(default_factory=dict)
+    #: the update's forward runs through torch.compile (see :meth:`prepare`)
+    compile: bool = False
+    #: seconds the measured compile took (None: not measured)
+    compile_seconds: float | None = None
 
     @property
     def ale_threads(self) -> int:
@@ -205,40 +220,70 @@ class SpeedLevers:
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move ``model`` to the device, with channels_last conv weights when that layout was chosen
-        (the convolutions then run channels_last, whatever the input's layout)."""
+        (the convolutions then run channels_last, whatever the input's layout); with
+        :attr:`compile`, the update's ``get_action_and_value`` calls run compiled."""
         model.to(self.device)
         if self.channels_last or self.device.type == "cuda":
             model.to(memory_format=torch.channels_last)
+        if self.compile:
+            compile_update_path(model)
         return model
 
     def to_config(self) -> dict[str, Any]:
         """For config.json and summary.json."""
         return {"backend": self.backend, "precision": self.precision, "keeps_freed_memory": self.keeps_freed_memory,
                 "torch_threads": self.threads.get("torch_threads"), "ale_threads": self.ale_threads,
-                "channels_last": self.channels_last,
+                "channels_last": self.channels_last, "compile": self.compile,
+                "compile_seconds": None if self.compile_seconds is None else round(self.compile_seconds, 2),
                 "layout_timings_ms": {label: round(1000 * t, 2) for label, t in self.layout_timings.items()}}
 
 
+def compile_update_path(model: torch.nn.Module) -> None:
+    """Run ``model.get_action_and_value`` through torch.compile when the update calls it (an action
+    given, autograd on); acting and evaluation (no action, inference mode) stay eager, since
+    compiling the rollout's small batches did not pay (0_setup/README.md)."""
+    eager = model.get_action_and_value
+    compiled = torch.compile(eager)
+
+    def get_action_and_value(obs: torch.Tensor, action: torch.Tensor | None = None) -> Any:
+        if action is not None and torch.is_grad_enabled():
+            return compiled(obs, action)
+        return eager(obs, action)
+
+    model.get_action_and_value = get_action_and_value  # type: ignore[method-assign]
+
+
 def speed_levers(device: str, backend: str, precision: str, n_envs: int, torch_threads: int = 0, *,
-                 measure_layout: bool = False, batch_size: int = LAYOUT_BATCH_SIZE) -> SpeedLevers:
+                 measure_layout: bool = False, batch_size: int = LAYOUT_BATCH_SIZE, timesteps: int | None = None,
+                 n_epochs: int = DEFAULT_N_EPOCHS) -> SpeedLevers:
     """Resolve the levers and apply the process-wide ones (torch threads, allocator); print one line.
 
     :param torch_threads: 0 picks them from the cores free now (:func:`rlbreakout.threads.configure_threads`)
     :param measure_layout: time a few training minibatches in NCHW and channels_last (``--fast``'s
-        measurement, rlbreakout/fast.py) and keep the faster; NCHW wins ties, as stock
+        measurement, rlbreakout/fast.py) and keep the faster; NCHW wins ties, as stock; then,
+        for a run of ``timesteps`` long enough, the winner compiled (:func:`rlbreakout.fast.maybe_compile`)
+    :param batch_size: the update's minibatch (measured up to :data:`rlbreakout.fast.MEASURE_MAX_BATCH`)
+    :param n_epochs: passes over each rollout (with ``timesteps``: the run's minibatches)
     """
     where = torch.device(device)
     resolved = resolve_precision(precision, str(where))  # bf16 without the hardware: fp32, with a warning
     threads = configure_threads(n_envs, torch_threads=torch_threads or None, apply=where.type == "cpu")
-    channels_last, timings = False, {}
+    channels_last, timings, compiled, compile_seconds, notes = False, {}, False, None, []
     if measure_layout:
+        batch = max(1, min(int(batch_size), MEASURE_MAX_BATCH))
         chosen, timings = choose_levers(lever_candidates(str(where), resolved),
-                                        lambda levers: time_minibatch(levers, str(where), batch_size))
-        channels_last = chosen["channels_last"]
-    levers = SpeedLevers(where, backend, resolved, keep_freed_memory(), threads, channels_last, timings)
+                                        lambda levers: time_minibatch(levers, str(where), batch))
+        chosen, compile_seconds = maybe_compile(chosen, timings, str(where), batch,
+                                                training_minibatches(timesteps or 0, n_epochs, batch), notes)
+        channels_last, compiled = chosen["channels_last"], chosen["compile"]
+    for note in notes:
+        print(note, flush=True)
+    levers = SpeedLevers(where, backend, resolved, keep_freed_memory(), threads, channels_last, timings, compiled,
+                         compile_seconds)
     layout = "channels_last" if channels_last or where.type == "cuda" else "NCHW"
     measured = f" (measured ms: {', '.join(f'{k} {1000 * v:.0f}' for k, v in timings.items())})" if timings else ""
-    print(f"device {where}, backend {backend}, precision {resolved}, layout {layout}{measured}, torch threads "
-          f"{threads['torch_threads']}, ALE threads {threads['ale_threads']} (free cores {threads['free_cores']} "
+    compile_text = f", compiled update (compiling took {compile_seconds:.0f} s)" if compiled else ""
+    print(f"device {where}, backend {backend}, precision {resolved}, layout {layout}{compile_text}{measured}, "
+          f"torch threads {threads['torch_threads']}, ALE threads {threads['ale_threads']} (free cores {threads['free_cores']} "
           f"of {threads['cores']})", flush=True)
     return levers

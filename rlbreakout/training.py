@@ -32,7 +32,7 @@ from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import BACKEND_CHOICES, VEC_ENV_CHOICES, check_env_id
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
-from rlbreakout.fast import fast_settings, policy_class
+from rlbreakout.fast import DEFAULT_N_EPOCHS, fast_settings, policy_class
 from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
@@ -128,7 +128,8 @@ def speed_settings(args: argparse.Namespace, *, wrapper: str = "atari", wrapper_
     return fast_settings(
         args.fast, None if args.precision == "auto" else args.precision, args.backend, args.device,
         env_id=args.env, wrapper=wrapper, n_envs=args.n_envs, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs,
-        batch_size=args.batch_size, levers=levers, verbose=True,
+        batch_size=args.batch_size, levers=levers, verbose=True, timesteps=getattr(args, "timesteps", None),
+        n_epochs=getattr(args, "n_epochs", DEFAULT_N_EPOCHS),
     )
 
 

@@ -125,3 +125,24 @@ def test_zoo_steps_trains_2_3_on_the_device_and_reports_it(logdir: Path) -> None
     assert zoo["timesteps"] == 64 and zoo["steps_per_second"] > 0
     assert Path(zoo["run_dir"]).is_relative_to(Path(summary["run_dir"]))
     assert "2.3 --fast on cpu: 64 steps" in result.stdout
+
+
+def test_bad_parity_flags_are_one_line(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--parity-steps", "-5", "--logdir", str(logdir), expect_ok=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --parity-steps must be >= 0")
+
+
+@pytest.mark.slow
+def test_parity_trains_2_3_stock_and_fast_and_tables_them(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--tiny", "--parts", "peak", "--parity-steps", "64", "--parity-seeds", "1",
+                        "--logdir", str(logdir))
+    _, summary = summary_of(result)
+    parity = summary["parity"]
+    assert parity["steps"] == 64 and set(parity["runs"]) == {"stock", "fast"}
+    for side in ("stock", "fast"):
+        (run,) = parity["runs"][side]
+        assert run["timesteps"] == 64 and run["seed"] == 0 and run["steps_per_second"] > 0
+        assert Path(run["run_dir"]).is_relative_to(Path(summary["run_dir"]))
+    assert parity["table"] in summary["table"] and "| **fast**, 1 seeds |" in parity["table"]
+    assert "parity stock seed 0: 64 steps" in result.stdout and "parity fast  seed 0: 64 steps" in result.stdout

@@ -101,8 +101,8 @@ def test_the_environment_variable_forces_bf16_off(monkeypatch: pytest.MonkeyPatc
     assert hardware.bf16_supported("cpu")
     monkeypatch.setenv(hardware.FORCE_NO_BF16_ENV, "1")
     assert not hardware.bf16_supported("cpu") and not hardware.bf16_supported("cuda")
-    assert fast.lever_candidates("cpu") == [{"precision": "fp32", "channels_last": False},
-                                            {"precision": "fp32", "channels_last": True}]
+    assert fast.lever_candidates("cpu") == [{"precision": "fp32", "channels_last": False, "compile": False},
+                                            {"precision": "fp32", "channels_last": True, "compile": False}]
 
 
 def test_resolve_precision(bf16: Callable[[bool], None], capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,7 +219,7 @@ def test_mixed_precision_policy_leaves_float_images_to_sb3() -> None:
 def test_fastest_candidate_wins() -> None:
     candidates = fast.lever_candidates("cpu", "fp32") + fast.lever_candidates("cpu", "bf16")
     chosen, timings = fast.choose_levers(candidates, lambda c: BF16_WINS[fast.lever_label(c)])
-    assert chosen == {"precision": "bf16", "channels_last": True}
+    assert chosen == {"precision": "bf16", "channels_last": True, "compile": False}
     assert timings == BF16_WINS
 
 
@@ -255,7 +255,7 @@ def test_fast_settings_keeps_the_measured_fastest(bf16: Callable[[bool], None], 
     assert speed.policy_kwargs["features_extractor_kwargs"] == {"bf16": supported, "channels_last": True}
     assert speed.policy_kwargs["optimizer_kwargs"] == {"eps": 1e-5, "fused": True}  # SB3's eps kept
     out = capsys.readouterr().out
-    assert f"fast: levers {expected} channels_last (ms per training minibatch of 128 on cpu: fp32 NCHW 400" in out
+    assert f"fast: levers {expected} channels_last (ms per training minibatch of 256 on cpu: fp32 NCHW 400" in out
     assert "fast: backend=ale_vector" in out
 
 
@@ -276,12 +276,12 @@ def test_a_recorded_choice_is_reused_without_measuring(bf16: Callable[[bool], No
     config = first.to_config()  # what a run folder keeps in config.json
     again = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, levers=config)
     assert timed == [] and again.timings == {}
-    assert again.levers == first.levers == {"precision": "bf16", "channels_last": True}
+    assert again.levers == first.levers == {"precision": "bf16", "channels_last": True, "compile": False}
     assert "recorded choice, not measured" in capsys.readouterr().out
     # hardware that lost bf16 since (another machine) falls back to fp32, keeping the layout
     bf16(False)
     moved = fast.fast_settings(True, device="cpu", levers={"precision": "bf16", "channels_last": True}, verbose=False)
-    assert moved.levers == {"precision": "fp32", "channels_last": True} and timed == []
+    assert moved.levers == {"precision": "fp32", "channels_last": True, "compile": False} and timed == []
 
 
 def test_explicit_precision_wins_over_the_measurement(bf16: Callable[[bool], None],
@@ -292,7 +292,7 @@ def test_explicit_precision_wins_over_the_measurement(bf16: Callable[[bool], Non
     assert speed.precision == "fp32" and set(timed) == {"fp32 NCHW", "fp32 channels_last"}
     recorded = fast.fast_settings(True, "fp32", device="cpu", verbose=False,
                                   levers={"precision": "bf16", "channels_last": False})
-    assert recorded.levers == {"precision": "fp32", "channels_last": False}
+    assert recorded.levers == {"precision": "fp32", "channels_last": False, "compile": False}
 
 
 def test_a_real_tiny_measurement(capsys: pytest.CaptureFixture[str]) -> None:
@@ -425,3 +425,198 @@ def test_paired_gradients_agree_with_fp32() -> None:
     cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
     assert cosine > 0.995  # measured 1.0000 on AVX-512-BF16
     assert (grads[1].norm() / grads[0].norm() - 1).abs() < 0.02
+
+
+# %% torch.compile of the training step: when it is tried, when it is kept, what it computes
+#: A run long enough to try compiling at BF16_WINS' speed: 15,625 minibatches of 256 x 0.1 s.
+LONG_RUN = 1_000_000
+ZOO_BATCH = 256
+
+
+def fake_compile(monkeypatch: pytest.MonkeyPatch, compile_seconds: float, compiled_seconds: float) -> list[str]:
+    """Replace the real compile measurement; returns the labels it was asked to compile."""
+    compiled: list[str] = []
+
+    def time_compiled_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, **_: Any) -> tuple[float, float]:
+        compiled.append(fast.lever_label(levers))
+        return compile_seconds, compiled_seconds
+
+    monkeypatch.setattr(fast, "time_compiled_minibatch", time_compiled_minibatch)
+    monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
+    monkeypatch.setattr(fast, "compile_unavailable_reason", lambda device: None)
+    return compiled
+
+
+def test_training_minibatches_and_when_compiling_pays() -> None:
+    assert fast.training_minibatches(1_000_000, 4, 256) == 15_625
+    assert fast.training_minibatches(0, 4, 256) == 0
+    # 15,625 minibatches saving 10 ms each: 156 s saved, against a 20 s compile
+    assert fast.compile_pays(0.10, 0.09, 20.0, 15_625)
+    assert not fast.compile_pays(0.10, 0.0999, 20.0, 15_625)  # 1.6 s saved
+    assert not fast.compile_pays(0.10, 0.11, 0.0, 15_625)  # slower compiled
+    assert not fast.compile_pays(0.10, 0.05, 20.0, 100)  # a short run: 5 s saved
+
+
+def test_a_long_run_compiles_the_eager_winner_when_it_pays(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, BF16_WINS)
+    compiled = fake_compile(monkeypatch, compile_seconds=20.0, compiled_seconds=0.05)
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN)
+    assert compiled == ["bf16 channels_last"]
+    assert speed.levers == {"precision": "bf16", "channels_last": True, "compile": True}
+    assert speed.policy_class is fast.MixedPrecisionCnnPolicy and speed.policy_kwargs["compile_training"] is True
+    assert speed.timings["bf16 channels_last compiled"] == 0.05
+    config = speed.to_config()
+    assert config["compile"] is True and config["compile_seconds"] == 20.0
+    assert config["timings_ms"]["bf16 channels_last compiled"] == 50.0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fast: levers"))
+    assert line.startswith("fast: levers bf16 channels_last compiled (") and "compiling took 20 s" in line
+
+
+def test_compiling_is_measured_but_not_kept_when_it_cannot_pay(bf16: Callable[[bool], None],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, BF16_WINS)
+    compiled = fake_compile(monkeypatch, compile_seconds=20.0, compiled_seconds=0.0999)  # 1.6 s saved in the run
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN, verbose=False)
+    assert compiled == ["bf16 channels_last"] and speed.compile is False
+    assert "compile_training" not in speed.policy_kwargs and speed.timings["bf16 channels_last compiled"] == 0.0999
+    assert speed.compile_seconds == 20.0
+
+
+@pytest.mark.parametrize("timesteps", [None, 10_000])
+def test_short_runs_do_not_try_compiling(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch,
+                                         timesteps: int | None) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, BF16_WINS)
+    compiled = fake_compile(monkeypatch, compile_seconds=1.0, compiled_seconds=0.01)
+    # 10,000 steps: 156 minibatches x 0.1 s = 16 s of training, under COMPILE_MIN_TRAINING_SECONDS
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=timesteps, verbose=False)
+    assert compiled == [] and speed.compile is False and speed.compile_seconds is None
+    assert speed.to_config()["compile_seconds"] is None
+
+
+def test_compile_turned_off_or_impossible_is_one_note(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, BF16_WINS)
+    compiled: list[str] = []  # the real availability check; a compile that would pay, were it tried
+    monkeypatch.setattr(fast, "time_compiled_minibatch", lambda *a, **k: compiled.append("called") or (1.0, 0.01))
+    monkeypatch.setenv(fast.COMPILE_ENV, "0")  # turned off: no note, nothing measured
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN)
+    assert compiled == [] and speed.compile is False and speed.notes == ()
+    assert fast.compile_unavailable_reason("cpu") == f"{fast.COMPILE_ENV}=0"
+    monkeypatch.setenv(fast.COMPILE_ENV, "yes")
+    with pytest.raises(ConfigError, match=f"{fast.COMPILE_ENV}='yes' is not understood; set it to 1"):
+        fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN)
+    monkeypatch.delenv(fast.COMPILE_ENV)
+    monkeypatch.setattr(fast.shutil, "which", lambda name: None)
+    assert fast.compile_unavailable_reason("cpu") == "no C++ compiler on PATH (inductor builds its CPU kernels with one)"
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN, verbose=False)
+    assert compiled == [] and speed.compile is False and any("no C++ compiler" in note for note in speed.notes)
+    monkeypatch.setattr(fast.importlib.util, "find_spec", lambda name: None)
+    assert fast.compile_unavailable_reason("cuda") == "triton is not installed (inductor's GPU kernels need it)"
+
+
+def test_compile_forced_on_skips_the_measurement(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, BF16_WINS)
+    compiled = fake_compile(monkeypatch, compile_seconds=1.0, compiled_seconds=0.5)  # would not pay
+    monkeypatch.setenv(fast.COMPILE_ENV, "1")
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=1_000, verbose=False)
+    assert compiled == [] and speed.compile is True and speed.compile_seconds is None
+    assert speed.notes == (f"note: {fast.COMPILE_ENV}=1: the training step is compiled, not measured",)
+
+
+def test_a_failing_compile_leaves_the_eager_choice(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, BF16_WINS)
+    fake_compile(monkeypatch, 1.0, 0.01)
+
+    def broken(*_: Any, **__: Any) -> tuple[float, float]:
+        raise RuntimeError("C++ compile error\nsecond line")
+
+    monkeypatch.setattr(fast, "time_compiled_minibatch", broken)
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN, verbose=False)
+    assert speed.levers == {"precision": "bf16", "channels_last": True, "compile": False}
+    assert speed.notes == ("note: torch.compile failed here (RuntimeError: C++ compile error); the step stays eager",)
+
+
+def test_a_recorded_compile_is_reused_where_it_can_run(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16(True)
+    timed = fake_timer(monkeypatch, BF16_WINS)
+    recorded = {"precision": "bf16", "channels_last": False, "compile": True}
+    monkeypatch.setattr(fast, "compile_unavailable_reason", lambda device: None)
+    again = fast.fast_settings(True, device="cpu", levers=recorded, verbose=False)
+    assert again.levers == recorded and again.policy_kwargs["compile_training"] is True and timed == []
+    monkeypatch.setattr(fast, "compile_unavailable_reason", lambda device: "no C++ compiler on PATH")
+    moved = fast.fast_settings(True, device="cpu", levers=recorded, verbose=False)
+    assert moved.levers == {**recorded, "compile": False} and "compile_training" not in moved.policy_kwargs
+    assert moved.notes == ("note: the recorded choice compiled the training step; not here: no C++ compiler on PATH",)
+    # config.json written before compile was a lever: eager
+    old = fast.fast_settings(True, device="cpu", levers={"precision": "fp32", "channels_last": True}, verbose=False)
+    assert old.compile is False
+
+
+def test_fp32_nchw_compiled_is_the_stock_network_in_the_mixed_policy() -> None:
+    kwargs = fast.cnn_policy_kwargs("fp32", compile_training=True)
+    assert fast.policy_class(kwargs) is fast.MixedPrecisionCnnPolicy
+    assert kwargs["features_extractor_kwargs"] == {"bf16": False, "channels_last": False}
+    assert fast.lever_label({"precision": "fp32", "channels_last": False, "compile": True}) == "fp32 NCHW compiled"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_compiled_step_computes_stock_loss_and_gradients(precision: str) -> None:
+    """One fixed minibatch, the same weights: the compiled update's loss and gradients against
+    stock SB3's fp32 ones (bf16 runs on any x86 CPU, emulated where the hardware lacks it)."""
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.integers(0, 256, (32, *IMAGE_SPACE.shape)), dtype=torch.uint8)
+    actions = torch.as_tensor(rng.integers(0, ACTIONS.n, 32))
+    advantages = torch.as_tensor(rng.normal(size=32), dtype=torch.float32)
+    kwargs = fast.cnn_policy_kwargs(precision, channels_last=precision == "bf16", compile_training=True)
+    compiled = fast.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **kwargs)
+    stock = policy({})
+    compiled.load_state_dict(stock.state_dict())
+    torch._dynamo.utils.counters.clear()
+    losses, grads = [], []
+    for model in (stock, compiled):
+        values, log_prob, entropy = model.evaluate_actions(obs, actions)
+        loss = -(log_prob * advantages).mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert compiled._compiled_evaluate_actions is not None  # the compiled path ran
+    assert not torch._dynamo.utils.counters["graph_break"]  # one graph: SB3's numpy space check is kept out
+    assert ((losses[1] - losses[0]).abs() / losses[0].abs()) < BF16_RELATIVE_TOLERANCE
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.995
+    if precision == "fp32":  # only the kernels differ: agreement to float32 rounding
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_ppo_learns_and_resumes_with_a_compiled_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stable_baselines3 import PPO
+
+    from rlbreakout.envs import make_env
+
+    fake_timer(monkeypatch, BF16_WINS | {"fp32 NCHW": 0.05})  # fp32 NCHW eager wins, then it is compiled
+    fake_compile(monkeypatch, compile_seconds=1.0, compiled_seconds=0.01)
+    monkeypatch.setattr(fast, "bf16_supported", lambda device: False)
+    settings = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN * 10,
+                                  verbose=False)
+    assert settings.levers == {"precision": "fp32", "channels_last": False, "compile": True}
+    venv = make_env(NOFRAMESKIP, 2, seed=0, backend=settings.backend, ale_threads=settings.ale_threads)
+    model = PPO(settings.policy_class, venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=settings.policy_kwargs)
+    before = {n: p.detach().clone() for n, p in model.policy.named_parameters()}
+    model.learn(64)
+    assert model.policy._compiled_evaluate_actions is not None
+    assert any(not torch.equal(before[n], p) for n, p in model.policy.named_parameters())
+    model.save(tmp_path / "model.zip")
+    loaded = PPO.load(tmp_path / "model.zip", env=venv, device="cpu")
+    assert type(loaded.policy) is fast.MixedPrecisionCnnPolicy and loaded.policy.compile_training is True
+    obs = venv.reset()
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    venv.close()

@@ -150,3 +150,69 @@ def test_the_measured_layout_is_the_faster_one(monkeypatch) -> None:
     assert model.weight.is_contiguous(memory_format=torch.channels_last)
     seconds[True] = 0.2  # a tie keeps stock's NCHW
     assert not speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1, measure_layout=True).channels_last
+
+
+# %% torch.compile of the update (the rule itself is tested in tests/test_fast.py)
+class TinyAgent(torch.nn.Module):
+    """2.4's Agent interface on a 4-pixel observation: action, log-prob, entropy, value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(4, 3)
+
+    def get_action_and_value(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> tuple:
+        logits = self.body(obs)
+        dist = torch.distributions.Categorical(logits=logits[:, :2])
+        if action is None:
+            action = dist.sample()
+        return action, dist.log_prob(action), dist.entropy(), logits[:, 2]
+
+
+def test_a_long_run_compiles_the_update_where_it_pays(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from rlbreakout import fast
+
+    monkeypatch.setattr(scratch_speed, "time_minibatch", lambda levers, device, batch: 0.1)
+    monkeypatch.setattr(fast, "time_compiled_minibatch", lambda levers, device, batch: (20.0, 0.05))
+    monkeypatch.setattr(fast, "compile_unavailable_reason", lambda device: None)
+    levers = speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1, measure_layout=True,
+                          timesteps=1_000_000, n_epochs=4)
+    assert levers.compile and levers.compile_seconds == 20.0
+    assert levers.to_config()["compile"] is True and levers.to_config()["layout_timings_ms"]["fp32 NCHW compiled"] == 50.0
+    assert "compiled update (compiling took 20 s)" in capsys.readouterr().out
+    short = speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1, measure_layout=True, timesteps=10_000)
+    assert not short.compile and short.compile_seconds is None
+
+
+def test_only_the_update_runs_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def recording_compile(function):  # stands in for torch.compile: same function, calls recorded
+        def compiled(*args):
+            calls.append("compiled")
+            return function(*args)
+        return compiled
+
+    monkeypatch.setattr(scratch_speed.torch, "compile", recording_compile)
+    levers = SpeedLevers(torch.device("cpu"), compile=True)
+    model = levers.prepare(TinyAgent())
+    obs = torch.randn(5, 4)
+    with levers.acting():
+        action, *_ = model.get_action_and_value(obs)  # the rollout: eager
+    assert calls == []
+    _, log_prob, _, value = model.get_action_and_value(obs, action.clone())  # the update
+    assert calls == ["compiled"]
+    (log_prob.sum() + value.sum()).backward()
+    assert model.body.weight.grad is not None
+    assert "get_action_and_value" not in vars(SpeedLevers(torch.device("cpu")).prepare(TinyAgent()))  # not compiled
+
+
+@pytest.mark.slow
+def test_the_compiled_update_computes_what_the_eager_one_does() -> None:
+    torch.manual_seed(0)
+    eager, compiled = TinyAgent(), TinyAgent()
+    compiled.load_state_dict(eager.state_dict())
+    scratch_speed.compile_update_path(compiled)
+    obs, action = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    for got, expected in zip(compiled.get_action_and_value(obs, action), eager.get_action_and_value(obs, action)):
+        torch.testing.assert_close(got, expected)
