@@ -36,6 +36,12 @@ def restore_threads() -> Any:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def compile_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RLBREAKOUT_COMPILE unset: compile is measured, whatever the shell running the tests says."""
+    monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
+
+
 @pytest.fixture
 def bf16(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
     """``bf16(True)`` / ``bf16(False)``: the hardware check answers so, whatever this machine has
@@ -566,7 +572,13 @@ def test_fp32_nchw_compiled_is_the_stock_network_in_the_mixed_policy() -> None:
     assert fast.lever_label({"precision": "fp32", "channels_last": False, "compile": True}) == "fp32 NCHW compiled"
 
 
+#: Real compiles need what inductor builds with; the branch without it is forced in the tests above.
+needs_inductor = pytest.mark.skipif(fast.compile_unavailable_reason("cpu") is not None,
+                                    reason=f"torch.compile cannot build here: {fast.compile_unavailable_reason('cpu')}")
+
+
 @pytest.mark.slow
+@needs_inductor
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_compiled_step_computes_stock_loss_and_gradients(precision: str) -> None:
     """One fixed minibatch, the same weights: the compiled update's loss and gradients against
@@ -596,6 +608,7 @@ def test_the_compiled_step_computes_stock_loss_and_gradients(precision: str) -> 
 
 
 @pytest.mark.slow
+@needs_inductor
 def test_ppo_learns_and_resumes_with_a_compiled_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stable_baselines3 import PPO
 

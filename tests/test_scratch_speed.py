@@ -13,6 +13,7 @@ import torch
 
 from rlbreakout import hardware, scratch_speed
 from rlbreakout.errors import ConfigError
+from rlbreakout.fast import compile_unavailable_reason
 from rlbreakout.scratch_speed import (
     SpeedLevers,
     StepAtRecv,
@@ -208,6 +209,7 @@ def test_only_the_update_runs_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(compile_unavailable_reason("cpu") is not None, reason="torch.compile cannot build here (no C++ compiler)")
 def test_the_compiled_update_computes_what_the_eager_one_does() -> None:
     torch.manual_seed(0)
     eager, compiled = TinyAgent(), TinyAgent()
