@@ -282,7 +282,10 @@ def speed_levers(device: str, backend: str, precision: str, n_envs: int, torch_t
                          compile_seconds)
     layout = "channels_last" if channels_last or where.type == "cuda" else "NCHW"
     measured = f" (measured ms: {', '.join(f'{k} {1000 * v:.0f}' for k, v in timings.items())})" if timings else ""
-    compile_text = f", compiled update (compiling took {compile_seconds:.0f} s)" if compiled else ""
+    compile_text = ""
+    if compiled:  # measured, or forced by RLBREAKOUT_COMPILE=1 (then the notes say so)
+        compile_text = (", compiled update" if compile_seconds is None
+                        else f", compiled update (compiling took {compile_seconds:.0f} s)")
     print(f"device {where}, backend {backend}, precision {resolved}, layout {layout}{compile_text}{measured}, "
           f"torch threads {threads['torch_threads']}, ALE threads {threads['ale_threads']} (free cores {threads['free_cores']} "
           f"of {threads['cores']})", flush=True)

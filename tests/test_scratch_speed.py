@@ -183,6 +183,13 @@ def test_a_long_run_compiles_the_update_where_it_pays(monkeypatch: pytest.Monkey
     assert "compiled update (compiling took 20 s)" in capsys.readouterr().out
     short = speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1, measure_layout=True, timesteps=10_000)
     assert not short.compile and short.compile_seconds is None
+    capsys.readouterr()
+    monkeypatch.setenv(fast.COMPILE_ENV, "1")  # forced: compiled, nothing measured, one note
+    forced = speed_levers("cpu", "ale_vector", "fp32", n_envs=2, torch_threads=1, measure_layout=True, timesteps=10_000)
+    assert forced.compile and forced.compile_seconds is None
+    out = capsys.readouterr().out
+    assert f"note: {fast.COMPILE_ENV}=1: the training step is compiled, not measured" in out
+    assert "layout NCHW, compiled update (measured ms:" in out
 
 
 def test_only_the_update_runs_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
