@@ -27,7 +27,10 @@ Why each lever (measured in ``0_setup/0.2_benchmark.py``, README "Performance"):
   wall time and its steps/s. ``RLBREAKOUT_COMPILE=0`` turns the candidate off, ``=1``
   compiles whatever the run's length, without measuring (the parity runs in 0_setup/README.md
   use it); a machine where inductor cannot build (no C++ compiler on the CPU, no triton on a
-  GPU) skips it with a note.
+  GPU) skips it with a note. Before any compiled step is used, its loss and gradients on one
+  minibatch are checked against the eager step's (:func:`compiled_step_mismatch`): with
+  ``ATEN_CPU_CAPABILITY=avx2`` on an AVX-512 EPYC the compiled step returned inf/NaN while
+  eager was right, so that setting rules compile out, and any other mismatch is one note.
 * **threads from free cores** (:mod:`rlbreakout.threads`) and **the allocator keeps freed
   memory** (:mod:`rlbreakout.allocator`).
 
@@ -44,6 +47,7 @@ benchmark's README section reports same-seed parity runs.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import shutil
 import time
@@ -93,6 +97,11 @@ COMPILE_REPEATS = 3
 COMPILE_ENV = "RLBREAKOUT_COMPILE"
 #: The compilers inductor can build its CPU kernels with.
 CPU_COMPILERS = ("cc", "gcc", "g++", "clang", "clang++", "cl")
+#: Restricts torch's own kernels (e.g. to AVX2); inductor's compiled step gave inf/NaN under it.
+ATEN_CAPABILITY_ENV = "ATEN_CPU_CAPABILITY"
+#: How far the compiled step's loss may sit from the eager one's on the check minibatch (relative):
+#: same precision, other kernels, so rounding only; inf, NaN or a wrong graph are far outside.
+COMPILE_LOSS_RELATIVE_TOLERANCE = 0.01
 #: Observations of the measured policy: 4 stacked 84x84 grey frames, Breakout's 4 actions.
 MEASURE_OBS_SPACE = gym.spaces.Box(0, 255, (4, DEFAULT_SCREEN_SIZE, DEFAULT_SCREEN_SIZE), np.uint8)
 MEASURE_ACTION_SPACE = gym.spaces.Discrete(4)
@@ -271,6 +280,37 @@ def compile_unavailable_reason(device: str) -> str | None:
         return None if importlib.util.find_spec("triton") else "triton is not installed (inductor's GPU kernels need it)"
     if not any(shutil.which(name) for name in CPU_COMPILERS):
         return "no C++ compiler on PATH (inductor builds its CPU kernels with one)"
+    if os.environ.get(ATEN_CAPABILITY_ENV):
+        return (f"{ATEN_CAPABILITY_ENV}={os.environ[ATEN_CAPABILITY_ENV]} restricts torch's kernels, and the compiled "
+                f"step gave inf/NaN under it")
+    return None
+
+
+def compiled_step_mismatch(levers: Mapping[str, Any], device: str, batch_size: int) -> str | None:
+    """Why the compiled training step cannot be trusted here (None: it computes what eager does).
+
+    One minibatch, the same weights: the compiled step's loss must be finite and within
+    :data:`COMPILE_LOSS_RELATIVE_TOLERANCE` of the eager step's, its gradients finite.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        compiled = measurement_policy({**levers, "compile": True}, device)
+        eager = measurement_policy({**levers, "compile": False}, device)
+        eager.load_state_dict(compiled.state_dict())
+        obs = torch.randint(0, 256, (batch_size, *MEASURE_OBS_SPACE.shape), dtype=torch.uint8, device=compiled.device)
+        actions = torch.randint(0, int(MEASURE_ACTION_SPACE.n), (batch_size,), device=compiled.device)
+        results = []
+        for policy in (eager, compiled):
+            values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+            loss = -log_prob.mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
+            loss.backward()
+            finite = all(bool(torch.isfinite(p.grad).all()) for p in policy.parameters() if p.grad is not None)
+            results.append((float(loss), finite))
+    (eager_loss, _), (compiled_loss, gradients_finite) = results
+    if not math.isfinite(compiled_loss) or not gradients_finite:
+        return f"the compiled step gave a non-finite loss or gradient (loss {compiled_loss}, eager {eager_loss:.5g})"
+    if abs(compiled_loss - eager_loss) > COMPILE_LOSS_RELATIVE_TOLERANCE * max(abs(eager_loss), 1e-6):
+        return f"the compiled step's loss {compiled_loss:.5g} differs from the eager step's {eager_loss:.5g}"
     return None
 
 
@@ -513,8 +553,9 @@ def maybe_compile(chosen: Mapping[str, Any], timings: dict[str, float], device: 
 
     The eager winner is compiled and timed (its label + `` compiled`` joins ``timings``) only
     when the run's ``minibatches`` of ``batch`` take :data:`COMPILE_MIN_TRAINING_SECONDS` at the
-    eager speed and inductor can build here; it is kept when :func:`compile_pays`. A compile
-    that fails is a note, and the eager choice stays.
+    eager speed and inductor can build here; it is kept when :func:`compile_pays`. First the
+    compiled step is checked against the eager one (:func:`compiled_step_mismatch`): a
+    mismatch, like a compile that fails, is a note, and the eager choice stays.
     """
     eager = timings[lever_label(chosen)]
     forced = compile_forced()
@@ -525,15 +566,23 @@ def maybe_compile(chosen: Mapping[str, Any], timings: dict[str, float], device: 
         if forced is not False:
             notes.append(f"note: --fast does not try torch.compile: {unavailable}")
         return dict(chosen), None
-    if forced:
-        notes.append(f"note: {COMPILE_ENV}=1: the training step is compiled, not measured")
-        return {**chosen, "compile": True}, None
     try:
-        compile_seconds, compiled = time_compiled_minibatch(chosen, device, batch)
+        started = time.perf_counter()
+        mismatch = compiled_step_mismatch(chosen, device, batch)
+        check_seconds = time.perf_counter() - started  # the cold compile, and one step each way
+        if mismatch is None and not forced:
+            timed_compile_seconds, compiled = time_compiled_minibatch(chosen, device, batch)
     except Exception as exc:  # inductor's failures have many types (compiler, codegen, backend)
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
         notes.append(f"note: torch.compile failed here ({type(exc).__name__}: {first_line}); the step stays eager")
         return dict(chosen), None
+    if mismatch is not None:
+        notes.append(f"note: torch.compile is not used here: {mismatch}; the step stays eager")
+        return dict(chosen), None
+    if forced:
+        notes.append(f"note: {COMPILE_ENV}=1: the training step is compiled (checked against eager), not timed")
+        return {**chosen, "compile": True}, check_seconds
+    compile_seconds = max(check_seconds, timed_compile_seconds)  # the check's compile is the cold one
     timings[lever_label({**chosen, "compile": True})] = compiled
     keep = compile_pays(eager, compiled, compile_seconds, minibatches)
     return {**chosen, "compile": keep}, compile_seconds

@@ -448,6 +448,7 @@ def fake_compile(monkeypatch: pytest.MonkeyPatch, compile_seconds: float, compil
         return compile_seconds, compiled_seconds
 
     monkeypatch.setattr(fast, "time_compiled_minibatch", time_compiled_minibatch)
+    monkeypatch.setattr(fast, "compiled_step_mismatch", lambda levers, device, batch_size: None)
     monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
     monkeypatch.setattr(fast, "compile_unavailable_reason", lambda device: None)
     return compiled
@@ -531,8 +532,49 @@ def test_compile_forced_on_skips_the_measurement(bf16: Callable[[bool], None], m
     compiled = fake_compile(monkeypatch, compile_seconds=1.0, compiled_seconds=0.5)  # would not pay
     monkeypatch.setenv(fast.COMPILE_ENV, "1")
     speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=1_000, verbose=False)
-    assert compiled == [] and speed.compile is True and speed.compile_seconds is None
-    assert speed.notes == (f"note: {fast.COMPILE_ENV}=1: the training step is compiled, not measured",)
+    assert compiled == [] and speed.compile is True and speed.compile_seconds is not None  # checked, not timed
+    assert speed.notes == (f"note: {fast.COMPILE_ENV}=1: the training step is compiled (checked against eager), "
+                           "not timed",)
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_a_compiled_step_that_computes_otherwise_is_not_used(bf16: Callable[[bool], None],
+                                                             monkeypatch: pytest.MonkeyPatch, forced: bool) -> None:
+    bf16(True)
+    fake_timer(monkeypatch, BF16_WINS)
+    compiled = fake_compile(monkeypatch, 1.0, 0.01)  # would pay, were it right
+    monkeypatch.setattr(fast, "compiled_step_mismatch", lambda levers, device, batch_size: "the loss differs")
+    if forced:
+        monkeypatch.setenv(fast.COMPILE_ENV, "1")
+    speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN, verbose=False)
+    assert speed.compile is False and compiled == [] and "compile_training" not in speed.policy_kwargs
+    assert speed.notes == ("note: torch.compile is not used here: the loss differs; the step stays eager",)
+
+
+@pytest.mark.parametrize("wrong", ["scaled", "nan"])
+def test_the_check_catches_a_compiled_step_that_computes_otherwise(monkeypatch: pytest.MonkeyPatch, wrong: str) -> None:
+    """torch.compile replaced by a 'compiler' whose function returns other values: the check says so."""
+    def miscompile(function: Callable[..., Any]) -> Callable[..., Any]:
+        def compiled(obs: torch.Tensor, actions: torch.Tensor) -> Any:
+            values, log_prob, entropy = function(obs, actions)
+            return (values * 2 + 1 if wrong == "scaled" else values * float("nan")), log_prob, entropy
+        return compiled
+
+    monkeypatch.setattr(fast.torch, "compile", miscompile)
+    reason = fast.compiled_step_mismatch(fast.STOCK_LEVERS, "cpu", 4)
+    expected = "differs from the eager step's" if wrong == "scaled" else "gave a non-finite loss or gradient"
+    assert reason is not None and expected in reason
+    monkeypatch.setattr(fast.torch, "compile", lambda function: function)  # a faithful "compiler"
+    assert fast.compiled_step_mismatch(fast.STOCK_LEVERS, "cpu", 4) is None
+
+
+def test_a_restricted_aten_capability_rules_compile_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast.shutil, "which", lambda name: "/usr/bin/cc")
+    monkeypatch.setenv(fast.ATEN_CAPABILITY_ENV, "avx2")
+    assert fast.compile_unavailable_reason("cpu") == ("ATEN_CPU_CAPABILITY=avx2 restricts torch's kernels, and the "
+                                                      "compiled step gave inf/NaN under it")
+    monkeypatch.delenv(fast.ATEN_CAPABILITY_ENV)
+    assert fast.compile_unavailable_reason("cpu") is None
 
 
 def test_a_failing_compile_leaves_the_eager_choice(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -574,7 +616,7 @@ def test_fp32_nchw_compiled_is_the_stock_network_in_the_mixed_policy() -> None:
 
 #: Real compiles need what inductor builds with; the branch without it is forced in the tests above.
 needs_inductor = pytest.mark.skipif(fast.compile_unavailable_reason("cpu") is not None,
-                                    reason=f"torch.compile cannot build here: {fast.compile_unavailable_reason('cpu')}")
+                                    reason=f"torch.compile is not used here: {fast.compile_unavailable_reason('cpu')}")
 
 
 @pytest.mark.slow
@@ -600,6 +642,7 @@ def test_the_compiled_step_computes_stock_loss_and_gradients(precision: str) -> 
         losses.append(loss.detach())
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert compiled._compiled_evaluate_actions is not None  # the compiled path ran
+    assert fast.compiled_step_mismatch(fast.lever_candidates("cpu", precision)[0], "cpu", 8) is None
     assert not torch._dynamo.utils.counters["graph_break"]  # one graph: SB3's numpy space check is kept out
     assert ((losses[1] - losses[0]).abs() / losses[0].abs()) < BF16_RELATIVE_TOLERANCE
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.995
