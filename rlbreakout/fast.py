@@ -305,7 +305,7 @@ def compiled_step_mismatch(levers: Mapping[str, Any], device: str, batch_size: i
             loss = -log_prob.mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
             loss.backward()
             finite = all(bool(torch.isfinite(p.grad).all()) for p in policy.parameters() if p.grad is not None)
-            results.append((float(loss), finite))
+            results.append((float(loss.detach()), finite))
     (eager_loss, _), (compiled_loss, gradients_finite) = results
     if not math.isfinite(compiled_loss) or not gradients_finite:
         return f"the compiled step gave a non-finite loss or gradient (loss {compiled_loss}, eager {eager_loss:.5g})"
