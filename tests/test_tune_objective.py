@@ -119,6 +119,20 @@ def test_non_finite_weights_are_detected_and_other_errors_go_on(run: Run) -> Non
         raise ValueError("Expected parameter logits to satisfy the constraint")
 
 
+def test_overflowing_logits_are_a_divergence_even_with_finite_weights(run: Run) -> None:
+    with closing(make_env(ENV_ID, 1, seed=0)) as env:
+        model = build_ppo(TINY.replace(n_envs=1, batch_size=64), env, timesteps=64, device="cpu")
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    evaluator = TrialEvalCallback(trial, {"v4": env}, 64, 1)
+    assert not has_non_finite_weights(model)
+    with pytest.raises(TrialDivergedError, match="non-finite action probabilities"), \
+            trial_training(trial, model, run, evaluator):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    with pytest.raises(RuntimeError, match="out of memory"), trial_training(trial, model, run, evaluator):
+        raise RuntimeError("out of memory")  # finite weights, another error: it goes on
+
+
 def test_readable_schedule_unwraps_sb3s_float_schedule() -> None:
     from stable_baselines3.common.utils import FloatSchedule
 

@@ -75,6 +75,10 @@ class TrialEvalCallback(MultiEnvEvalCallback):
         return self.last_score
 
 
+#: What torch says when the policy's logits or probabilities are NaN or infinite.
+DIVERGENCE_MESSAGES = ("Expected parameter logits", "probability tensor contains either `inf`, `nan`")
+
+
 def has_non_finite_weights(model: PPO) -> bool:
     """True when any weight of the policy is NaN or infinite (the training diverged)."""
     return any(not torch.isfinite(p).all() for p in model.policy.parameters())
@@ -89,9 +93,13 @@ def readable_schedule(schedule: Any) -> str:
 def trial_training(trial: Trial, model: PPO, run: Run, evaluator: MultiEnvEvalCallback) -> Iterator[None]:
     """Wrap one trial's ``model.learn``: timed by ``run``, recorded on the trial, divergence made a FAIL.
 
-    Torch's action distribution refuses NaN logits with a ``ValueError``; when the policy's
-    weights are then NaN or infinite (e.g. after a far too large learning rate), the trial
-    diverged and :class:`TrialDivergedError` is raised instead. Any other error goes on.
+    Torch's action distribution refuses NaN logits with a ``ValueError``, or, when the logits
+    overflow to infinity, ``torch.multinomial`` refuses the probabilities with a
+    ``RuntimeError`` (which one depends on the numbers, so on the CPU's kernels and threads).
+    When the policy's weights are then NaN or infinite, or the error is one of those two
+    (:data:`DIVERGENCE_MESSAGES`; huge but finite weights can overflow the logits), the trial
+    diverged (e.g. a far too large learning rate) and :class:`TrialDivergedError` is raised
+    instead. Any other error goes on.
     The evaluation time is taken off the training time, and the trial gets user attributes
     ``timesteps_trained``, ``tensorboard_dir`` and its readable schedules.
     """
@@ -100,10 +108,14 @@ def trial_training(trial: Trial, model: PPO, run: Run, evaluator: MultiEnvEvalCa
     try:
         with run.training(model):
             yield
-    except ValueError as exc:
-        if isinstance(exc, RLBreakoutError) or not has_non_finite_weights(model):
+    except (ValueError, RuntimeError) as exc:
+        if isinstance(exc, RLBreakoutError):
             raise
-        raise TrialDivergedError(f"trial {trial.number} diverged (NaN or infinite weights): {exc}") from exc
+        if has_non_finite_weights(model):
+            raise TrialDivergedError(f"trial {trial.number} diverged (NaN or infinite weights): {exc}") from exc
+        if any(message in str(exc) for message in DIVERGENCE_MESSAGES):
+            raise TrialDivergedError(f"trial {trial.number} diverged (non-finite action probabilities): {exc}") from exc
+        raise
     finally:
         run.exclude(evaluator.eval_seconds)
     trial.set_user_attr("timesteps_trained", int(model.num_timesteps))
