@@ -103,12 +103,18 @@ def test_a_diverged_trial_fails_and_the_worker_goes_on(run: Run) -> None:
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
 
 
-def test_non_finite_weights_are_detected_and_other_errors_go_on(run: Run) -> None:
+def tiny_trial() -> tuple:
+    """A tiny untrained PPO, a fresh trial of a new study, and its evaluator (env closed)."""
     with closing(make_env(ENV_ID, 1, seed=0)) as env:
         model = build_ppo(TINY.replace(n_envs=1, batch_size=64), env, timesteps=64, device="cpu")
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
     evaluator = TrialEvalCallback(trial, {"v4": env}, 64, 1)
+    return model, trial, evaluator
+
+
+def test_non_finite_weights_are_detected_and_other_errors_go_on(run: Run) -> None:
+    model, trial, evaluator = tiny_trial()
     assert not has_non_finite_weights(model)
     with pytest.raises(ValueError, match="not a divergence"), trial_training(trial, model, run, evaluator):
         raise ValueError("not a divergence")  # finite weights: the error is not turned into a FAIL
@@ -120,11 +126,7 @@ def test_non_finite_weights_are_detected_and_other_errors_go_on(run: Run) -> Non
 
 
 def test_overflowing_logits_are_a_divergence_even_with_finite_weights(run: Run) -> None:
-    with closing(make_env(ENV_ID, 1, seed=0)) as env:
-        model = build_ppo(TINY.replace(n_envs=1, batch_size=64), env, timesteps=64, device="cpu")
-    study = optuna.create_study(direction="maximize")
-    trial = study.ask()
-    evaluator = TrialEvalCallback(trial, {"v4": env}, 64, 1)
+    model, trial, evaluator = tiny_trial()
     assert not has_non_finite_weights(model)
     with pytest.raises(TrialDivergedError, match="non-finite action probabilities"), \
             trial_training(trial, model, run, evaluator):
