@@ -97,17 +97,21 @@ class PlannedRun:
         return [self.script, *self.flags, "--load", model_path, "--env", env_id, "--seed", str(self.seed),
                 "--eval-episodes", str(self.eval_games), "--gif-games", "0", "--logdir", str(logdir)]
 
-    def flag_values(self) -> dict[str, str]:
-        """``--fast --gif-games 0`` -> ``{"fast": "True", "gif_games": "0"}`` (config.json's keys)."""
-        values: dict[str, str] = {}
+    def flag_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """``--fast --gif-games 0`` -> ``[("fast", ("--fast",)), ("gif_games", ("--gif-games", "0"))]``."""
+        groups: list[tuple[str, tuple[str, ...]]] = []
         tokens = list(self.flags)
         for i, token in enumerate(tokens):
             if not token.startswith("--"):
                 continue
-            name = token[2:].replace("-", "_")
             following = tokens[i + 1] if i + 1 < len(tokens) else None
-            values[name] = following if following is not None and not following.startswith("--") else "True"
-        return values
+            value = (following,) if following is not None and not following.startswith("--") else ()
+            groups.append((token[2:].replace("-", "_"), (token, *value)))
+        return groups
+
+    def flag_values(self) -> dict[str, str]:
+        """``--fast --gif-games 0`` -> ``{"fast": "True", "gif_games": "0"}`` (config.json's keys)."""
+        return {name: tokens[1] if len(tokens) > 1 else "True" for name, tokens in self.flag_groups()}
 
     def matches(self, config: Mapping[str, Any]) -> bool:
         """Whether a run folder's config.json is this planned run."""

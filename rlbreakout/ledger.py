@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.plots import read_scalars
+from rlbreakout.plots import read_scalars, scalar_events_per_file
 from rlbreakout.provenance import machine_label
 from rlbreakout.runs import COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE, sanitize_env_id
 
@@ -80,12 +79,8 @@ def training_curve(run_dir: Path, tag: str = GAME_SCORE_TAG) -> list[list[float]
     the interrupted process's weights, so the later file's replace them.
     """
     points: list[list[float]] = []
-    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
-        accumulator = EventAccumulator(str(path), size_guidance={SCALARS: 0})
-        accumulator.Reload()
-        if tag not in accumulator.Tags().get("scalars", []):
-            continue
-        events = [[int(e.step), float(e.value)] for e in accumulator.Scalars(tag)]
+    for file_events in scalar_events_per_file(run_dir, tag):
+        events = [[step, value] for step, value in file_events]
         if events:
             points = [p for p in points if p[0] < events[0][0]] + events
     points.sort(key=lambda p: p[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,16 @@ class Curve:
     values: np.ndarray
 
 
+def scalar_events_per_file(run_dir: str | os.PathLike[str], tag: str) -> Iterator[list[tuple[int, float]]]:
+    """``[(step, value), ...]`` of ``tag`` in each event file under ``run_dir`` that logged it,
+    oldest file first (a resumed run writes its later points into another file)."""
+    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        accumulator = EventAccumulator(str(path), size_guidance={SCALARS: 0})
+        accumulator.Reload()
+        if tag in accumulator.Tags().get("scalars", []):
+            yield [(int(event.step), float(event.value)) for event in accumulator.Scalars(tag)]
+
+
 def read_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarray, np.ndarray]:
     """All points of ``tag`` in every event file under ``run_dir``, sorted by step.
 
@@ -42,12 +52,8 @@ def read_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarray,
     event file), so the files are merged; a step written twice keeps its last value.
     """
     points: dict[int, float] = {}
-    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
-        accumulator = EventAccumulator(str(path), size_guidance={SCALARS: 0})
-        accumulator.Reload()
-        if tag in accumulator.Tags().get("scalars", []):
-            for event in accumulator.Scalars(tag):
-                points[int(event.step)] = float(event.value)
+    for events in scalar_events_per_file(run_dir, tag):
+        points.update(events)
     steps = np.array(sorted(points), dtype=np.int64)
     return steps, np.array([points[s] for s in steps], dtype=float)
 

@@ -63,12 +63,7 @@ def _seeds_cell(runs: Sequence[PlannedRun], figures: GroupFigures | None) -> str
 
 
 def _flags(plan: PlannedRun) -> str:
-    shown, tokens = [], list(plan.flags)
-    for i, token in enumerate(tokens):
-        name = tokens[i - 1] if i and not token.startswith("--") else token
-        if name.lstrip("-").replace("-", "_") not in DISPLAY_ONLY_FLAGS:
-            shown.append(token)
-    flags = " ".join(shown)
+    flags = " ".join(" ".join(tokens) for name, tokens in plan.flag_groups() if name not in DISPLAY_ONLY_FLAGS)
     return f"`{flags}`" if flags else "defaults"
 
 

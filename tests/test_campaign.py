@@ -84,6 +84,14 @@ def test_keys_keep_flag_values_and_the_committed_names() -> None:
         PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128).key  # a gif changes nothing trained
 
 
+def test_flags_are_grouped_with_their_values() -> None:
+    plan = PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128, ("--fast", "--gif-games", "0", "--prediction", "none"))
+    assert plan.flag_groups() == [("fast", ("--fast",)), ("gif_games", ("--gif-games", "0")),
+                                  ("prediction", ("--prediction", "none"))]
+    assert plan.flag_values() == {"fast": "True", "gif_games": "0", "prediction": "none"}
+    assert PlannedRun(ZOO, "BreakoutNoFrameskip-v4", 0, 128).flag_groups() == []
+
+
 def test_estimate_uses_the_last_measured_run_of_the_script_on_this_cpu() -> None:
     plan = CAMPAIGN[0]
     entry = {"planned": plan.as_dict(), "campaign": {"eval_seconds": 100.0, "finished_at": "2026-12-04T12:00:00"},

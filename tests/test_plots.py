@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from torch.utils.tensorboard import SummaryWriter
 
 from conftest import TINY_PPO_FLAGS, run_script
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.plots import find_runs, load_curves, plot_bands, plot_curves, read_scalars, seed_band, smooth
+from rlbreakout.plots import (
+    find_runs,
+    load_curves,
+    plot_bands,
+    plot_curves,
+    read_scalars,
+    scalar_events_per_file,
+    seed_band,
+    smooth,
+)
 
 
 def test_smooth_matches_tensorboard_debiased_ema() -> None:
@@ -50,6 +61,23 @@ def test_no_runs_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_resumed_run_is_read_file_by_file_and_merged(tmp_path: Path) -> None:
+    """Two event files in one run folder, as a resume leaves them: the later file wins a shared step."""
+    for age, points in ((200, [(0, 1.0), (10, 2.0), (20, 3.0)]), (100, [(20, 30.0), (30, 40.0)])):
+        folder = tmp_path / f"process_{age}"
+        with SummaryWriter(str(folder)) as writer:
+            for step, value in points:
+                writer.add_scalar("game/score", value, step)
+            writer.add_scalar("other/tag", 0.0, 0)
+        for event_file in folder.glob("events.out.tfevents.*"):
+            os.utime(event_file, (1_000_000 - age, 1_000_000 - age))  # the older process's file first
+    assert list(scalar_events_per_file(tmp_path, "game/score")) == [[(0, 1.0), (10, 2.0), (20, 3.0)],
+                                                                     [(20, 30.0), (30, 40.0)]]
+    steps, values = read_scalars(tmp_path, "game/score")
+    assert list(steps) == [0, 10, 20, 30] and list(values) == [1.0, 2.0, 30.0, 40.0]
+    assert list(scalar_events_per_file(tmp_path, "no/such/tag")) == []
+
+
 def test_plot_renders_from_a_tiny_real_run(tmp_path: Path) -> None:
     logdir = tmp_path / "runs"
     run_script("2_baselines/2.3_copying_hp_zoo.py", *TINY_PPO_FLAGS, "--timesteps", "96", "--n-steps", "16",
