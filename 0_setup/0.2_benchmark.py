@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also measure stock SB3 with torch threads chosen like --fast (isolates that lever)")
     parser.add_argument("--scratch-script", default=str(SCRATCH_SCRIPT), help="the from-scratch PPO script (2.4)")
     parser.add_argument("--fast-scratch-script", default=str(FAST_SCRATCH_SCRIPT),
-                        help="its fastest path (2.5: ale_vector, bf16 where it pays, overlapped stepping)")
+                        help="its fastest path (2.5: ale_vector, bf16 where it pays, overlapped stepping where the cores allow)")
     parser.add_argument("--zoo-steps", type=int, default=0,
                         help="also train 2.3 --fast for this many env steps on --device and evaluate it "
                              f"over {ZOO_EVAL_GAMES} games (1000000 on a GPU gives the README's figures; 0: skip)")
@@ -192,7 +192,8 @@ def measure_scratch(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         # Without the first iteration (first-call costs), as the SB3 measurements above.
         steady = summary.get("steps_per_second_after_first_iteration") or summary["steps_per_second"]
         runs[side].append({"steps_per_second": steady, "summary": lines[-1],
-                           "precision": summary.get("precision"), "load": load_average()})
+                           "precision": summary.get("precision"), "overlap": summary.get("overlap"),
+                           "load": load_average()})
         print(f"{script.stem[:3]}  {side:5s} repeat {repeat}: {steady:6.1f} steps/s", flush=True)
     return {"medians": {side: median([r["steps_per_second"] for r in runs[side]]) for side in SCRATCH_SIDES},
             "runs": runs}
@@ -320,9 +321,11 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
             lines.append(row("SB3 PPO stock, torch threads chosen like --fast", ppo["medians"][STOCK_MATCHED]))
     if scratch and "medians" in scratch:
         # the precision 2.5 really ran (its summary.json), not the one asked for: bf16 falls back to fp32
-        fast_precision = (scratch["runs"]["fast"] or [{}])[0].get("precision") or "bf16"
+        fast_run = (scratch["runs"]["fast"] or [{}])[0]
+        fast_precision = fast_run.get("precision") or "bf16"
+        overlap = "no overlap on these cores" if fast_run.get("overlap") is False else "overlap"
         for side, label in (("stock", "2.4 from scratch, classic fp32"),
-                            ("fast", f"2.5: 2.4 with its speed levers (ale_vector, {fast_precision} update, overlap)")):
+                            ("fast", f"2.5: 2.4 with its speed levers (ale_vector, {fast_precision} update, {overlap})")):
             lines.append(row(label, scratch["medians"][side]))
     if ceiling:
         per_step = ceiling["per_step_ms"]

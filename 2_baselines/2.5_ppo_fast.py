@@ -10,8 +10,10 @@ that runs here. What 2.5 adds:
   (``--backend ale_vector``), bf16 autocast where the hardware has it (``--precision``),
   fused Adam, torch and ALE threads from the free cores, glibc keeping freed memory, the
   faster layout, and for runs long enough a ``torch.compile``-d update where it measured faster;
-* ``--overlap`` (on by default), written out below: envpool's asynchronous pattern. The games
-  are two vector envs of n_envs / 2. ``send`` hands one half its actions and returns at once;
+* ``--overlap``, written out below: envpool's asynchronous pattern. On by default where the
+  free cores can run the network and one half's games at the same time; on 2 cores the two
+  thread pools would share the cores, and it costs more than it hides there
+  (``rlbreakout.scratch_speed.overlap_pays``). The games are two vector envs of n_envs / 2. ``send`` hands one half its actions and returns at once;
   while ale-py's C++ threads step that half, the network acts for the other half; ``recv``
   waits for a half's results. Every env still gets its action from the current policy on its
   own current observation, and the actions are sampled in 2.4's order (half A, then half B,
@@ -21,6 +23,7 @@ that runs here. What 2.5 adds:
   together, and so the rollout, would change from run to run.
 
 Run it:    python 2_baselines/2.5_ppo_fast.py --timesteps 1000000
+           python 2_baselines/2.5_ppo_fast.py --overlap       # overlap whatever the cores
            python 2_baselines/2.5_ppo_fast.py --no-overlap    # the levers without the overlap
 In Spyder: run it cell by cell (Ctrl+Return runs a cell); the defaults apply, and env (the
            halves), model and the rollout buffers stay in the Variable Explorer.
@@ -43,7 +46,7 @@ from rlbreakout.hyperparams import markdown_table
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import record_gif
 from rlbreakout.runs import Run
-from rlbreakout.scratch_speed import finished_games, speed_levers, with_send_recv
+from rlbreakout.scratch_speed import finished_games, overlap_pays, speed_levers, with_send_recv
 
 #: 2.4's agent, GAE, loss, update, env factory and evaluation (its definitions, not its training).
 ppo = load_definitions(Path(__file__).with_name("2.4_ppo_atari_from_scratch.py"), "ppo_atari_from_scratch")
@@ -52,19 +55,25 @@ ppo = load_definitions(Path(__file__).with_name("2.4_ppo_atari_from_scratch.py")
 # %% Settings: 2.4's flags with the fast defaults, plus --overlap
 def parse_args():
     parser = ppo.ppo_parser(__doc__.splitlines()[0], backend="ale_vector", precision="bf16")
-    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
-                        help="step one half of the games while the network acts for the other (ale_vector only)")
+    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
+                        help="step one half of the games while the network acts for the other (ale_vector only; "
+                             "default: on where the free cores hold torch's threads and one half's ALE threads at once)")
     return parse_script_args(parser)
 
 
 args = parse_args()
 device = ppo.validate(args)
-if args.overlap and (args.backend != "ale_vector" or args.n_envs % 2):
+if args.overlap and (args.backend != "ale_vector" or args.n_envs % 2):  # asked for, and impossible
     raise ConfigError("--overlap needs --backend ale_vector (the classic envs step in this thread, so nothing "
                       f"overlaps) and an even --n-envs (got {args.backend}, {args.n_envs}); or pass --no-overlap.")
 speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads, measure_layout=True,
                      batch_size=args.n_envs * args.num_steps // args.num_minibatches, timesteps=args.timesteps,
                      n_epochs=args.update_epochs)  # layout measured; compiled update for long runs where it pays
+if args.overlap is None:  # the default: overlap only where both thread pools get cores of their own
+    args.overlap = args.backend == "ale_vector" and args.n_envs % 2 == 0 and overlap_pays(speed.threads, args.n_envs)
+    print(f"overlap: {'on' if args.overlap else 'off'} (torch threads {speed.threads['torch_threads']}, "
+          f"ALE threads {speed.ale_threads}, free cores {speed.threads['free_cores']}; --overlap/--no-overlap decide)",
+          flush=True)
 run = Run.from_args(__file__, args, **speed.to_config())  # run folder, config.json, seeds python/numpy/torch
 
 # %% Environment: the games as two halves (one with --no-overlap), each its own vector env

@@ -207,15 +207,17 @@ class SpeedLevers:
 
     @contextlib.contextmanager
     def acting(self) -> Iterator[None]:
-        """The rollout's network calls: no autograd bookkeeping; bf16 only on CUDA.
+        """The rollout's network calls: no autograd bookkeeping, in the update's precision.
 
-        On the CPU the rollout's batches are tiny (n_envs / 2 observations with --overlap),
-        and bf16 autocast costs more than it saves there: 2.5 --no-overlap, 8,192 steps on a
-        2-core Xeon with AMX, measured 346 env steps/s acting in bf16 and 369 in fp32. The
-        update (256-sample minibatches) keeps bf16.
+        Acting in the precision the update will score the actions in keeps PPO's ratio exact at
+        the start of each update (an fp32 rollout with a bf16 update starts every update with a
+        mean |log-prob difference| of about 0.005). It is also the faster choice on the CPU this
+        was measured on: 2.4's network acting on uint8 frames, 2 threads, 2-core AMD EPYC with
+        AVX-512-BF16, median of 6: batch 4 (2.5's half) 1.18 ms fp32 against 0.95 bf16, batch 8
+        1.85 against 1.44. (An earlier version acted in fp32 on CPUs after a 2-core AMX Xeon
+        measured 369 env steps/s that way against 346 in bf16; the ratio argument outweighs that.)
         """
-        acting_autocast = self.autocast() if self.device.type == "cuda" else contextlib.nullcontext()
-        with torch.inference_mode(), acting_autocast:
+        with torch.inference_mode(), self.autocast():
             yield
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -233,9 +235,22 @@ class SpeedLevers:
         """For config.json and summary.json."""
         return {"backend": self.backend, "precision": self.precision, "keeps_freed_memory": self.keeps_freed_memory,
                 "torch_threads": self.threads.get("torch_threads"), "ale_threads": self.ale_threads,
+                "free_cores": self.threads.get("free_cores"),
                 "channels_last": self.channels_last, "compile": self.compile,
                 "compile_seconds": None if self.compile_seconds is None else round(self.compile_seconds, 2),
                 "layout_timings_ms": {label: round(1000 * t, 2) for label, t in self.layout_timings.items()}}
+
+
+def overlap_pays(threads: dict[str, Any], n_envs: int) -> bool:
+    """Whether 2.5's overlap can run the network and one half's games at the same time on cores
+    of their own: torch's threads plus one half's ALE threads fit in the free cores.
+
+    Without that the two thread pools share cores, and the overlap costs more than it hides:
+    2.5 on a 2-core AMD EPYC (torch 2 threads, ALE 2), 16,384 steps, runs alternating:
+    508 and 639 env steps/s overlapped against 653 and 668 without.
+    """
+    half_ale_threads = max(1, min(int(threads.get("ale_threads", 1)), n_envs // 2))
+    return int(threads.get("torch_threads", 1)) + half_ale_threads <= int(threads.get("free_cores", 0))
 
 
 def compile_update_path(model: torch.nn.Module) -> None:

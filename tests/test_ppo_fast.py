@@ -13,6 +13,7 @@ import torch
 
 from conftest import run_script, summary_of
 from rlbreakout.definitions import load_definitions
+from rlbreakout.scratch_speed import overlap_pays
 from test_ppo_from_scratch import SCRIPT as SCRIPT_2_4
 from test_ppo_from_scratch import REPO_ROOT, train_cells
 
@@ -24,7 +25,7 @@ ROLLOUT_KEYS = ("obs", "actions", "rewards", "dones")
 
 
 def test_cells_run_one_by_one_and_leave_env_and_model(tmp_path: Path) -> None:
-    ns = train_cells(SCRIPT, tmp_path, "--backend", "ale_vector", "--precision", "fp32")
+    ns = train_cells(SCRIPT, tmp_path, "--backend", "ale_vector", "--precision", "fp32", "--overlap")
     assert isinstance(ns["model"], torch.nn.Module)
     assert len(ns["env"]) == 2 and all(half.num_envs == 1 for half in ns["env"])  # two halves of one env each
     assert ns["global_step"] == 128 and (ns["run"].dir / "summary.json").is_file()
@@ -56,7 +57,7 @@ def test_overlapped_rollout_equals_2_4s_serial_rollout(tmp_path: Path) -> None:
 
 def test_overlap_needs_the_ale_vector_backend_and_even_envs(logdir: Path) -> None:
     for flags in (("--backend", "classic"), ("--n-envs", "3")):
-        result = run_script(SCRIPT, *flags, "--logdir", str(logdir), expect_ok=False)
+        result = run_script(SCRIPT, *flags, "--overlap", "--logdir", str(logdir), expect_ok=False)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith("error: --overlap needs --backend ale_vector")
     assert not logdir.exists()
@@ -68,5 +69,8 @@ def test_tiny_run_end_to_end(logdir: Path) -> None:
                         "--eval-games", "1", "--gif-games", "0", "--precision", "fp32", "--device", "cpu",
                         "--torch-threads", "1", "--logdir", str(logdir))
     _, summary = summary_of(result)
-    assert summary["script"] == "2.5_ppo_fast" and summary["timesteps"] == 128 and summary["overlap"] is True
+    assert summary["script"] == "2.5_ppo_fast" and summary["timesteps"] == 128
+    # the default overlap follows the cores this machine had free, and says so
+    assert summary["overlap"] is overlap_pays(summary, 2) and summary["torch_threads"] == 1
+    assert f"overlap: {'on' if summary['overlap'] else 'off'} (torch threads 1" in result.stdout
     assert summary["backend"] == "ale_vector" and summary["n_games"] == 1 and summary["steps_per_second"] > 0

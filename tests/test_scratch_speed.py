@@ -20,6 +20,7 @@ from rlbreakout.scratch_speed import (
     compute_dtype,
     finished_games,
     make_ale_vector_envs,
+    overlap_pays,
     scale_pixels,
     speed_levers,
     with_send_recv,
@@ -58,6 +59,29 @@ def test_fused_adam_and_acting_mode() -> None:
     assert not out.requires_grad and torch.is_inference(out)
     model = SpeedLevers(torch.device("cpu")).prepare(torch.nn.Conv2d(4, 8, 3))
     assert model.weight.is_contiguous()  # channels_last only on CUDA
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_acting_runs_in_the_updates_precision(precision: str) -> None:
+    """So the rollout's log-probs are the ones the update recomputes (bf16 emulated where the CPU lacks it)."""
+    conv = torch.nn.Conv2d(4, 8, 3)
+    levers = SpeedLevers(torch.device("cpu"), precision=precision)
+    frames = torch.rand(2, 4, 9, 9)
+    with levers.acting():
+        acted = conv(frames)
+    with levers.autocast():
+        updated = conv(frames)
+    assert acted.dtype == updated.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+    assert torch.equal(acted, updated.detach())
+
+
+def test_overlap_only_where_both_thread_pools_get_cores_of_their_own() -> None:
+    two_cores = {"torch_threads": 2, "ale_threads": 2, "free_cores": 2}
+    assert not overlap_pays(two_cores, 8)  # 2 torch + 2 ALE threads on 2 cores
+    assert overlap_pays({**two_cores, "torch_threads": 1, "ale_threads": 1}, 8)  # 1 + 1 on 2
+    assert overlap_pays({"torch_threads": 4, "ale_threads": 8, "free_cores": 8}, 8)  # 4 + one half's 4 on 8
+    assert not overlap_pays({"torch_threads": 4, "ale_threads": 8, "free_cores": 7}, 8)
+    assert overlap_pays({"torch_threads": 1, "ale_threads": 2, "free_cores": 2}, 2)  # a half of 1 env: 1 ALE thread
 
 
 def test_levers_are_recorded_for_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
