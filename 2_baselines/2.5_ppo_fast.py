@@ -13,8 +13,9 @@ that runs here. What 2.5 adds:
 * ``--overlap``, written out below: envpool's asynchronous pattern. On by default where the
   free cores can run the network and one half's games at the same time; on 2 cores the two
   thread pools would share the cores, and it costs more than it hides there
-  (``rlbreakout.scratch_speed.overlap_pays``). The games are two vector envs of n_envs / 2. ``send`` hands one half its actions and returns at once;
-  while ale-py's C++ threads step that half, the network acts for the other half; ``recv``
+  (``rlbreakout.scratch_speed.overlap_pays``). The games are two vector envs of n_envs / 2.
+  ``send`` hands one half its actions and returns at once; while ale-py's C++ threads step
+  that half, the network acts for the other half; ``recv``
   waits for a half's results. Every env still gets its action from the current policy on its
   own current observation, and the actions are sampled in 2.4's order (half A, then half B,
   step by step), so for a fixed seed the rollout is 2.4's, observation for observation
@@ -63,14 +64,15 @@ def parse_args():
 
 args = parse_args()
 device = ppo.validate(args)
-if args.overlap and (args.backend != "ale_vector" or args.n_envs % 2):  # asked for, and impossible
+overlap_possible = args.backend == "ale_vector" and args.n_envs % 2 == 0
+if args.overlap and not overlap_possible:
     raise ConfigError("--overlap needs --backend ale_vector (the classic envs step in this thread, so nothing "
                       f"overlaps) and an even --n-envs (got {args.backend}, {args.n_envs}); or pass --no-overlap.")
 speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads, measure_layout=True,
                      batch_size=args.n_envs * args.num_steps // args.num_minibatches, timesteps=args.timesteps,
                      n_epochs=args.update_epochs)  # layout measured; compiled update for long runs where it pays
 if args.overlap is None:  # the default: overlap only where both thread pools get cores of their own
-    args.overlap = args.backend == "ale_vector" and args.n_envs % 2 == 0 and overlap_pays(speed.threads, args.n_envs)
+    args.overlap = overlap_possible and overlap_pays(speed.threads, args.n_envs)
     print(f"overlap: {'on' if args.overlap else 'off'} (torch threads {speed.threads['torch_threads']}, "
           f"ALE threads {speed.ale_threads}, free cores {speed.threads['free_cores']}; --overlap/--no-overlap decide)",
           flush=True)

@@ -297,12 +297,10 @@ def compiled_step_mismatch(levers: Mapping[str, Any], device: str, batch_size: i
         compiled = measurement_policy({**levers, "compile": True}, device)
         eager = measurement_policy({**levers, "compile": False}, device)
         eager.load_state_dict(compiled.state_dict())
-        obs = torch.randint(0, 256, (batch_size, *MEASURE_OBS_SPACE.shape), dtype=torch.uint8, device=compiled.device)
-        actions = torch.randint(0, int(MEASURE_ACTION_SPACE.n), (batch_size,), device=compiled.device)
+        obs, actions = random_minibatch(batch_size, compiled.device)
         results = []
         for policy in (eager, compiled):
-            values, log_prob, entropy = policy.evaluate_actions(obs, actions)
-            loss = -log_prob.mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
+            loss = ppo_shaped_loss(policy, obs, actions)
             loss.backward()
             finite = all(bool(torch.isfinite(p.grad).all()) for p in policy.parameters() if p.grad is not None)
             results.append((float(loss.detach()), finite))
@@ -342,6 +340,19 @@ def measurement_policy(levers: Mapping[str, Any], device: str) -> ActorCriticCnn
     return cls(MEASURE_OBS_SPACE, MEASURE_ACTION_SPACE, lambda _: 2.5e-4, **kwargs).to(target)
 
 
+def random_minibatch(batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 observations, actions) of a random minibatch in the measured policy's spaces."""
+    obs = torch.randint(0, 256, (batch_size, *MEASURE_OBS_SPACE.shape), dtype=torch.uint8, device=device)
+    actions = torch.randint(0, int(MEASURE_ACTION_SPACE.n), (batch_size,), device=device)
+    return obs, actions
+
+
+def ppo_shaped_loss(policy: ActorCriticCnnPolicy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """A loss with PPO's parts (policy, value, entropy terms) for measuring and checking a step."""
+    values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+    return -log_prob.mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -369,14 +380,12 @@ def minibatch_seconds(levers: Mapping[str, Any], device: str, batch_size: int, c
         torch.manual_seed(0)
         policy = measurement_policy(levers, device)
         where = policy.device
-        obs = torch.randint(0, 256, (batch_size, *MEASURE_OBS_SPACE.shape), dtype=torch.uint8, device=where)
-        actions = torch.randint(0, int(MEASURE_ACTION_SPACE.n), (batch_size,), device=where)
+        obs, actions = random_minibatch(batch_size, where)
         seconds = []
         for _ in range(count):
             _synchronize(where)
             start = time.perf_counter()
-            values, log_prob, entropy = policy.evaluate_actions(obs, actions)
-            loss = -log_prob.mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
+            loss = ppo_shaped_loss(policy, obs, actions)
             policy.optimizer.zero_grad()
             loss.backward()
             policy.optimizer.step()
