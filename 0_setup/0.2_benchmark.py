@@ -19,8 +19,9 @@ measured fastest here, with torch and ALE threads chosen from the free cores. It
    (FLOPs counted by torch's FlopCounterMode, rlbreakout/flops.py);
 6. the training step split into forward, backward, optimiser and the rest, per minibatch,
    for stock and --fast (rlbreakout/step_breakdown.py);
-7. with ``--parity-steps N``: learning parity, 2.3 trained N steps stock and with ``--fast``
-   for ``--parity-seeds`` seeds, each scored over 30 whole games (rlbreakout/parity.py).
+7. with ``--parity-steps N``: learning parity for each of ``--parity-pairs``: 2.3 trained N
+   steps stock and with ``--fast``, and 2.4 against 2.5, for ``--parity-seeds`` seeds, each
+   scored over 30 whole games (rlbreakout/parity.py).
 
 Every measurement runs in a fresh process; stock and fast alternate (A B, B A, ...)
 and the table shows medians, because a shared machine drifts.
@@ -28,7 +29,7 @@ and the table shows medians, because a shared machine drifts.
 Run it:  python 0_setup/0.2_benchmark.py                   # ~15 min on 2 cores
          python 0_setup/0.2_benchmark.py --tiny            # seconds: checks that it runs
          python 0_setup/0.2_benchmark.py --device cuda     # the network on a GPU (envs stay on the CPU)
-         RLBREAKOUT_COMPILE=1 python 0_setup/0.2_benchmark.py --parts peak --parity-steps 50000  # ~20 min
+         RLBREAKOUT_COMPILE=1 python 0_setup/0.2_benchmark.py --parts peak --parity-steps 50000  # ~45 min
 Read:    0_setup/README.md and the README's "Performance" section
 """
 
@@ -59,7 +60,7 @@ from rlbreakout.env_ids import check_env_id
 from rlbreakout.errors import ConfigError
 from rlbreakout.fast import lever_label
 from rlbreakout.hardware import bf16_supported
-from rlbreakout.parity import PARITY_EVAL_GAMES, parity_markdown, run_parity, within_spread
+from rlbreakout.parity import PARITY_EVAL_GAMES, PARITY_PAIRS, parity_markdown, run_parity, within_spread
 from rlbreakout.threads import free_cores
 from rlbreakout.runs import Run
 from rlbreakout.step_breakdown import PARTS as BREAKDOWN_PARTS
@@ -78,6 +79,9 @@ PARITY_KEYS = ("seed", "timesteps", "steps_per_second", "mean_reward", "median_r
 TINY = {"n_envs_list": [2], "repeats": 1, "env_steps": 64, "timesteps": 128, "n_envs": 2}
 PARTS: tuple[str, ...] = ("env", "ppo", "scratch", "ceiling", "peak", "breakdown")
 TINY_SCRATCH_FLAGS = ["--num-steps", "16", "--num-minibatches", "1", "--update-epochs", "1"]
+#: Tiny mode's PPO settings for each parity pair's scripts (2.3's flags, and 2.4's for 2.4 / 2.5).
+TINY_PARITY_FLAGS = {"2.3": ["--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1"],
+                     "2.5": ["--n-envs", "2", *TINY_SCRATCH_FLAGS]}
 #: A child that runs longer than this is stuck (a full measurement takes about a minute).
 CHILD_TIMEOUT_SECONDS = 1800
 
@@ -103,9 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also train 2.3 --fast for this many env steps on --device and evaluate it "
                              f"over {ZOO_EVAL_GAMES} games (1000000 on a GPU gives the README's figures; 0: skip)")
     parser.add_argument("--parity-steps", type=int, default=0,
-                        help="also train 2.3 this many env steps stock and with --fast for each parity seed and "
-                             "compare the scores (50000 gives the README's table; 0: skip)")
+                        help="also train each parity pair this many env steps, stock and fast, for each parity "
+                             "seed and compare the scores (50000 gives the README's table; 0: skip)")
     parser.add_argument("--parity-seeds", type=int, default=3, help="seeds 0..N-1 of the parity runs")
+    parser.add_argument("--parity-pairs", default=",".join(PARITY_PAIRS),
+                        help="which stock / fast pairs the parity runs train: 2.3 (2.3 stock against 2.3 --fast), "
+                             "2.5 (2.4 against 2.5)")
     parser.add_argument("--tiny", action="store_true", help="seconds-long measurements (tests)")
     args = parse_script_args(parser, argv)
     try:
@@ -121,6 +128,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.repeats < 1 or args.env_steps < 1 or args.timesteps < 1 or not args.n_envs_list:
         raise ConfigError("--repeats, --env-steps, --timesteps and --n-envs-list must be positive.")
+    args.parity_pairs = [name.strip() for name in str(args.parity_pairs).split(",") if name.strip()]
+    unknown_pairs = sorted(set(args.parity_pairs) - set(PARITY_PAIRS))
+    if unknown_pairs or not args.parity_pairs:
+        raise ConfigError(f"unknown --parity-pairs {unknown_pairs or args.parity_pairs}; choose from "
+                          f"{', '.join(PARITY_PAIRS)}, comma-separated.")
     if args.parity_steps < 0 or args.parity_seeds < 1:
         raise ConfigError(f"--parity-steps must be >= 0 (0 skips parity) and --parity-seeds >= 1; "
                           f"got {args.parity_steps} and {args.parity_seeds}.")
@@ -399,16 +411,17 @@ if args.zoo_steps > 0:
           f"{zoo_games}-game mean {zoo_run['mean_reward']:.1f} / median {zoo_run['median_reward']:.1f}",
           flush=True)
 
-# %% Learning parity (--parity-steps): the same short 2.3 run stock and --fast, seed by seed
-parity = None
-if args.parity_steps > 0:
-    tiny_ppo = ["--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1"] if args.tiny else []
-    parity_runs = run_parity(ZOO_SCRIPT, args.parity_steps, range(args.parity_seeds), run.dir / "parity",
-                             eval_games=2 if args.tiny else PARITY_EVAL_GAMES, extra=["--env", args.env, *tiny_ppo])
-    parity = {"steps": args.parity_steps, "within_spread": within_spread(parity_runs),
-              "table": parity_markdown(parity_runs, args.parity_steps),
-              "runs": {side: [{key: summary.get(key) for key in PARITY_KEYS} for summary in summaries]
-                       for side, summaries in parity_runs.items()}}
+# %% Learning parity (--parity-steps): each pair's short run stock and fast, seed by seed
+parity = {}
+for pair_name in args.parity_pairs if args.parity_steps > 0 else []:
+    pair = PARITY_PAIRS[pair_name]
+    parity_runs = run_parity(pair, args.parity_steps, range(args.parity_seeds), run.dir / "parity",
+                             eval_games=2 if args.tiny else PARITY_EVAL_GAMES,
+                             extra=["--env", args.env, *(TINY_PARITY_FLAGS[pair_name] if args.tiny else [])])
+    parity[pair_name] = {"steps": args.parity_steps, "within_spread": within_spread(parity_runs),
+                         "table": parity_markdown(parity_runs, args.parity_steps, pair),
+                         "runs": {side: [{key: summary.get(key) for key in PARITY_KEYS} for summary in summaries]
+                                  for side, summaries in parity_runs.items()}}
 
 # %% Table and summary.json
 fast_runs = ppo["runs"]["fast"] if ppo else []
@@ -421,8 +434,8 @@ machine = {"cpu": cpu_model(), "cores": cores, "cpu_flags": flags, "bf16": bf16_
            "device": args.device, "levers": lever_text, "repeats": args.repeats,
            "busy_cores_before": round(busy_before, 2), "load_before": round(load_before, 2), "load_after": load_average()}
 table = markdown_table(env_rows, ppo, scratch, machine, ceiling, peak, limit_rows, breakdown)
-if parity:
-    table += "\n" + parity["table"]
+for pair_result in parity.values():
+    table += "\n" + pair_result["table"]
 (run.dir / TABLE_FILE).write_text(table)
 print("\n" + table, flush=True)
 fast_sps = ppo["medians"]["fast"] if ppo else None
@@ -436,5 +449,5 @@ run.finish(
     physical_limit=limit_rows, machine=machine, n_envs=args.n_envs,
     repeats=args.repeats, tiny=args.tiny, device=args.device,
     zoo_run={key: zoo_run[key] for key in ("timesteps", "steps_per_second", "mean_reward", "median_reward", "run_dir")}
-    if zoo_run else None, parity=parity,
+    if zoo_run else None, parity=parity or None,
 )

@@ -1,14 +1,16 @@
-"""Learning parity: the same short 2.3 run, stock SB3 and ``--fast``, over several seeds, in one table.
+"""Learning parity: the same short run, stock and with every speed lever, over several seeds, in one table.
 
 Why: a speed lever must change how fast PPO trains, not what it learns. A fixed-minibatch
 check (tests/test_fast.py) shows the loss and gradients agree; this shows the learning
-agrees: for each seed, 2.3 trains ``steps`` env steps stock and with ``--fast`` (the two
-sides alternating, so a slow hour hits both), each evaluated over the same whole games, and
-``--fast``'s scores must lie within the spread of stock's seeds (:func:`within_spread`).
-Short runs learn little, so this is a sanity check, not proof.
+agrees: for each seed, a :class:`ParityPair` trains ``steps`` env steps on its stock side
+and on its fast side (the two alternating, so a slow hour hits both), each evaluated over
+the same whole games, and the fast side's scores must lie within the spread of stock's
+seeds (:func:`within_spread`). Two pairs cover every lever: 2.3 stock against 2.3
+``--fast`` (SB3), and 2.4 against 2.5 (the from-scratch PPO with its levers). Short runs
+learn little, so this is a sanity check, not proof.
 
-``RLBREAKOUT_COMPILE=1`` in the environment reaches the ``--fast`` runs, so a lever that
-a short run would not choose (torch.compile) can be checked the same way.
+``RLBREAKOUT_COMPILE=1`` in the environment reaches the fast runs, so a lever that a short
+run would not choose (torch.compile) can be checked the same way.
 """
 
 from __future__ import annotations
@@ -18,24 +20,60 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlbreakout.errors import RLBreakoutError
 
-#: The two sides: 2.3's default (stock SB3) and with every measured speed lever.
-PARITY_SIDES: dict[str, tuple[str, ...]] = {"stock": (), "fast": ("--fast",)}
 #: Whole games in each run's final evaluation (the README's parity table used 30).
 PARITY_EVAL_GAMES = 30
+#: The two sides of every pair, in the order of the first seed.
+PARITY_SIDES = ("stock", "fast")
+CHAPTER_2 = Path(__file__).resolve().parents[1] / "2_baselines"
 
 
-def parity_command(script: str | Path, side: str, steps: int, seed: int, eval_games: int, logdir: str | Path,
+@dataclass(frozen=True)
+class ParityPair:
+    """A stock run and its fast twin: one script twice (2.3 and ``--fast``) or two scripts (2.4, 2.5).
+
+    ``eval_flag`` is the script's flag for the final evaluation's whole games;
+    ``quiet_flags`` switch off what costs time but not learning (periodic evaluation, gifs).
+    """
+
+    name: str
+    stock_script: Path
+    fast_script: Path
+    fast_flags: tuple[str, ...] = ()
+    eval_flag: str = "--eval-games"
+    quiet_flags: tuple[str, ...] = ("--gif-games", "0")
+    #: what the table calls each side
+    labels: tuple[str, str] = ("stock", "fast")
+
+    def script(self, side: str) -> Path:
+        return self.stock_script if side == "stock" else self.fast_script
+
+    def label(self, side: str) -> str:
+        return self.labels[PARITY_SIDES.index(side)]
+
+
+#: SB3: 2.3 stock against 2.3 ``--fast`` (ale_vector, the measured precision, layout and compile).
+ZOO_PAIR = ParityPair("2.3", CHAPTER_2 / "2.3_copying_hp_zoo.py", CHAPTER_2 / "2.3_copying_hp_zoo.py",
+                      ("--fast",), "--eval-episodes", ("--eval-freq", "0", "--gif-games", "0"),
+                      ("2.3 stock", "2.3 --fast"))
+#: The from-scratch PPO: 2.4 (classic envs, fp32) against 2.5 (its speed levers, bf16 acting and update).
+SCRATCH_PAIR = ParityPair("2.5", CHAPTER_2 / "2.4_ppo_atari_from_scratch.py", CHAPTER_2 / "2.5_ppo_fast.py",
+                          labels=("2.4", "2.5"))
+PARITY_PAIRS = {pair.name: pair for pair in (ZOO_PAIR, SCRATCH_PAIR)}
+
+
+def parity_command(pair: ParityPair, side: str, steps: int, seed: int, eval_games: int, logdir: str | Path,
                    extra: Sequence[str] = ()) -> list[str]:
-    """The command line of one run: ``script`` for ``steps`` on ``seed``, its final evaluation
-    over ``eval_games`` games, no periodic evaluation or gif (they cost time, not learning)."""
-    return [sys.executable, str(script), "--timesteps", str(steps), "--seed", str(seed),
-            "--eval-freq", "0", "--eval-episodes", str(eval_games), "--gif-games", "0",
-            "--logdir", str(logdir), *PARITY_SIDES[side], *extra]
+    """The command line of one run: ``pair``'s ``side`` for ``steps`` on ``seed``, its final
+    evaluation over ``eval_games`` games, no periodic evaluation or gif (they cost time, not learning)."""
+    fast_flags = pair.fast_flags if side == "fast" else ()
+    return [sys.executable, str(pair.script(side)), "--timesteps", str(steps), "--seed", str(seed),
+            pair.eval_flag, str(eval_games), *pair.quiet_flags, "--logdir", str(logdir), *fast_flags, *extra]
 
 
 def run_command(command: Sequence[str]) -> dict[str, Any]:
@@ -48,19 +86,19 @@ def run_command(command: Sequence[str]) -> dict[str, Any]:
     return json.loads(Path(lines[-1]).read_text())
 
 
-def run_parity(script: str | Path, steps: int, seeds: Sequence[int], logdir: str | Path, *,
+def run_parity(pair: ParityPair, steps: int, seeds: Sequence[int], logdir: str | Path, *,
                eval_games: int = PARITY_EVAL_GAMES, extra: Sequence[str] = (),
                runner: Callable[[Sequence[str]], dict[str, Any]] = run_command,
                report: Callable[[str], None] = print) -> dict[str, list[dict[str, Any]]]:
-    """Each seed stock and ``--fast``, the order swapped every other seed; summaries by side."""
+    """Each seed stock and fast, the order swapped every other seed; summaries by side."""
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in PARITY_SIDES}
     for index, seed in enumerate(seeds):
         order = list(PARITY_SIDES) if index % 2 == 0 else list(reversed(PARITY_SIDES))
         for side in order:
-            summary = runner(parity_command(script, side, steps, seed, eval_games, logdir, extra))
+            summary = runner(parity_command(pair, side, steps, seed, eval_games, logdir, extra))
             runs[side].append(summary)
-            report(f"parity {side:5s} seed {seed}: {summary['timesteps']} steps at {summary['steps_per_second']} "
-                   f"steps/s, {eval_games}-game mean {summary['mean_reward']:.1f} / median {summary['median_reward']:.1f}")
+            report(f"parity {pair.name} {side:5s} seed {seed}: {summary['timesteps']} steps at "
+                   f"{summary['steps_per_second']} steps/s, {eval_games}-game mean {summary['mean_reward']:.1f} / median {summary['median_reward']:.1f}")
     for side in runs:
         runs[side].sort(key=lambda summary: summary["seed"])
     return runs
@@ -72,19 +110,19 @@ def spread(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def within_spread(runs: Mapping[str, Sequence[Mapping[str, Any]]], key: str = "mean_reward") -> bool:
-    """True when ``--fast``'s mean over seeds of ``key`` lies within stock's per-seed min-max."""
+    """True when the fast side's mean over seeds of ``key`` lies within stock's per-seed min-max."""
     _, low, high = spread([summary[key] for summary in runs["stock"]])
     fast_mean, _, _ = spread([summary[key] for summary in runs["fast"]])
     return low <= fast_mean <= high
 
 
-def parity_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]], steps: int) -> str:
+def parity_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]], steps: int, pair: ParityPair = ZOO_PAIR) -> str:
     """One table: a row per side and seed, then each side's mean (min-max) over the seeds."""
     lines = [f"| {steps:,} steps | seed | env steps/s of training | final eval: mean / median | games | wall |",
              "|---|---:|---:|---:|---:|---:|"]
     for side, summaries in runs.items():
         for summary in summaries:
-            lines.append(f"| {side} | {summary['seed']} | {summary['steps_per_second']:.1f} | "
+            lines.append(f"| {pair.label(side)} | {summary['seed']} | {summary['steps_per_second']:.1f} | "
                          f"{summary['mean_reward']:.1f} / {summary['median_reward']:.1f} | "
                          f"{len(summary.get('scores') or []) or '-'} | {summary['wall_seconds']:.0f} s |")
     for side, summaries in runs.items():
@@ -92,7 +130,8 @@ def parity_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]], steps: int)
         for key in ("steps_per_second", "mean_reward", "median_reward"):
             mean, low, high = spread([summary[key] for summary in summaries])
             cells.append(f"{mean:.1f} ({low:.1f}-{high:.1f})")
-        lines.append(f"| **{side}**, {len(summaries)} seeds | | {cells[0]} | {cells[1]} / {cells[2]} | | |")
+        lines.append(f"| **{pair.label(side)}**, {len(summaries)} seeds | | {cells[0]} | {cells[1]} / {cells[2]} | | |")
     verdict = "within" if within_spread(runs) else "outside"
-    lines += ["", f"`--fast`'s mean score over the seeds is {verdict} the spread of stock's seeds."]
+    fast, stock = pair.label("fast"), pair.label("stock")
+    lines += ["", f"{fast}'s mean score over the seeds is {verdict} the spread of {stock}'s seeds."]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ FAKE_SCRATCH_STEPS_PER_SECOND = 123.5
 #: It reports fp32 whatever --precision asked, as 2.5 does on a CPU without bf16.
 FAKE_SCRATCH = f'''
 import json, sys
+import json
 from pathlib import Path
 args = sys.argv[1:]
 logdir = Path(args[args.index("--logdir") + 1])
@@ -134,15 +136,30 @@ def test_bad_parity_flags_are_one_line(logdir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_parity_trains_2_3_stock_and_fast_and_tables_them(logdir: Path) -> None:
+def test_parity_trains_each_pair_stock_and_fast_and_tables_them(logdir: Path) -> None:
     result = run_script(SCRIPT, "--tiny", "--parts", "peak", "--parity-steps", "64", "--parity-seeds", "1",
                         "--logdir", str(logdir))
     _, summary = summary_of(result)
-    parity = summary["parity"]
-    assert parity["steps"] == 64 and set(parity["runs"]) == {"stock", "fast"}
-    for side in ("stock", "fast"):
-        (run,) = parity["runs"][side]
-        assert run["timesteps"] == 64 and run["seed"] == 0 and run["steps_per_second"] > 0
-        assert Path(run["run_dir"]).is_relative_to(Path(summary["run_dir"]))
-    assert parity["table"] in summary["table"] and "| **fast**, 1 seeds |" in parity["table"]
-    assert "parity stock seed 0: 64 steps" in result.stdout and "parity fast  seed 0: 64 steps" in result.stdout
+    assert set(summary["parity"]) == {"2.3", "2.5"}
+    for name, scripts in (("2.3", ("2.3_copying_hp_zoo", "2.3_copying_hp_zoo")),
+                          ("2.5", ("2.4_ppo_atari_from_scratch", "2.5_ppo_fast"))):
+        parity = summary["parity"][name]
+        assert parity["steps"] == 64 and set(parity["runs"]) == {"stock", "fast"}
+        for side, script in zip(("stock", "fast"), scripts):
+            (run,) = parity["runs"][side]
+            assert run["timesteps"] == 64 and run["seed"] == 0 and run["steps_per_second"] > 0
+            assert Path(run["run_dir"]).is_relative_to(Path(summary["run_dir"]))
+            assert json.loads((Path(run["run_dir"]) / "summary.json").read_text())["script"].startswith(script)
+        assert parity["table"] in summary["table"]
+        assert f"parity {name} stock seed 0: 64 steps" in result.stdout
+        assert f"parity {name} fast  seed 0: 64 steps" in result.stdout
+    assert "| **2.3 --fast**, 1 seeds |" in summary["parity"]["2.3"]["table"]
+    assert "| **2.5**, 1 seeds |" in summary["parity"]["2.5"]["table"]
+
+
+def test_only_the_chosen_parity_pairs_and_unknown_ones_are_one_line(logdir: Path) -> None:
+    result = run_script(SCRIPT, "--parity-pairs", "2.3,2.9", "--parity-steps", "64", "--logdir", str(logdir),
+                        expect_ok=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == ("error: unknown --parity-pairs ['2.9']; choose from 2.3, 2.5, "
+                                                      "comma-separated.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.parity import (
+    PARITY_PAIRS,
+    SCRATCH_PAIR,
+    ZOO_PAIR,
     parity_command,
     parity_markdown,
     run_command,
@@ -19,7 +23,6 @@ from rlbreakout.parity import (
     within_spread,
 )
 
-SCRIPT = "2_baselines/2.3_copying_hp_zoo.py"
 
 
 def summary(seed: int, mean: float, median: float | None = None, steps_per_second: float = 100.0) -> dict[str, Any]:
@@ -28,12 +31,35 @@ def summary(seed: int, mean: float, median: float | None = None, steps_per_secon
 
 
 def test_the_command_is_the_script_with_its_side() -> None:
-    stock = parity_command(SCRIPT, "stock", 50_000, 2, 30, "runs/parity")
-    fast = parity_command(SCRIPT, "fast", 50_000, 2, 30, "runs/parity", ["--env", "ALE/Breakout-v5"])
-    assert stock[0] == sys.executable and stock[1] == SCRIPT and "--fast" not in stock
+    stock = parity_command(ZOO_PAIR, "stock", 50_000, 2, 30, "runs/parity")
+    fast = parity_command(ZOO_PAIR, "fast", 50_000, 2, 30, "runs/parity", ["--env", "ALE/Breakout-v5"])
+    assert stock[0] == sys.executable and stock[1].endswith("2_baselines/2.3_copying_hp_zoo.py")
+    assert "--fast" not in stock
     assert stock[stock.index("--timesteps") + 1] == "50000" and stock[stock.index("--seed") + 1] == "2"
     assert stock[stock.index("--eval-episodes") + 1] == "30" and stock[stock.index("--eval-freq") + 1] == "0"
     assert fast[:len(stock)] == stock and fast[len(stock):] == ["--fast", "--env", "ALE/Breakout-v5"]
+
+
+def test_the_from_scratch_pair_is_2_4_against_2_5_with_their_own_flags() -> None:
+    stock = parity_command(SCRATCH_PAIR, "stock", 50_000, 1, 30, "runs/parity")
+    fast = parity_command(SCRATCH_PAIR, "fast", 50_000, 1, 30, "runs/parity")
+    assert Path(stock[1]).name == "2.4_ppo_atari_from_scratch.py" and Path(fast[1]).name == "2.5_ppo_fast.py"
+    for command in (stock, fast):
+        assert Path(command[1]).is_file()
+        assert command[command.index("--eval-games") + 1] == "30" and command[command.index("--gif-games") + 1] == "0"
+        assert "--eval-episodes" not in command and "--eval-freq" not in command and "--fast" not in command
+    assert stock[2:] == fast[2:]  # same steps, seed, games: only the script differs
+
+
+@pytest.mark.parametrize("pair", PARITY_PAIRS.values(), ids=PARITY_PAIRS)
+def test_every_pair_names_flags_its_scripts_accept(pair) -> None:
+    """The flags a parity run passes must exist in the script's own parser (else it dies at argparse)."""
+    for side in ("stock", "fast"):
+        command = parity_command(pair, side, 64, 0, 2, "runs/parity")
+        help_text = subprocess.run([sys.executable, command[1], "--help"], capture_output=True, text=True,
+                                   check=True).stdout
+        for flag in (part for part in command[2:] if part.startswith("--")):
+            assert flag in help_text, f"{Path(command[1]).name} has no {flag}"
 
 
 def test_sides_alternate_seed_by_seed() -> None:
@@ -45,11 +71,11 @@ def test_sides_alternate_seed_by_seed() -> None:
         return summary(seed, mean=float(seed) + (0.5 if "--fast" in command else 0.0))
 
     lines: list[str] = []
-    runs = run_parity(SCRIPT, 50_000, [0, 1, 2], "runs/parity", runner=runner, report=lines.append)
+    runs = run_parity(ZOO_PAIR, 50_000, [0, 1, 2], "runs/parity", runner=runner, report=lines.append)
     sides = ["fast" if "--fast" in command else "stock" for command in commands]
     assert sides == ["stock", "fast", "fast", "stock", "stock", "fast"]  # A B, B A, A B
     assert [s["seed"] for s in runs["stock"]] == [s["seed"] for s in runs["fast"]] == [0, 1, 2]
-    assert lines[0] == "parity stock seed 0: 50000 steps at 100.0 steps/s, 30-game mean 0.0 / median 0.0"
+    assert lines[0] == "parity 2.3 stock seed 0: 50000 steps at 100.0 steps/s, 30-game mean 0.0 / median 0.0"
 
 
 def test_spread_and_the_verdict() -> None:
@@ -63,13 +89,16 @@ def test_spread_and_the_verdict() -> None:
 def test_the_table_has_a_row_per_run_and_the_means() -> None:
     runs = {"stock": [summary(0, 2.0, 1.0, 300.0), summary(1, 4.0, 3.0, 310.0)],
             "fast": [summary(0, 3.0, 2.0, 600.0), summary(1, 3.0, 3.0, 620.0)]}
-    table = parity_markdown(runs, 50_000)
+    table = parity_markdown(runs, 50_000, ZOO_PAIR)
     lines = table.splitlines()
     assert lines[0].startswith("| 50,000 steps | seed |")
-    assert "| stock | 1 | 310.0 | 4.0 / 3.0 | 30 | 120 s |" in lines
-    assert "| **stock**, 2 seeds | | 305.0 (300.0-310.0) | 3.0 (2.0-4.0) / 2.0 (1.0-3.0) | | |" in lines
-    assert "| **fast**, 2 seeds | | 610.0 (600.0-620.0) | 3.0 (3.0-3.0) / 2.5 (2.0-3.0) | | |" in lines
-    assert lines[-1] == "`--fast`'s mean score over the seeds is within the spread of stock's seeds."
+    assert "| 2.3 stock | 1 | 310.0 | 4.0 / 3.0 | 30 | 120 s |" in lines
+    assert "| **2.3 stock**, 2 seeds | | 305.0 (300.0-310.0) | 3.0 (2.0-4.0) / 2.0 (1.0-3.0) | | |" in lines
+    assert "| **2.3 --fast**, 2 seeds | | 610.0 (600.0-620.0) | 3.0 (3.0-3.0) / 2.5 (2.0-3.0) | | |" in lines
+    assert lines[-1] == "2.3 --fast's mean score over the seeds is within the spread of 2.3 stock's seeds."
+    scratch_lines = parity_markdown(runs, 50_000, SCRATCH_PAIR).splitlines()
+    assert "| 2.4 | 1 | 310.0 | 4.0 / 3.0 | 30 | 120 s |" in scratch_lines and "| 2.5 | 0 | 600.0 | 3.0 / 2.0 | 30 | 120 s |" in scratch_lines
+    assert scratch_lines[-1] == "2.5's mean score over the seeds is within the spread of 2.4's seeds."
 
 
 def test_a_failing_run_is_one_clear_error(tmp_path: Path) -> None:
