@@ -60,7 +60,14 @@ from rlbreakout.env_ids import check_env_id
 from rlbreakout.errors import ConfigError
 from rlbreakout.fast import lever_label
 from rlbreakout.hardware import bf16_supported
-from rlbreakout.parity import PARITY_EVAL_GAMES, PARITY_PAIRS, parity_markdown, run_parity, within_spread
+from rlbreakout.parity import (
+    PARITY_EVAL_GAMES,
+    PARITY_PAIRS,
+    parity_markdown,
+    run_parity,
+    score_difference,
+    within_spread,
+)
 from rlbreakout.threads import free_cores
 from rlbreakout.runs import Run
 from rlbreakout.step_breakdown import PARTS as BREAKDOWN_PARTS
@@ -418,7 +425,10 @@ for pair_name in args.parity_pairs if args.parity_steps > 0 else []:
     parity_runs = run_parity(pair, args.parity_steps, range(args.parity_seeds), run.dir / "parity",
                              eval_games=2 if args.tiny else PARITY_EVAL_GAMES,
                              extra=["--env", args.env, *(TINY_PARITY_FLAGS[pair_name] if args.tiny else [])])
+    difference = score_difference(parity_runs)
     parity[pair_name] = {"steps": args.parity_steps, "within_spread": within_spread(parity_runs),
+                         "score_difference": None if difference is None else
+                         {"fast_minus_stock": round(difference[0], 3), "standard_error": round(difference[1], 3)},
                          "table": parity_markdown(parity_runs, args.parity_steps, pair),
                          "runs": {side: [{key: summary.get(key) for key in PARITY_KEYS} for summary in summaries]
                                   for side, summaries in parity_runs.items()}}

@@ -151,6 +151,7 @@ def test_parity_trains_each_pair_stock_and_fast_and_tables_them(logdir: Path) ->
             assert Path(run["run_dir"]).is_relative_to(Path(summary["run_dir"]))
             assert json.loads((Path(run["run_dir"]) / "summary.json").read_text())["script"].startswith(script)
         assert parity["table"] in summary["table"]
+        assert set(parity["score_difference"]) == {"fast_minus_stock", "standard_error"}  # 2 games a side
         assert f"parity {name} stock seed 0: 64 steps" in result.stdout
         assert f"parity {name} fast  seed 0: 64 steps" in result.stdout
     assert "| **2.3 --fast**, 1 seeds |" in summary["parity"]["2.3"]["table"]

@@ -19,6 +19,7 @@ from rlbreakout.parity import (
     parity_markdown,
     run_command,
     run_parity,
+    score_difference,
     spread,
     within_spread,
 )
@@ -95,10 +96,10 @@ def test_the_table_has_a_row_per_run_and_the_means() -> None:
     assert "| 2.3 stock | 1 | 310.0 | 4.0 / 3.0 | 30 | 120 s |" in lines
     assert "| **2.3 stock**, 2 seeds | | 305.0 (300.0-310.0) | 3.0 (2.0-4.0) / 2.0 (1.0-3.0) | | |" in lines
     assert "| **2.3 --fast**, 2 seeds | | 610.0 (600.0-620.0) | 3.0 (3.0-3.0) / 2.5 (2.0-3.0) | | |" in lines
-    assert lines[-1] == "2.3 --fast's mean score over the seeds is within the spread of 2.3 stock's seeds."
+    assert "2.3 --fast's mean score over the seeds is within the spread of 2.3 stock's seeds." in lines
     scratch_lines = parity_markdown(runs, 50_000, SCRATCH_PAIR).splitlines()
     assert "| 2.4 | 1 | 310.0 | 4.0 / 3.0 | 30 | 120 s |" in scratch_lines and "| 2.5 | 0 | 600.0 | 3.0 / 2.0 | 30 | 120 s |" in scratch_lines
-    assert scratch_lines[-1] == "2.5's mean score over the seeds is within the spread of 2.4's seeds."
+    assert "2.5's mean score over the seeds is within the spread of 2.4's seeds." in scratch_lines
 
 
 def test_a_failing_run_is_one_clear_error(tmp_path: Path) -> None:
@@ -107,3 +108,19 @@ def test_a_failing_run_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RLBreakoutError, match=r"parity run failed \(exit 2\): .*fails.py --timesteps 0: "
                                               r"error: --timesteps must be positive"):
         run_command([sys.executable, str(failing), "--timesteps", "0"])
+
+
+def test_the_score_difference_pools_every_seeds_games_with_welchs_standard_error() -> None:
+    stock = [{"scores": [0.0, 2.0]}, {"scores": [1.0, 1.0]}]  # mean 1, variance 2/3
+    fast = [{"scores": [2.0, 4.0, 3.0, 3.0]}]  # mean 3, variance 2/3
+    difference, error = score_difference({"stock": stock, "fast": fast})
+    assert difference == pytest.approx(2.0)
+    assert error == pytest.approx(((2 / 3) / 4 + (2 / 3) / 4) ** 0.5)
+    assert score_difference({"stock": [{"scores": [1.0]}], "fast": fast}) is None  # one game: no variance
+    assert score_difference({"stock": [{"scores": None}], "fast": fast}) is None
+
+
+def test_the_table_states_the_pooled_difference() -> None:
+    runs = {"stock": [summary(0, 1.0), summary(1, 2.0)], "fast": [summary(0, 2.0), summary(1, 3.0)]}
+    last = parity_markdown(runs, 50_000, SCRATCH_PAIR).splitlines()[-1]
+    assert last == "Every seed's games pooled (60 and 60): 2.5 minus 2.4 = +1.00 +- 0.09 (standard error) points a game."
