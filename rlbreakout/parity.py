@@ -98,7 +98,8 @@ def run_parity(pair: ParityPair, steps: int, seeds: Sequence[int], logdir: str |
             summary = runner(parity_command(pair, side, steps, seed, eval_games, logdir, extra))
             runs[side].append(summary)
             report(f"parity {pair.name} {side:5s} seed {seed}: {summary['timesteps']} steps at "
-                   f"{summary['steps_per_second']} steps/s, {eval_games}-game mean {summary['mean_reward']:.1f} / median {summary['median_reward']:.1f}")
+                   f"{summary['steps_per_second']} steps/s, {eval_games}-game mean {summary['mean_reward']:.1f} "
+                   f"/ median {summary['median_reward']:.1f}")
     for side in runs:
         runs[side].sort(key=lambda summary: summary["seed"])
     return runs
