@@ -63,6 +63,8 @@ from rlbreakout.hardware import bf16_supported
 from rlbreakout.parity import (
     PARITY_EVAL_GAMES,
     PARITY_PAIRS,
+    SCRATCH_PAIR,
+    ZOO_PAIR,
     parity_markdown,
     run_parity,
     score_difference,
@@ -73,10 +75,11 @@ from rlbreakout.runs import Run
 from rlbreakout.step_breakdown import PARTS as BREAKDOWN_PARTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRATCH_SCRIPT = REPO_ROOT / "2_baselines" / "2.4_ppo_atari_from_scratch.py"
+#: The scripts measured here are the parity pairs' (one place names their paths).
+SCRATCH_SCRIPT = SCRATCH_PAIR.stock_script
 #: 2.4's algorithm with every speed lever, the envs stepping while the network acts.
-FAST_SCRATCH_SCRIPT = REPO_ROOT / "2_baselines" / "2.5_ppo_fast.py"
-ZOO_SCRIPT = REPO_ROOT / "2_baselines" / "2.3_copying_hp_zoo.py"
+FAST_SCRATCH_SCRIPT = SCRATCH_PAIR.fast_script
+ZOO_SCRIPT = ZOO_PAIR.stock_script
 #: Whole games in the final evaluation of the --zoo-steps run (the README tables use 20).
 ZOO_EVAL_GAMES = 20
 TABLE_FILE = "benchmark.md"
