@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlbreakout.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
+from rlbreakout.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, MILLION, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.ledger import GroupFigures, aggregate, env_label
 
@@ -101,8 +101,10 @@ def render_table(plans: Sequence[PlannedRun], ledger: Ledger, scripts: tuple[str
     return "\n".join(lines)
 
 
-def _find(plans: Sequence[PlannedRun], name: str, env_id: str) -> list[PlannedRun]:
-    return [plan for plan in plans if plan.name == name and plan.env_id == env_id and plan.fast]
+def _find(plans: Sequence[PlannedRun], name: str, env_id: str, timesteps: int = MILLION) -> list[PlannedRun]:
+    """The ``--fast`` seeds of one script, env and budget (the 1e6 comparison by default)."""
+    return [plan for plan in plans if plan.name == name and plan.env_id == env_id and plan.fast
+            and plan.timesteps == timesteps]
 
 
 def _waits(runs: Sequence[PlannedRun], ledger: Ledger) -> str:
