@@ -6,6 +6,11 @@ Run it:  python pictures/campaign.py --list          # what is in results/, what
          python pictures/campaign.py --hours 1 --only 1.3_train,2.1_envs   # a part of the plan
 In the background, for a long sitting (commit each results/*.json as soon as it appears):
          nohup python pictures/campaign.py --hours 2.5 > campaign.log 2>&1 &
+         python pictures/campaign.py --park          # before the sitting ends: commit results/in_progress/
+A 1e7-step run spans sittings: --hours trains it until the hours are up, then it saves a
+checkpoint and is parked in results/in_progress/ (tracked: commit it); the next campaign,
+on any machine, copies it back and resumes it with the code of the commit it started from
+(a git worktree under runs/worktrees/). Each process is a segment in the ledger entry.
 The planned runs are data: rlbreakout.campaign.CAMPAIGN. Each is its chapter script run as a
 learner would run it; a run folder with a checkpoint is resumed; each finished model is
 scored over 20 whole games on BreakoutNoFrameskip-v4 and on ALE/Breakout-v5 with the
@@ -17,7 +22,7 @@ Read: README.md#results (tables drawn from results/ by pictures/make_tables.py).
 import argparse
 from pathlib import Path
 
-from rlbreakout.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, run_campaign, select_plans
+from rlbreakout.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, park_unfinished, run_campaign, select_plans
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
 from rlbreakout.ledger import LEDGER_DIR
@@ -29,7 +34,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--list", action="store_true", help="only print the plan (the default without --hours)")
-    action.add_argument("--hours", type=float, help="run missing planned runs while they fit in this many hours")
+    action.add_argument("--hours", type=float, help="run missing planned runs while they fit in this many hours "
+                                                    "(a 1e7-step run trains until they are up, then is parked)")
+    action.add_argument("--park", action="store_true",
+                        help="copy every unfinished planned run's checkpoint, segments and curves into "
+                             "results/in_progress/ (commit it before the sitting ends)")
     parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
     parser.add_argument("--logdir", default=str(CAMPAIGN_LOGDIR), help="root of the campaign's run folders")
     parser.add_argument("--only", default="",
@@ -52,6 +61,11 @@ print(f"{sum(s.in_ledger for s in statuses)} of {len(statuses)} planned runs in 
       f"(times expected on {cpu_model()}):")
 for status in statuses:
     print(status.line())
+
+# %% Park what is unfinished, for the next sitting (another machine: only git crosses)
+if args.park:
+    parks = park_unfinished(args.plans, Path(args.logdir), ledger_dir=Path(args.ledger))
+    print(f"{len(parks)} run(s) parked" + (": commit results/in_progress/" if parks else ""))
 
 # %% Run what is missing, one at a time
 if args.hours is not None:

@@ -51,10 +51,13 @@ import gymnasium as gym
 import numpy as np
 from ale_py.vector_env import AtariVectorEnv
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from rlbreakout.aimbot.batched import BatchedAimbotView
+from rlbreakout.aimbot.geometry import SCREEN_CHANNELS, SCREEN_HEIGHT, SCREEN_WIDTH
 from rlbreakout.env_ids import (
+    AIMBOT_VIEW_KWARGS,
     DEFAULT_ALE_THREADS,
     DEFAULT_NOOP_MAX,
     DEFAULT_SCREEN_SIZE,
@@ -88,7 +91,9 @@ class ALEVectorVecEnv(VecEnv):
 
     Build it through :func:`make_ale_vector_env`, which adds the frame stack. The
     bookkeeping here (lives, whole-game return and length) replaces ``Monitor``,
-    ``EpisodicLifeEnv`` and ``ClipRewardEnv`` of the classic stack.
+    ``EpisodicLifeEnv`` and ``ClipRewardEnv`` of the classic stack. With ``rgb=True`` the
+    frames are the full-size max-pooled RGB screens ``(n, 210, 160, 3)`` that the classic
+    ``MaxAndSkipEnv`` gives, for the aimbot view (:class:`AimbotViewVecEnv`) to work on.
     """
 
     def __init__(
@@ -102,8 +107,10 @@ class ALEVectorVecEnv(VecEnv):
         clip_reward: bool = True,
         screen_size: int = DEFAULT_SCREEN_SIZE,
         num_threads: int = DEFAULT_ALE_THREADS,
+        rgb: bool = False,
     ) -> None:
         frameskip, maxpool, self._frames_per_base_step = _frameskip_and_maxpool(settings)
+        height, width = (SCREEN_HEIGHT, SCREEN_WIDTH) if rgb else (int(screen_size), int(screen_size))
         self._frameskip = frameskip
         spec = check_env_id(env_id)
         # ale-py's no-ops are single frames; the classic v5 stack's no-ops are whole actions.
@@ -116,9 +123,9 @@ class ALEVectorVecEnv(VecEnv):
             repeat_action_probability=settings.repeat_action_probability,
             full_action_space=settings.full_action_space,
             autoreset_mode=AUTORESET_SAME_STEP,
-            img_height=int(screen_size),
-            img_width=int(screen_size),
-            grayscale=True,
+            img_height=height,
+            img_width=width,
+            grayscale=not rgb,
             stack_num=1,
             frameskip=frameskip,
             maxpool=maxpool,
@@ -134,7 +141,9 @@ class ALEVectorVecEnv(VecEnv):
         self.terminal_on_life_loss = bool(terminal_on_life_loss)
         self.clip_reward = bool(clip_reward)
         self.render_mode = None
-        observation_space = gym.spaces.Box(0, 255, (1, int(screen_size), int(screen_size)), np.uint8)
+        self.rgb = bool(rgb)
+        shape = (height, width, SCREEN_CHANNELS) if rgb else (1, height, width)
+        observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
         super().__init__(int(n_envs), observation_space, self._ale.single_action_space)
         self._actions = np.zeros(self.num_envs, dtype=np.int32)
         self._lives = np.zeros(self.num_envs, dtype=np.int32)
@@ -147,6 +156,7 @@ class ALEVectorVecEnv(VecEnv):
         """Start new games in every env (seeded by ``seed()`` if it was called)."""
         seeds = None if any(s is None for s in self._seeds) else np.asarray(self._seeds, dtype=np.int64)
         obs, info = self._ale.reset(seed=seeds)
+        obs = self._frames(obs)
         self._reset_seeds()
         self._reset_options()
         self._lives[:] = info["lives"]
@@ -162,6 +172,7 @@ class ALEVectorVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, raw_reward, terminated, truncated, info = self._ale.recv()
+        obs = self._frames(obs)
         lives = info["lives"]
         episode_frames = info["episode_frame_number"]
         raw_reward = raw_reward.astype(np.float64)
@@ -179,7 +190,7 @@ class ALEVectorVecEnv(VecEnv):
             if dones[i]:
                 item["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 if game_over[i]:
-                    item["terminal_observation"] = info["final_obs"][i].copy()
+                    item["terminal_observation"] = self._frames(info["final_obs"][i:i + 1])[0].copy()
                     frames = int(self._game_frames[i]) + self._frameskip  # the last action's frames
                     item["episode"] = {
                         "r": float(self._game_return[i]),
@@ -193,6 +204,10 @@ class ALEVectorVecEnv(VecEnv):
         self._lives[:] = lives
         self._game_frames[:] = episode_frames
         return obs, reward.astype(np.float32), dones, infos
+
+    def _frames(self, obs: np.ndarray) -> np.ndarray:
+        """ale-py's RGB frames come as a stack of one, ``(n, 1, 210, 160, 3)``: drop that axis."""
+        return obs[:, 0] if self.rgb else obs
 
     def close(self) -> None:
         self._ale.close()
@@ -221,6 +236,42 @@ class ALEVectorVecEnv(VecEnv):
         return [issubclass(Monitor, wrapper_class) for _ in self._get_indices(indices)]
 
 
+class AimbotViewVecEnv(VecEnvWrapper):
+    """The aimbot view over :class:`ALEVectorVecEnv`'s RGB frames: chapter 3's observation, batched.
+
+    The classic stack's :class:`~rlbreakout.aimbot.view.BreakoutObservationWrapper` sits above
+    ``EpisodicLifeEnv``, so its tracker is cleared at every lost life and every new game, after
+    the last frame's observation and before the next one's. Here the same happens for each
+    env whose ``done`` is set: its ``terminal_observation`` is viewed with its tracker as it
+    stands, then that tracker is cleared and the env's next frame viewed afresh.
+    Observations are channel-first ``(n, C, H, W)`` uint8, as the frame stack above expects.
+    """
+
+    def __init__(self, venv: ALEVectorVecEnv, view: BatchedAimbotView) -> None:
+        if not venv.rgb or view.n_envs != venv.num_envs:
+            raise ConfigError("the aimbot view needs an ALEVectorVecEnv with rgb=True and one tracker per env.")
+        height, width, channels = view.shape
+        super().__init__(venv, observation_space=gym.spaces.Box(0, 255, (channels, height, width), np.uint8))
+        self.view = view
+
+    @staticmethod
+    def _channel_first(images: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+    def reset(self) -> np.ndarray:
+        frames = self.venv.reset()
+        self.view.reset()
+        return self._channel_first(self.view(frames))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        frames, rewards, dones, infos = self.venv.step_wait()
+        for i in np.flatnonzero(dones):
+            last = self.view(infos[i]["terminal_observation"][None], indices=[int(i)])
+            infos[i]["terminal_observation"] = self._channel_first(last)[0]
+            self.view.reset([int(i)])
+        return self._channel_first(self.view(frames)), rewards, dones, infos
+
+
 def make_ale_vector_env(
     env_id: str,
     n_envs: int,
@@ -230,20 +281,24 @@ def make_ale_vector_env(
     env_kwargs: dict[str, Any] | None = None,
     wrapper_kwargs: dict[str, Any] | None = None,
     num_threads: int = DEFAULT_ALE_THREADS,
+    wrapper: str = "atari",
 ) -> VecEnv:
-    """``make_env(..., backend="ale_vector")``: the classic "atari" stack on ale-py's C++ vector env.
+    """``make_env(..., backend="ale_vector")``: the classic "atari" or "aimbot" stack on ale-py's C++ vector env.
 
     :param num_threads: ale-py worker threads (at most one per env is used); ``--fast`` passes
         the free cores, see :func:`rlbreakout.threads.configure_threads`
-    :return: a VecEnv of uint8 ``(n_envs, frame_stack, H, W)`` observations
+    :param wrapper: ``atari`` (84x84 grey, resized in C++) or ``aimbot`` (full RGB frames,
+        then the batched aimbot view: :class:`AimbotViewVecEnv`)
+    :return: a VecEnv of uint8 ``(n_envs, channels * frame_stack, H, W)`` observations
     """
-    reason = ale_vector_unsupported_reason(env_id, env_kwargs, wrapper_kwargs)
+    reason = ale_vector_unsupported_reason(env_id, env_kwargs, wrapper_kwargs, wrapper=wrapper)
     if reason is not None:
         raise ConfigError(reason)
     options = dict(wrapper_kwargs or {})
     settings = env_settings(env_id, env_kwargs, options.get("frame_skip"))
     if int(num_threads) < 1:
         raise ConfigError(f"num_threads must be >= 1, got {num_threads}.")
+    view_options = {key: options.pop(key) for key in AIMBOT_VIEW_KWARGS if key in options}
     venv: VecEnv = ALEVectorVecEnv(
         env_id,
         int(n_envs),
@@ -253,7 +308,11 @@ def make_ale_vector_env(
         clip_reward=bool(options.get("clip_reward", True)),
         screen_size=int(options.get("screen_size", DEFAULT_SCREEN_SIZE)),
         num_threads=max(1, min(int(num_threads), int(n_envs))),
+        rgb=wrapper == "aimbot",
     )
+    if wrapper == "aimbot":
+        assert isinstance(venv, ALEVectorVecEnv)
+        venv = AimbotViewVecEnv(venv, BatchedAimbotView(int(n_envs), **view_options))
     venv.seed(seed)
     venv.action_space.seed(seed)
     if frame_stack > 1:

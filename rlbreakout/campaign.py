@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,18 @@ from typing import Any
 
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.ledger import LEDGER_DIR, Evaluation, build_entry, read_ledger, write_entry
+from rlbreakout.long_runs import (
+    IN_PROGRESS_DIR,
+    checkpoint_steps,
+    close_segments,
+    code_checkout,
+    open_segment,
+    park,
+    parked,
+    read_segments,
+    unpark,
+    unpark_done,
+)
 from rlbreakout.provenance import cpu_model, git_dirty
 from rlbreakout.runs import CONFIG_FILE, SUMMARY_FILE, sanitize_env_id, script_name
 from rlbreakout.training import CHECKPOINT_DIR, FINAL_MODEL_FILE, LATEST_CHECKPOINT
@@ -52,6 +65,8 @@ SEEDED_FLAGS: tuple[str, ...] = ("--fast", "--gif-games", "0")
 DISPLAY_ONLY_FLAGS = ("gif_games",)
 #: Training speed assumed for a script the ledger has no run of yet (steps/s, labelled a guess).
 GUESSED_STEPS_PER_SECOND = {True: 350.0, False: 75.0}
+#: How often a child past the campaign's deadline is checked for a checkpoint to stop at.
+DEADLINE_POLL_SECONDS = 0.5
 #: Evaluation time assumed when no entry measured it (two envs x 20 games).
 GUESSED_EVAL_SECONDS = 300.0
 
@@ -69,6 +84,8 @@ class PlannedRun:
     eval_games: int = EVAL_GAMES
     #: What the README calls the group this run belongs to (seeds of one setting share it).
     label: str = ""
+    #: Longer than a sitting: trained until the campaign's hours are up, then parked for the next.
+    spans_sittings: bool = False
 
     @property
     def name(self) -> str:
@@ -78,6 +95,7 @@ class PlannedRun:
     @property
     def fast(self) -> bool:
         return "--fast" in self.flags
+
 
     @property
     def group(self) -> str:
@@ -142,20 +160,10 @@ CAMPAIGN: tuple[PlannedRun, ...] = (
     PlannedRun("2_baselines/2.2_callbacks.py", NO_FRAMESKIP, 0, 200_000, label="callbacks, default command"),
     # The published budget (rl-baselines3-zoo, the original tutorial): 1e7 steps, each spanning sittings.
     # The zoo's first: its fast path exists today. Then the aimbot, seed 0 and then seeds 1 and 2.
-    PlannedRun(ZOO, NO_FRAMESKIP, 0, LONG_RUN_STEPS, SEEDED_FLAGS, label="zoo PPO, 1e7 steps"),
-    *[PlannedRun(AIMBOT, NO_FRAMESKIP, seed, LONG_RUN_STEPS, SEEDED_FLAGS, label="aimbot PPO, 1e7 steps")
-      for seed in (0, 1, 2)],
+    PlannedRun(ZOO, NO_FRAMESKIP, 0, LONG_RUN_STEPS, SEEDED_FLAGS, label="zoo PPO, 1e7 steps", spans_sittings=True),
+    *[PlannedRun(AIMBOT, NO_FRAMESKIP, seed, LONG_RUN_STEPS, SEEDED_FLAGS, label="aimbot PPO, 1e7 steps",
+                 spans_sittings=True) for seed in (0, 1, 2)],
 )
-
-
-def checkpoint_steps(run_dir: Path) -> int:
-    """Env steps in a run folder's latest checkpoint (0 without one): SB3's zip keeps them in ``data``."""
-    path = run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return int(json.loads(archive.read("data")).get("num_timesteps", 0))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return 0
 
 
 def find_run_folder(plan: PlannedRun, logdir: Path) -> tuple[Path | None, bool]:
@@ -229,22 +237,39 @@ class Status:
     run_dir: Path | None
     finished: bool
     estimate: Estimate
+    #: Env steps already saved (the run folder's checkpoint, or the parked one's), 0 for none.
+    steps_done: int = 0
+    #: Whether the run waits in results/in_progress/ (a run of an earlier sitting, on another machine).
+    is_parked: bool = False
+
+    @property
+    def seconds_left(self) -> float:
+        """The estimate for the steps still to train (all of it for a missing run), plus evaluation."""
+        share = max(self.plan.timesteps - self.steps_done, 0) / self.plan.timesteps
+        return self.estimate.seconds * share
 
     def line(self) -> str:
         args = shlex.join(self.plan.train_args(Path("runs/campaign"))[:-2])
         if self.in_ledger:
             return f"  in ledger  {args}"
-        state = "finished, to evaluate" if self.finished else ("to resume" if self.run_dir else "missing")
-        return f"  {state:<10} {args}   {self.estimate.text()}"
+        state = "finished, to evaluate" if self.finished else ("to resume" if self.steps_done else "missing")
+        where = " (parked in results/in_progress)" if self.is_parked and self.run_dir is None else ""
+        done = f", {self.steps_done:,} of {self.plan.timesteps:,} steps done{where}" if self.steps_done else ""
+        left = Estimate(self.seconds_left, self.estimate.source).text()
+        return f"  {state:<10} {args}   {left}{' left' if self.steps_done else ''}{done}"
 
 
 def campaign_status(plans: Sequence[PlannedRun], ledger_dir: Path = LEDGER_DIR,
-                    logdir: Path = CAMPAIGN_LOGDIR) -> list[Status]:
+                    logdir: Path = CAMPAIGN_LOGDIR, in_progress: Path = IN_PROGRESS_DIR) -> list[Status]:
     ledger = read_ledger(ledger_dir)
     statuses = []
     for plan in plans:
         run_dir, finished = find_run_folder(plan, logdir)
-        statuses.append(Status(plan, plan.key in ledger, run_dir, finished, estimate(plan, ledger)))
+        record = parked(plan.key, in_progress)
+        steps = checkpoint_steps(run_dir) if run_dir is not None else int(record["checkpoint_steps"]) if record else 0
+        finished = finished or bool(run_dir is None and record and record.get("finished"))
+        statuses.append(Status(plan, plan.key in ledger, run_dir, finished, estimate(plan, ledger), steps,
+                               record is not None))
     return statuses
 
 
@@ -255,22 +280,51 @@ def require_clean_tree(dirty: bool | None, allow_dirty: bool) -> None:
                               "committed code only; commit or stash first (--allow-dirty runs anyway, marked dirty).")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class ChildRun:
-    """Run a script of the repository in a child process, echo its output, return its exit code and summary path."""
+    """Run a script of a checkout in a child process, echo its output, return its exit code and summary path.
+
+    ``root`` is the checkout (this repository, or a worktree of the commit a run started from):
+    the child runs there and imports that checkout's package, not the one pip installed
+    editable. Past ``deadline`` (``time.monotonic()``), the child is interrupted as Ctrl-C
+    does (it saves a checkpoint and exits 130) as soon as ``may_stop(started)`` says so,
+    ``started`` being the child's start (``time.time()``): the campaign waits for a checkpoint
+    of this process, and never stops a run that has trained all its steps and is evaluating.
+    """
 
     python: str = sys.executable
     echo: Callable[[str], None] = field(default=lambda line: print(line, end="", flush=True))
+    root: Path = REPO_ROOT
+    deadline: float | None = None
+    may_stop: Callable[[float], bool] = field(default=lambda started: True)
+
+    def rooted(self, root: Path) -> "ChildRun":
+        return ChildRun(self.python, self.echo, Path(root), self.deadline, self.may_stop)
+
+    def _stop_at_deadline(self, child: subprocess.Popen[str], started: float) -> None:
+        assert self.deadline is not None
+        while child.poll() is None:
+            if time.monotonic() >= self.deadline and self.may_stop(started):
+                child.send_signal(signal.SIGINT)
+                return
+            time.sleep(DEADLINE_POLL_SECONDS)
 
     def __call__(self, args: Sequence[str]) -> tuple[int, str]:
         command = [self.python, *args]
         self.echo(f"$ {shlex.join(command)}\n")
-        # The child imports this checkout's package, not the one pip installed editable from another
-        # checkout: a campaign run from a clean worktree of a commit trains with that commit's code.
         environ = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-        with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              bufsize=1, env=environ) as child:
+            p for p in (str(self.root), os.environ.get("PYTHONPATH", "")) if p)}
+        started = time.time()
+        # SIGINT back to its default in the child: a campaign started in the background (nohup,
+        # `&`) ignores it, the child would inherit that, and the deadline's Ctrl-C would do nothing.
+        with subprocess.Popen(command, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              bufsize=1, env=environ, preexec_fn=_default_sigint) as child:
+            if self.deadline is not None:
+                threading.Thread(target=self._stop_at_deadline, args=(child, started), daemon=True).start()
             summary_path = ""
             assert child.stdout is not None
             for line in child.stdout:
@@ -283,19 +337,45 @@ class ChildRun:
         return code, summary_path
 
 
-def in_repo(path: Path) -> Path:
-    """``path`` as the child (which runs in the repository root) should see it: relative when inside.
+#: The exit code of a script stopped by Ctrl-C (SIGINT) after saving its checkpoint.
+INTERRUPTED_EXIT = 130
+
+
+def in_repo(path: Path, root: Path = REPO_ROOT) -> Path:
+    """``path`` as a child running in ``root`` should see it: relative when inside this repository.
 
     So the commands a ledger file records read ``--logdir runs/campaign``, as a learner types them.
+    A child in another checkout (a worktree) gets absolute paths.
     """
+    if Path(root).resolve() != REPO_ROOT:
+        return Path(path).resolve()
     try:
         return Path(path).resolve().relative_to(REPO_ROOT)
     except ValueError:
         return Path(path)
 
 
-def train(plan: PlannedRun, logdir: Path, child: ChildRun) -> Path:
-    """Train (or resume) the planned run; the run folder once its summary.json exists."""
+def may_stop(plan: PlannedRun, logdir: Path, started: float) -> bool:
+    """Whether the plan's run may be interrupted now: it saved a checkpoint since ``started``, and
+    it is still training (no final model yet: an interrupt in its evaluation would lose the summary)."""
+    run_dir, finished = find_run_folder(plan, logdir)
+    if finished or run_dir is None or (run_dir / FINAL_MODEL_FILE).is_file():
+        return False
+    return (run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT).stat().st_mtime >= started
+
+
+def started_commit(run_dir: Path) -> str | None:
+    """The commit a run folder's first process ran (its config.json)."""
+    return json.loads((Path(run_dir) / CONFIG_FILE).read_text()).get("git_commit")
+
+
+def train(plan: PlannedRun, logdir: Path, child: ChildRun, in_progress: Path = IN_PROGRESS_DIR) -> Path | None:
+    """Train or resume the planned run; its run folder once summary.json exists, None when stopped at the deadline.
+
+    A run parked by an earlier sitting is copied back first; a resume runs the code of the
+    commit the run started from (a worktree), and each process is one segment of segments.json.
+    """
+    unpark(plan.key, plan.name, logdir, in_progress)
     run_dir, finished = find_run_folder(plan, logdir)
     if finished and run_dir is not None:
         return run_dir
@@ -306,38 +386,74 @@ def train(plan: PlannedRun, logdir: Path, child: ChildRun) -> Path:
         # script refuses a --resume with no steps left), so the run starts over in a new folder.
         print(f"{run_dir} trained all its steps but wrote no {SUMMARY_FILE}; starting {plan.key} again", flush=True)
     elif run_dir is not None:
-        args += ["--resume", str(in_repo(run_dir))]
+        commit = started_commit(run_dir)
+        child = child.rooted(code_checkout(commit))
+        args = [*plan.train_args(in_repo(logdir, child.root)), "--resume", str(in_repo(run_dir, child.root))]
+        open_segment(run_dir, steps=checkpoint_steps(run_dir), commit=commit)
     code, summary_path = child(args)
+    run_dir = run_dir or find_run_folder(plan, logdir)[0]
+    if run_dir is not None:
+        close_segments(run_dir)
+    if code == INTERRUPTED_EXIT and child.deadline is not None and time.monotonic() >= child.deadline:
+        return None
     if code != 0:
         raise RLBreakoutError(f"{plan.key} exited {code}; nothing written to the ledger "
                               f"(its run folder keeps any checkpoint, and the next campaign resumes it).")
-    return (REPO_ROOT / summary_path).parent  # the child printed it relative to the repository root
+    return (child.root / summary_path).parent  # the child printed it relative to its checkout
 
 
 def evaluate(plan: PlannedRun, run_dir: Path, logdir: Path, child: ChildRun) -> list[Evaluation]:
-    """Score the finished model over ``plan.eval_games`` whole games on each eval env."""
+    """Score the finished model over ``plan.eval_games`` whole games on each eval env, with the code that trained it."""
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    child = ChildRun(child.python, child.echo, code_checkout(started_commit(run_dir)))
     evaluations = []
     for env_id in plan.eval_envs:
-        model_path = in_repo(REPO_ROOT / str(summary["model_path"]))
-        args = plan.eval_args(str(model_path), env_id, in_repo(logdir / "evals"))
+        model_path = Path(str(summary["model_path"]))
+        model_path = in_repo(model_path if model_path.is_absolute() else child.root / model_path, child.root)
+        args = plan.eval_args(str(model_path), env_id, in_repo(logdir / "evals", child.root))
         code, last = child(args)
         if code != 0:
             raise RLBreakoutError(f"evaluating {plan.key} on {env_id} exited {code}; nothing written to the ledger.")
-        scores = json.loads((REPO_ROOT / last).read_text())["scores"]
+        scores = json.loads((child.root / last).read_text())["scores"]
         evaluations.append(Evaluation(env_id, tuple(float(s) for s in scores), shlex.join(["python", *args])))
     return evaluations
 
 
-def complete(plan: PlannedRun, logdir: Path, ledger_dir: Path, child: ChildRun) -> Path:
-    """Train or resume, evaluate on every eval env, write the ledger file; its path."""
-    run_dir = train(plan, logdir, child)
+def complete(plan: PlannedRun, logdir: Path, ledger_dir: Path, child: ChildRun,
+             in_progress: Path = IN_PROGRESS_DIR) -> Path | None:
+    """Train or resume, evaluate on every eval env, write the ledger file; its path.
+
+    None when the deadline stopped the training first: the run is then parked in
+    ``in_progress`` for the next sitting (commit it).
+    """
+    run_dir = train(plan, logdir, child, in_progress)
+    if run_dir is None:
+        stopped, _ = find_run_folder(plan, logdir)
+        if stopped is not None:
+            print(f"parked {plan.key} at {checkpoint_steps(stopped):,} of {plan.timesteps:,} steps: "
+                  f"{park(plan.key, stopped, in_progress)} (commit it; the next campaign resumes it)", flush=True)
+        return None
     started = time.perf_counter()
     evaluations = evaluate(plan, run_dir, logdir, child)
     entry = build_entry(plan.key, plan.as_dict(), run_dir, evaluations)
     entry["campaign"] = {"eval_seconds": round(time.perf_counter() - started, 1),
                          "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    return write_entry(entry, ledger_dir)
+    entry["segments"] = read_segments(run_dir)
+    path = write_entry(entry, ledger_dir)
+    unpark_done(plan.key, in_progress)
+    return path
+
+
+def park_unfinished(plans: Sequence[PlannedRun], logdir: Path = CAMPAIGN_LOGDIR,
+                    in_progress: Path = IN_PROGRESS_DIR, ledger_dir: Path = LEDGER_DIR) -> list[Path]:
+    """Park every planned run that has a checkpoint but no ledger entry (before a sitting ends); the parks."""
+    parks = []
+    for status in campaign_status(plans, ledger_dir, logdir, in_progress):
+        if not status.in_ledger and status.run_dir is not None:
+            parks.append(park(status.plan.key, status.run_dir, in_progress))
+            print(f"parked {status.plan.key} at {status.steps_done:,} of {status.plan.timesteps:,} steps: "
+                  f"{parks[-1]}", flush=True)
+    return parks
 
 
 def select_plans(plans: Sequence[PlannedRun], only: Sequence[str]) -> list[PlannedRun]:
@@ -357,26 +473,33 @@ def select_plans(plans: Sequence[PlannedRun], only: Sequence[str]) -> list[Plann
 
 def run_campaign(plans: Sequence[PlannedRun], hours: float, *, ledger_dir: Path = LEDGER_DIR,
                  logdir: Path = CAMPAIGN_LOGDIR, child: ChildRun | None = None,
-                 dirty: bool | None = None, allow_dirty: bool = False) -> list[Path]:
+                 dirty: bool | None = None, allow_dirty: bool = False,
+                 in_progress: Path = IN_PROGRESS_DIR) -> list[Path]:
     """Complete missing planned runs in order, one at a time, each only if it fits in what is left of ``hours``.
 
-    Returns the ledger files written. A run that fails stops the campaign with one line.
+    A run that spans sittings (:attr:`PlannedRun.spans_sittings`) is trained anyway, until the
+    hours are up; then it saves a checkpoint, is parked, and the campaign stops. Returns the
+    ledger files written. A run that fails stops the campaign with one line.
     """
     child = child or ChildRun()
     deadline = time.monotonic() + hours * 3600
     written = []
     for plan in plans:
         # Read afresh each time: the run just finished is the newest measure of this machine's speed.
-        (status,) = campaign_status([plan], ledger_dir, logdir)
+        (status,) = campaign_status([plan], ledger_dir, logdir, in_progress)
         if status.in_ledger:
             continue
         left = deadline - time.monotonic()
-        needed = GUESSED_EVAL_SECONDS if status.finished else status.estimate.seconds  # trained: evaluation only
-        if needed > left:
+        needed = GUESSED_EVAL_SECONDS if status.finished else status.seconds_left  # trained: evaluation only
+        if needed > left and not plan.spans_sittings:
             print(f"skipped {status.plan.key}: expected {status.estimate.text()}, {left / 60:.0f} min left", flush=True)
             continue
         require_clean_tree(git_dirty() if dirty is None else dirty, allow_dirty)  # evaluation runs code too
-        path = complete(status.plan, logdir, ledger_dir, child)
+        timed = ChildRun(child.python, child.echo, child.root, deadline if plan.spans_sittings else None,
+                         lambda started, plan=plan: may_stop(plan, logdir, started))
+        path = complete(status.plan, logdir, ledger_dir, timed, in_progress)
+        if path is None:
+            break  # the hours are up
         print(f"ledger: {path}", flush=True)
         written.append(path)
     return written

@@ -58,6 +58,13 @@ ALE_VECTOR_ENV_KWARGS: tuple[str, ...] = (
 ALE_VECTOR_WRAPPER_KWARGS: tuple[str, ...] = (
     "noop_max", "frame_skip", "terminal_on_life_loss", "clip_reward", "screen_size",
 )
+#: The aimbot view's own options (``BreakoutObservationWrapper``'s keywords), batched on ale_vector too.
+AIMBOT_VIEW_KWARGS: tuple[str, ...] = ("colour", "crop", "prediction", "resize")
+#: What the ale_vector backend accepts for each wrapper it reproduces.
+ALE_VECTOR_WRAPPERS: dict[str, tuple[str, ...]] = {
+    "atari": ALE_VECTOR_WRAPPER_KWARGS,
+    "aimbot": tuple(k for k in ALE_VECTOR_WRAPPER_KWARGS if k != "screen_size") + AIMBOT_VIEW_KWARGS,
+}
 
 
 def register_ale() -> None:
@@ -148,20 +155,26 @@ def ale_vector_unsupported_reason(
     env_id: str,
     env_kwargs: dict[str, Any] | None = None,
     wrapper_kwargs: dict[str, Any] | None = None,
+    *,
+    wrapper: str = "atari",
 ) -> str | None:
-    """Why ``backend="ale_vector"`` cannot reproduce this env, or ``None`` when it can.
+    """Why ``backend="ale_vector"`` cannot reproduce this env and wrapper, or ``None`` when it can.
 
     ``--fast`` keeps the classic backend (with a note) for such envs, e.g. ``Breakout-v4``;
     :func:`rlbreakout.ale_vector.make_ale_vector_env` raises the reason as a ConfigError.
     """
+    if wrapper not in ALE_VECTOR_WRAPPERS:
+        return (f"backend 'ale_vector' does the {' and '.join(map(repr, ALE_VECTOR_WRAPPERS))} wrappers, "
+                f"not {wrapper!r}; use backend 'classic'.")
     unknown_env = sorted(set(env_kwargs or {}) - set(ALE_VECTOR_ENV_KWARGS))
     if unknown_env:
         return (f"env_kwargs {unknown_env} are not supported by backend 'ale_vector' "
                 f"(supported: {', '.join(ALE_VECTOR_ENV_KWARGS)}); use backend 'classic'.")
-    unknown_wrapper = sorted(set(wrapper_kwargs or {}) - set(ALE_VECTOR_WRAPPER_KWARGS))
+    supported = ALE_VECTOR_WRAPPERS[wrapper]
+    unknown_wrapper = sorted(set(wrapper_kwargs or {}) - set(supported))
     if unknown_wrapper:
-        return (f"wrapper_kwargs {unknown_wrapper} are not supported by backend 'ale_vector' "
-                f"(supported: {', '.join(ALE_VECTOR_WRAPPER_KWARGS)}); use backend 'classic'.")
+        return (f"wrapper_kwargs {unknown_wrapper} are not supported by backend 'ale_vector' with wrapper "
+                f"{wrapper!r} (supported: {', '.join(supported)}); use backend 'classic'.")
     settings = env_settings(env_id, env_kwargs, (wrapper_kwargs or {}).get("frame_skip"))
     if not isinstance(settings.emulator_frameskip, int):
         low, high = settings.emulator_frameskip

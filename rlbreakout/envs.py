@@ -195,11 +195,12 @@ def make_env(
     if int(frame_stack) < 1:
         raise ConfigError(f"frame_stack must be >= 1, got {frame_stack}.")
     if backend == "ale_vector":
-        if wrapper != "atari" or vec_env != "dummy":
-            raise ConfigError("backend 'ale_vector' does its own preprocessing: use wrapper='atari' and vec_env='dummy'.")
+        if wrapper not in ("atari", "aimbot") or vec_env != "dummy":
+            raise ConfigError("backend 'ale_vector' does its own preprocessing: use wrapper='atari' or 'aimbot', "
+                              "and vec_env='dummy'.")
         return make_ale_vector_env(
             env_id, n_envs, seed=seed, frame_stack=frame_stack, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs,
-            num_threads=ale_threads,
+            num_threads=ale_threads, wrapper=wrapper,
         )
 
     # SB3's make_vec_env does the rest, as rl-baselines3-zoo does: per env, gym.make, the

@@ -64,6 +64,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 
 from rlbreakout.allocator import keep_freed_memory
 from rlbreakout.env_ids import (
+    ALE_VECTOR_WRAPPERS,
     BACKEND_CHOICES,
     DEFAULT_ALE_THREADS,
     DEFAULT_SCREEN_SIZE,
@@ -462,9 +463,10 @@ def _choose_backend(fast: bool, backend: str | None, env_id: str | None, wrapper
         return backend
     if not fast:
         return "classic"
-    reason = "the ale_vector backend only does the 'atari' wrapper" if wrapper != "atari" else None
-    if reason is None and env_id is not None:
-        reason = ale_vector_unsupported_reason(env_id, env_kwargs, wrapper_kwargs)
+    if env_id is not None:
+        reason = ale_vector_unsupported_reason(env_id, env_kwargs, wrapper_kwargs, wrapper=wrapper)
+    else:
+        reason = None if wrapper in ALE_VECTOR_WRAPPERS else f"the ale_vector backend does not do the {wrapper!r} wrapper"
     if reason is None:
         return "ale_vector"
     notes.append(f"note: --fast keeps the classic env backend: {reason}")

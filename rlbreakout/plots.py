@@ -35,14 +35,24 @@ class Curve:
     values: np.ndarray
 
 
-def scalar_events_per_file(run_dir: str | os.PathLike[str], tag: str) -> Iterator[list[tuple[int, float]]]:
-    """``[(step, value), ...]`` of ``tag`` in each event file under ``run_dir`` that logged it,
-    oldest file first (a resumed run writes its later points into another file)."""
+def scalar_events_by_prefix(run_dir: str | os.PathLike[str],
+                            prefixes: tuple[str, ...]) -> Iterator[dict[str, list[tuple[int, float]]]]:
+    """``{tag: [(step, value), ...]}`` of the tags starting with one of ``prefixes``, one dict per
+    event file under ``run_dir``, oldest file first (a resumed run writes its later points into
+    another file). Each file is read once, whatever the number of tags."""
     for path in sorted(Path(run_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
         accumulator = EventAccumulator(str(path), size_guidance={SCALARS: 0})
         accumulator.Reload()
-        if tag in accumulator.Tags().get("scalars", []):
-            yield [(int(event.step), float(event.value)) for event in accumulator.Scalars(tag)]
+        tags = [tag for tag in accumulator.Tags().get("scalars", []) if tag.startswith(prefixes)]
+        yield {tag: [(int(event.step), float(event.value)) for event in accumulator.Scalars(tag)] for tag in tags}
+
+
+def scalar_events_per_file(run_dir: str | os.PathLike[str], tag: str) -> Iterator[list[tuple[int, float]]]:
+    """``[(step, value), ...]`` of ``tag`` in each event file under ``run_dir`` that logged it,
+    oldest file first (a resumed run writes its later points into another file)."""
+    for file_events in scalar_events_by_prefix(run_dir, (tag,)):
+        if tag in file_events:
+            yield file_events[tag]
 
 
 def read_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarray, np.ndarray]:

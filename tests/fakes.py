@@ -175,3 +175,23 @@ def bounce_path(row: float, col: float, v_row: float, v_col: float, steps: int) 
             v_col = -v_col
         path.append((row, col))
     return path
+
+
+class ScriptedFrames(gym.Env):
+    """A fake env replaying given frames per episode (to test reset behaviour exactly)."""
+
+    observation_space = gym.spaces.Box(0, 255, (G.SCREEN_HEIGHT, G.SCREEN_WIDTH, 3), np.uint8)
+    action_space = gym.spaces.Discrete(4)
+
+    def __init__(self, episodes: list[list[np.ndarray]]) -> None:
+        self.episodes, self.episode, self.t = episodes, -1, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return self.episodes[self.episode][0], {}
+
+    def step(self, action):
+        self.t += 1
+        frames = self.episodes[self.episode]
+        return frames[self.t], 0.0, self.t == len(frames) - 1, False, {}

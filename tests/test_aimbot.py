@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from fakes import ball_frame, bounce_path
+from fakes import ScriptedFrames, ball_frame, bounce_path
 from fakes import real_reset_frame as reset_frame
 from rlbreakout import aimbot as A
 from rlbreakout.aimbot import AimbotView, BreakoutObservationWrapper, marker_columns, predict_impact_column
@@ -131,26 +131,6 @@ def test_bad_resize_raises(resize) -> None:
 
 
 # %% The gymnasium wrapper
-
-
-class ScriptedFrames(gym.Env):
-    """A fake env replaying given frames per episode (to test reset behaviour exactly)."""
-
-    observation_space = gym.spaces.Box(0, 255, (G.SCREEN_HEIGHT, G.SCREEN_WIDTH, 3), np.uint8)
-    action_space = gym.spaces.Discrete(4)
-
-    def __init__(self, episodes: list[list[np.ndarray]]) -> None:
-        self.episodes, self.episode, self.t = episodes, -1, 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.episode, self.t = self.episode + 1, 0
-        return self.episodes[self.episode][0], {}
-
-    def step(self, action):
-        self.t += 1
-        frames = self.episodes[self.episode]
-        return frames[self.t], 0.0, self.t == len(frames) - 1, False, {}
 
 
 def test_wrapper_resets_velocity_between_episodes() -> None:

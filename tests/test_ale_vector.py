@@ -266,8 +266,10 @@ def test_unsupported_options_are_refused() -> None:
         make_ale_vector_env(NOFRAMESKIP, 2, env_kwargs={"mode": 2})
     with pytest.raises(ConfigError, match="wrapper_kwargs"):
         make_ale_vector_env(NOFRAMESKIP, 2, wrapper_kwargs={"aim": True})
-    with pytest.raises(ConfigError):
-        make_env(NOFRAMESKIP, 2, backend="ale_vector", wrapper="aimbot")
+    with pytest.raises(ConfigError, match="use wrapper='atari' or 'aimbot'"):
+        make_env(NOFRAMESKIP, 2, backend="ale_vector", wrapper="none")
+    with pytest.raises(ConfigError, match="vec_env='dummy'"):
+        make_env(NOFRAMESKIP, 2, backend="ale_vector", wrapper="aimbot", vec_env="subproc")
 
 
 # %% SB3 trains and evaluates on it

@@ -359,7 +359,10 @@ def test_fast_settings_backend_threads_and_config(monkeypatch: pytest.MonkeyPatc
         quick.precision = "fp32"  # type: ignore[misc]  # frozen
     v4 = fast.fast_settings(True, device="cpu", env_id="Breakout-v4", verbose=False)
     assert v4.backend == "classic" and "random 2-4 frames" in v4.notes[0]
-    assert fast.fast_settings(True, device="cpu", wrapper="aimbot", verbose=False).backend == "classic"
+    assert fast.fast_settings(True, device="cpu", wrapper="aimbot", env_id=NOFRAMESKIP, verbose=False).backend == \
+        "ale_vector"  # the batched aimbot view (rlbreakout.aimbot.batched)
+    raw = fast.fast_settings(True, device="cpu", wrapper="none", env_id=NOFRAMESKIP, verbose=False)
+    assert raw.backend == "classic" and "not 'none'" in raw.notes[0]
     explicit = fast.fast_settings(True, "fp32", "classic", "cpu", verbose=False)
     assert (explicit.backend, explicit.precision) == ("classic", "fp32")
     with pytest.raises(ConfigError, match="unknown backend"):

@@ -73,10 +73,20 @@ def detect_ball(frame: np.ndarray) -> BallPosition | None:
     top, bottom = BALL_SEARCH_ROWS
     left, right = BALL_SEARCH_COLS
     mask = non_black(frame[top:bottom + 1, left:right + 1])
-    rows = np.flatnonzero(mask.any(axis=1))
+    return ball_from_lit(mask.any(axis=1), mask.any(axis=0))
+
+
+def ball_from_lit(rows_lit: np.ndarray, cols_lit: np.ndarray) -> BallPosition | None:
+    """The ball from which rows and which columns of the search area hold a lit pixel.
+
+    :func:`detect_ball` for one frame, and the batched aimbot for many at once, share it.
+    """
+    top, bottom = BALL_SEARCH_ROWS
+    left, right = BALL_SEARCH_COLS
+    rows = np.flatnonzero(rows_lit)
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
+    cols = np.flatnonzero(cols_lit)
     r0, r1 = int(rows[0]) + top, int(rows[-1]) + top
     c0, c1 = int(cols[0]) + left, int(cols[-1]) + left
     return BallPosition(row=_clipped_centre(r0, r1, top, bottom, BALL_CENTRE_ROW_OFFSET),
