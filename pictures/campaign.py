@@ -6,7 +6,7 @@ Run it:  python pictures/campaign.py --list          # what is in results/, what
          python pictures/campaign.py --hours 1 --only 1.3_train,2.1_envs   # a part of the plan
 In the background, for a long sitting (commit each results/*.json as soon as it appears):
          nohup python pictures/campaign.py --hours 2.5 > campaign.log 2>&1 &
-The planned runs are data: rlbreakout.campaign.CAMPAIGN. Each is its chapter script run as a
+The planned runs are data: rlbreakout.results.campaign.CAMPAIGN. Each is its chapter script run as a
 learner would run it; a run folder with a checkpoint is resumed; each finished model is
 scored over 20 whole games on BreakoutNoFrameskip-v4 and on ALE/Breakout-v5 with the
 script's own --load; then one JSON file lands in results/. Only committed code runs.
@@ -17,11 +17,11 @@ Read: README.md#results (tables drawn from results/ by pictures/make_tables.py).
 import argparse
 from pathlib import Path
 
-from rlbreakout.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, run_campaign, select_plans
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
-from rlbreakout.ledger import LEDGER_DIR
 from rlbreakout.provenance import cpu_model
+from rlbreakout.results.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, run_campaign, select_plans
+from rlbreakout.results.ledger import LEDGER_DIR
 
 
 # %% Settings

@@ -234,7 +234,7 @@ def make_ale_vector_env(
     """``make_env(..., backend="ale_vector")``: the classic "atari" stack on ale-py's C++ vector env.
 
     :param num_threads: ale-py worker threads (at most one per env is used); ``--fast`` passes
-        the free cores, see :func:`rlbreakout.threads.configure_threads`
+        the free cores, see :func:`rlbreakout.speed.threads.configure_threads`
     :return: a VecEnv of uint8 ``(n_envs, frame_stack, H, W)`` observations
     """
     reason = ale_vector_unsupported_reason(env_id, env_kwargs, wrapper_kwargs)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, run_script
-from rlbreakout.campaign import (
+from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.results.campaign import (
     CAMPAIGN,
     EVAL_ENVS,
     ChildRun,
@@ -26,8 +27,7 @@ from rlbreakout.campaign import (
     run_campaign,
     select_plans,
 )
-from rlbreakout.errors import ConfigError, RLBreakoutError
-from rlbreakout.ledger import read_ledger
+from rlbreakout.results.ledger import read_ledger
 
 ZOO = "2_baselines/2.3_copying_hp_zoo.py"
 #: A few seconds of real 2.3 training (2 envs, 64 steps a rollout).
