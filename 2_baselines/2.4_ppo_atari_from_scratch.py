@@ -49,7 +49,8 @@ from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO, ZOO_TIMESTEPS
 from rlbreakout.schedules import constant_schedule, linear_schedule
 from rlbreakout.scratch_run import ScratchRun, add_replay_flags
-from rlbreakout.speed.scratch_speed import add_speed_flags, check_backend, make_ale_vector_envs, scale_pixels, speed_levers
+from rlbreakout.speed.scratch_speed import (add_speed_flags, check_backend, make_ale_vector_envs, scale_pixels,
+                                           speed_levers)
 
 # %% Settings: the flags (in Spyder: the defaults), the run folder, the speed levers
 NOOP_MAX = 30  # Atari detail 1: up to 30 no-op frames at reset
@@ -107,7 +108,7 @@ def validate(args):
 args = parse_script_args(ppo_parser(__doc__.splitlines()[0]))
 device = validate(args)
 speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads)
-run = ScratchRun(__file__, args, speed)  # run folder, config.json, seeds, TensorBoard writer (rlbreakout/scratch_run.py)
+run = ScratchRun(__file__, args, speed)  # run folder, config.json, seeds, TensorBoard writer
 
 
 # %% Environment: 8 Breakouts, every Atari detail one visible wrapper

@@ -89,7 +89,7 @@ def compile_pays(eager_seconds: float, compiled_seconds: float, compile_seconds:
 
 def choose_levers(candidates: Sequence[Mapping[str, Any]],
                   timer: Callable[[Mapping[str, Any]], float]) -> tuple[dict[str, Any], dict[str, float]]:
-    """(the fastest candidate, seconds per minibatch by :func:`lever_label`).
+    """(the fastest candidate, seconds per minibatch by :func:`~rlbreakout.speed.measure.lever_label`).
 
     The first candidate is the reference: a later one wins only by being strictly faster.
     """
@@ -110,7 +110,7 @@ class SpeedSettings:
     backend: str = "classic"
     precision: str = "fp32"
     channels_last: bool = False
-    #: the update's forward runs through torch.compile (see :class:`MixedPrecisionCnnPolicy`)
+    #: the update's forward runs through torch.compile (see :class:`~rlbreakout.speed.policies.MixedPrecisionCnnPolicy`)
     compile: bool = False
     #: for PPO's ``policy_kwargs`` (``{}``: stock SB3)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -129,7 +129,7 @@ class SpeedSettings:
 
     @property
     def policy_class(self) -> type[ActorCriticCnnPolicy] | str:
-        """``"CnnPolicy"`` or :class:`MixedPrecisionCnnPolicy`, to go with :attr:`policy_kwargs`."""
+        """``"CnnPolicy"`` or :class:`~rlbreakout.speed.policies.MixedPrecisionCnnPolicy`, to go with :attr:`policy_kwargs`."""
         return policy_class(self.policy_kwargs)
 
     @property
@@ -187,7 +187,7 @@ def fast_settings(
     ``precision`` / ``backend`` say otherwise. With ``fast``: ale_vector where it
     reproduces the env (else classic, with a note), threads from the free cores, the
     allocator lever, and precision x layout measured (see :func:`choose_levers`) at
-    ``batch_size`` (capped at :data:`MEASURE_MAX_BATCH`) on ``device`` (resolved once, here);
+    ``batch_size`` (capped at :data:`~rlbreakout.speed.measure.MEASURE_MAX_BATCH`) on ``device`` (resolved once, here);
     then, for a run of ``timesteps`` long enough (:data:`COMPILE_MIN_TRAINING_SECONDS`), the winner compiled
     (:func:`maybe_compile`). An explicit ``precision`` wins over the measurement; ``levers``
     (a recorded choice, e.g. ``SpeedSettings.to_config()`` from config.json) skips it.
@@ -257,7 +257,7 @@ def maybe_compile(chosen: Mapping[str, Any], timings: dict[str, float], device: 
     The eager winner is compiled and timed (its label + `` compiled`` joins ``timings``) only
     when the run's ``minibatches`` of ``batch`` take :data:`COMPILE_MIN_TRAINING_SECONDS` at the
     eager speed and inductor can build here; it is kept when :func:`compile_pays`. First the
-    compiled step is checked against the eager one (:func:`compiled_step_mismatch`): a
+    compiled step is checked against the eager one (:func:`~rlbreakout.speed.measure.compiled_step_mismatch`): a
     mismatch, like a compile that fails, is a note, and the eager choice stays.
     """
     eager = timings[lever_label(chosen)]

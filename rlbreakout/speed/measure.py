@@ -47,7 +47,7 @@ MEASURE_REPEATS = 2
 #: Compiled minibatches timed after the compiling one (a compiled step is steadier than an eager one).
 COMPILE_REPEATS = 3
 #: ``RLBREAKOUT_COMPILE=0``: never compile in this process; ``=1``: always (where inductor can
-#: build), unmeasured; unset: measured, for long runs (:func:`maybe_compile`).
+#: build), unmeasured; unset: measured, for long runs (:func:`rlbreakout.speed.fast.maybe_compile`).
 COMPILE_ENV = "RLBREAKOUT_COMPILE"
 #: The compilers inductor can build its CPU kernels with.
 CPU_COMPILERS = ("cc", "gcc", "g++", "clang", "clang++", "cl")
@@ -69,8 +69,8 @@ def lever_label(levers: Mapping[str, Any]) -> str:
 
 def lever_candidates(device: torch.device | str, precision: str | None = None) -> list[dict[str, Any]]:
     """The eager candidates to measure, the reference first: stock fp32 NCHW (or ``precision``
-    NCHW when the precision is fixed), then channels_last, then bf16 where :func:`bf16_supported`.
-    (The compiled candidate is the eager winner compiled, see :func:`fast_settings`.)"""
+    NCHW when the precision is fixed), then channels_last, then bf16 where :func:`~rlbreakout.speed.hardware.bf16_supported`.
+    (The compiled candidate is the eager winner compiled, see :func:`rlbreakout.speed.fast.fast_settings`.)"""
     if precision is not None:
         precisions = [precision]
     else:

@@ -160,7 +160,7 @@ def policy_class(policy_kwargs: Mapping[str, Any]) -> type[ActorCriticCnnPolicy]
 def cnn_policy_kwargs(precision: str, *, channels_last: bool = False, compile_training: bool = False) -> dict[str, Any]:
     """``policy_kwargs`` for PPO's CNN policy with the same parameter shapes as stock.
 
-    :param precision: ``bf16`` or ``fp32`` (pass it through :func:`resolve_precision` first)
+    :param precision: ``bf16`` or ``fp32`` (pass it through :func:`~rlbreakout.speed.hardware.resolve_precision` first)
     :param channels_last: NHWC weights and batches; ``fp32`` without it (or compile) returns ``{}`` (stock SB3)
     :param compile_training: ``torch.compile`` the update's forward (see :class:`MixedPrecisionCnnPolicy`)
     """
@@ -177,7 +177,7 @@ def cnn_policy_kwargs(precision: str, *, channels_last: bool = False, compile_tr
 
 
 def run_policy_kwargs(levers: Mapping[str, Any], device: str | torch.device, fused_adam: bool) -> dict[str, Any]:
-    """``policy_kwargs`` for a run with ``levers`` on ``device`` (resolved: see :func:`~rlbreakout.speed.hardware.resolve_device`)."""
+    """``policy_kwargs`` for a run with ``levers`` on ``device`` (fused Adam where the device has it)."""
     kwargs = cnn_policy_kwargs(levers["precision"], channels_last=bool(levers["channels_last"]),
                                compile_training=bool(levers.get("compile", False)))
     if fused_adam and device_type(device) in FUSED_ADAM_DEVICES:
