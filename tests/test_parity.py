@@ -129,5 +129,5 @@ def test_the_table_states_the_pooled_difference() -> None:
 
 
 def test_the_parity_pairs_name_the_chapter_scripts() -> None:
-    for pair in PARITY_PAIRS:
+    for pair in PARITY_PAIRS.values():
         assert pair.stock_script.is_file() and pair.fast_script.is_file(), pair
