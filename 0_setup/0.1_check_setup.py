@@ -26,10 +26,10 @@ from rlbreakout.cli import common_parser, parse_script_args
 from rlbreakout.env_ids import check_env_id, register_ale
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
-from rlbreakout.hardware import CPU_BF16_FLAGS, cpu_flags
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import copy_picture
 from rlbreakout.runs import Run
+from rlbreakout.speed.hardware import CPU_BF16_FLAGS, cpu_flags
 
 # %% Settings: the flags (in Spyder: the defaults) and the run folder
 PACKAGES = ("gymnasium", "ale-py", "stable-baselines3", "torch", "tensorboard", "optuna", "opencv-python-headless",

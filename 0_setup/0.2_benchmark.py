@@ -16,12 +16,12 @@ measured fastest here, with torch and ALE threads chosen from the free cores. It
 5. the physical limit: this CPU's peak for a large matrix multiply (fp32, and bf16 where the
    hardware has it), and the FLOP/s that SB3's training step, the network alone, a rollout
    inference and a whole env step reach, as a share of the peak in their precision
-   (FLOPs counted by torch's FlopCounterMode, rlbreakout/flops.py);
+   (FLOPs counted by torch's FlopCounterMode, rlbreakout/speed/flops.py);
 6. the training step split into forward, backward, optimiser and the rest, per minibatch,
-   for stock and --fast (rlbreakout/step_breakdown.py);
+   for stock and --fast (rlbreakout/speed/step_breakdown.py);
 7. with ``--parity-steps N``: learning parity for each of ``--parity-pairs``: 2.3 trained N
    steps stock and with ``--fast``, and 2.4 against 2.5, for ``--parity-seeds`` seeds, each
-   scored over 30 whole games (rlbreakout/parity.py).
+   scored over 30 whole games (rlbreakout/speed/parity.py).
 
 Every measurement runs in a fresh process; stock and fast alternate (A B, B A, ...)
 and the table shows medians, because a shared machine drifts.
@@ -43,7 +43,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rlbreakout.benchmark import (
+from rlbreakout.cli import common_parser, parse_script_args, resolve_device
+from rlbreakout.env_ids import check_env_id
+from rlbreakout.errors import ConfigError
+from rlbreakout.runs import Run
+from rlbreakout.speed.benchmark import (
     ENV_SETUPS,
     PPO_SIDES,
     STOCK_MATCHED,
@@ -55,12 +59,9 @@ from rlbreakout.benchmark import (
     relevant_cpu_flags,
     run_child,
 )
-from rlbreakout.cli import common_parser, parse_script_args, resolve_device
-from rlbreakout.env_ids import check_env_id
-from rlbreakout.errors import ConfigError
-from rlbreakout.fast import lever_label
-from rlbreakout.hardware import bf16_supported
-from rlbreakout.parity import (
+from rlbreakout.speed.hardware import bf16_supported
+from rlbreakout.speed.measure import lever_label
+from rlbreakout.speed.parity import (
     PARITY_EVAL_GAMES,
     PARITY_PAIRS,
     SCRATCH_PAIR,
@@ -70,9 +71,8 @@ from rlbreakout.parity import (
     score_difference,
     within_spread,
 )
-from rlbreakout.threads import free_cores
-from rlbreakout.runs import Run
-from rlbreakout.step_breakdown import PARTS as BREAKDOWN_PARTS
+from rlbreakout.speed.step_breakdown import PARTS as BREAKDOWN_PARTS
+from rlbreakout.speed.threads import free_cores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The scripts measured here are the parity pairs' (one place names their paths).

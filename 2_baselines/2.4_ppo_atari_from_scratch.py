@@ -15,9 +15,10 @@ Which loss (``--loss``):
 Both log SB3's tags; ``train/value_loss`` is the plain MSE in both, so the two curves compare.
 
 Speed: ``--backend ale_vector`` plays the games in ale-py's C++ vector env (the same details),
-``--precision bf16`` autocasts the network where the hardware has it; their code lives in
-rlbreakout/scratch_speed.py, so the algorithm below reads without them. 2.5 runs this file's
-agent, GAE, loss and update (rlbreakout.definitions) with every lever and overlapped stepping.
+``--precision bf16`` autocasts the network where the hardware has it (rlbreakout/speed/scratch_speed.py).
+The run folder, game scores, evaluation and gif are one call each (rlbreakout/scratch_run.py),
+so the algorithm reads without them. 2.5 runs this file's agent, GAE, loss and update
+(rlbreakout.definitions) with every lever and overlapped stepping.
 
 Credit: a close reading of CleanRL's ``ppo_atari.py`` (Huang et al., MIT licence), of SB3's
 ``ppo.py`` and of "The 37 Implementation Details of PPO" (Huang et al., ICLR blog track 2022).
@@ -31,8 +32,6 @@ Read:      2_baselines/README.md (section 2.4)
 
 # %% Imports
 import math
-import time
-from collections import deque
 
 import gymnasium as gym
 import numpy as np
@@ -43,18 +42,15 @@ from stable_baselines3.common.atari_wrappers import (ClipRewardEnv, EpisodicLife
                                                     NoopResetEnv)
 from stable_baselines3.common.utils import explained_variance
 from torch.distributions.categorical import Categorical
-from torch.utils.tensorboard import SummaryWriter
 
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
-from rlbreakout.env_ids import BACKEND_CHOICES, env_settings, register_ale
+from rlbreakout.env_ids import env_settings, register_ale
 from rlbreakout.errors import ConfigError
-from rlbreakout.hardware import PRECISION_CHOICES
-from rlbreakout.hyperparams import ZOO_ATARI_PPO, ZOO_TIMESTEPS, markdown_table
-from rlbreakout.progress import ProgressLine
-from rlbreakout.render import record_gif
-from rlbreakout.runs import Run
+from rlbreakout.hyperparams import ZOO_ATARI_PPO, ZOO_TIMESTEPS
 from rlbreakout.schedules import constant_schedule, linear_schedule
-from rlbreakout.scratch_speed import check_backend, finished_games, make_ale_vector_envs, scale_pixels, speed_levers
+from rlbreakout.scratch_run import ScratchRun, add_replay_flags
+from rlbreakout.speed.scratch_speed import (add_speed_flags, check_backend, make_ale_vector_envs, scale_pixels,
+                                           speed_levers)
 
 # %% Settings: the flags (in Spyder: the defaults), the run folder, the speed levers
 NOOP_MAX = 30  # Atari detail 1: up to 30 no-op frames at reset
@@ -68,24 +64,13 @@ NATURE_CNN_FEATURES = 512  # width of the Nature-CNN's last hidden layer
 ADAM_EPS = 1e-5  # Adam's epsilon in SB3, CleanRL and openai/baselines (torch's default is 1e-8)
 ADV_NORM_EPS = 1e-8  # keeps advantage normalisation finite when all advantages are equal
 LOSS_CHOICES = ("sb3", "cleanrl")
-SCORE_WINDOW = 100  # rollout/ep_rew_mean averages the last 100 games, as SB3's ep_info_buffer does
-EVAL_SEED_OFFSET = 10_000  # evaluation games are not replays of training games
-MAX_EVAL_ENVS = 5  # evaluation games are played on at most this many envs at once
-MAX_EVAL_STEPS = 200_000  # safety cap on agent steps of one evaluation (games end at 108k frames anyway)
-MODEL_FILE = "model.pt"
-REPLAY_GIF = "replay.gif"
 
 
 def ppo_parser(description, backend="classic", precision="fp32"):
     """Every flag of the from-scratch PPO; the PPO defaults are 2.3's (the zoo's)."""
     zoo = ZOO_ATARI_PPO
     parser = common_parser(description, timesteps=ZOO_TIMESTEPS, n_envs=zoo.n_envs)
-    speed = parser.add_argument_group("speed (rlbreakout/scratch_speed.py)")
-    speed.add_argument("--backend", choices=BACKEND_CHOICES, default=backend,
-                       help="classic: gymnasium + SB3 wrappers (every detail visible); ale_vector: ale-py's C++ env")
-    speed.add_argument("--precision", choices=PRECISION_CHOICES, default=precision,
-                       help="bf16 autocast where the hardware has it (else fp32, with a warning), or fp32")
-    speed.add_argument("--torch-threads", type=int, default=0, help="torch CPU threads (0: from the cores free now)")
+    add_speed_flags(parser, backend=backend, precision=precision)  # --backend, --precision, --torch-threads
     ppo = parser.add_argument_group("PPO")
     ppo.add_argument("--loss", choices=LOSS_CHOICES, default="sb3", help="sb3: SB3's loss; cleanrl: CleanRL's")
     ppo.add_argument("--num-steps", type=int, default=zoo.n_steps, help="steps per env per rollout")
@@ -99,10 +84,7 @@ def ppo_parser(description, backend="classic", precision="fp32"):
     ppo.add_argument("--max-grad-norm", type=float, default=zoo.max_grad_norm, help="global gradient-norm clip")
     ppo.add_argument("--gamma", type=float, default=zoo.gamma, help="discount factor")
     ppo.add_argument("--gae-lambda", type=float, default=zoo.gae_lambda, help="GAE lambda")
-    replay = parser.add_argument_group("evaluation and replay")
-    replay.add_argument("--eval-games", type=int, default=10, help="whole games of the final evaluation (0: none)")
-    replay.add_argument("--gif-games", type=int, default=1, help="grid side of the replay gif (3: 9 games); 0: none")
-    replay.add_argument("--gif-max-steps", type=int, default=2_000, help="agent steps recorded in the gif at most")
+    add_replay_flags(parser)  # --eval-games, --gif-games, --gif-max-steps
     return parser
 
 
@@ -126,7 +108,7 @@ def validate(args):
 args = parse_script_args(ppo_parser(__doc__.splitlines()[0]))
 device = validate(args)
 speed = speed_levers(device, args.backend, args.precision, args.n_envs, args.torch_threads)
-run = Run.from_args(__file__, args, **speed.to_config())  # run folder, config.json, seeds python/numpy/torch
+run = ScratchRun(__file__, args, speed)  # run folder, config.json, seeds, TensorBoard writer
 
 
 # %% Environment: 8 Breakouts, every Atari detail one visible wrapper
@@ -227,14 +209,6 @@ class Agent(nn.Module):
         if action is None:
             action = dist.sample()
         return action, dist.log_prob(action), dist.entropy(), value
-
-
-def policy_of(model, speed):
-    """numpy observations -> numpy actions, sampled as in training (a greedy Breakout agent can stall)."""
-    def policy(obs):
-        with speed.acting():
-            return model.get_action_and_value(torch.as_tensor(obs, device=speed.device))[0].cpu().numpy()
-    return policy
 
 
 model = speed.prepare(Agent(int(env.single_action_space.n)))
@@ -340,100 +314,36 @@ def learn(model, optimizer, rollout, next_value, args, progress_remaining, autoc
                                                            returns.flatten().cpu().numpy())}
 
 
-def log_iteration(writer, stats, global_step, recent_games, seconds):
-    """SB3's tags at env steps, so 2.3's curves overlay these."""
-    stats = {**stats, "time/fps": int(global_step / seconds)}
-    if recent_games:  # (score, length) of the last 100 whole games
-        stats["rollout/ep_rew_mean"], stats["rollout/ep_len_mean"] = np.mean(recent_games, axis=0)
-    for tag, value in stats.items():
-        writer.add_scalar(tag, value, global_step)
-
-
 # %% Train loop: rollout, GAE, update, log
-writer = SummaryWriter(str(run.dir))
-writer.add_text("hyperparameters", markdown_table(vars(args)))
 batch_size = args.n_envs * args.num_steps
 num_iterations = args.timesteps // batch_size
-recent_games, train_scores = deque(maxlen=SCORE_WINDOW), []  # (score, length) of the last 100 games
-progress = ProgressLine(args.timesteps, enabled=True)  # a line every tenth of the run (at most every 10k steps)
-global_step, first_iteration_seconds = 0, 0.0
+global_step = 0
 next_obs = torch.as_tensor(env.reset(seed=args.seed)[0], device=device)  # env i is seeded with seed + i
-start = time.perf_counter()
-try:
-    with run.training():
-        for iteration in range(1, num_iterations + 1):
-            for step in range(args.num_steps):  # --- rollout: num_steps steps of n_envs games
-                global_step += args.n_envs
-                obs[step] = next_obs
-                with speed.acting():
-                    actions[step], logprobs[step], _, values[step] = model.get_action_and_value(next_obs)
-                next_obs_np, reward, terminated, truncated, infos = env.step(actions[step].cpu().numpy())
-                rewards[step] = torch.as_tensor(reward, device=device)  # clipped by Atari detail 5
-                dones[step] = torch.as_tensor(terminated | truncated, device=device)
-                next_obs = torch.as_tensor(next_obs_np, device=device)
-                for _, score, length in finished_games(infos):  # whole games, unclipped
-                    recent_games.append((score, length))
-                    train_scores.append(score)
-                    writer.add_scalar("game/score", score, global_step)
-                    writer.add_scalar("game/length", length, global_step)
+with run.training(model):  # timed; the weights are saved at the end (and on Ctrl-C)
+    for iteration in range(1, num_iterations + 1):
+        for step in range(args.num_steps):  # --- rollout: num_steps steps of n_envs games
+            global_step += args.n_envs
+            obs[step] = next_obs
+            with speed.acting():
+                actions[step], logprobs[step], _, values[step] = model.get_action_and_value(next_obs)
+            next_obs_np, reward, terminated, truncated, infos = env.step(actions[step].cpu().numpy())
+            rewards[step] = torch.as_tensor(reward, device=device)  # clipped by Atari detail 5
+            dones[step] = torch.as_tensor(terminated | truncated, device=device)
+            next_obs = torch.as_tensor(next_obs_np, device=device)
+            run.record_games(infos, global_step)  # whole games, unclipped: game/score in TensorBoard
 
-            with speed.acting():  # --- GAE and update, bootstrapped from V(next_obs)
-                next_value = model.get_value(next_obs)
-            # SB3 (and the zoo's schedules) measure progress after the rollout, CleanRL before it
-            done_before = global_step if args.loss == "sb3" else global_step - batch_size
-            stats = learn(model, optimizer, (obs, actions, logprobs, rewards, dones, values), next_value, args,
-                          1.0 - done_before / (num_iterations * batch_size), speed.autocast)
-            if iteration == 1:
-                first_iteration_seconds = time.perf_counter() - start
-            log_iteration(writer, stats, global_step, recent_games, time.perf_counter() - start)  # --- log
-            progress.update(global_step, train_scores)
-except KeyboardInterrupt:
-    torch.save(model.state_dict(), run.dir / MODEL_FILE)
-    print(f"\ninterrupted at step {global_step}; weights saved to {run.dir / MODEL_FILE}", flush=True)
-    raise
-finally:
-    run.trained_steps = global_step
-    writer.close()
-model_path = run.dir / MODEL_FILE
-torch.save(model.state_dict(), model_path)
-steady_seconds = run.train_seconds - first_iteration_seconds  # like the benchmark: without first-call costs
-steady_steps_per_second = (global_step - batch_size) / steady_seconds if num_iterations > 1 else None
-
+        with speed.acting():  # --- GAE and update, bootstrapped from V(next_obs)
+            next_value = model.get_value(next_obs)
+        # SB3 (and the zoo's schedules) measure progress after the rollout, CleanRL before it
+        done_before = global_step if args.loss == "sb3" else global_step - batch_size
+        stats = learn(model, optimizer, (obs, actions, logprobs, rewards, dones, values), next_value, args,
+                      1.0 - done_before / (num_iterations * batch_size), speed.autocast)
+        run.log(stats, global_step)  # --- log: SB3's tags at env steps, so 2.3's curves overlay these
 
 # %% Evaluate: whole games (5 lives), unclipped scores, actions sampled as in training
-def evaluate(policy, env_id, n_games, seed, backend="classic"):
-    """Play ``n_games`` whole games, spread evenly over the envs (so the short, bad games that
-    finish first are not over-counted); returns their scores and lengths."""
-    num_envs = min(n_games, MAX_EVAL_ENVS)
-    targets, counts, scores, lengths = [(n_games + i) // num_envs for i in range(num_envs)], [0] * num_envs, [], []
-    envs = make_envs(env_id, num_envs, seed, backend)
-    next_obs, _ = envs.reset(seed=seed)
-    for _ in range(MAX_EVAL_STEPS):
-        if counts == targets:
-            break
-        next_obs, _, _, _, infos = envs.step(policy(next_obs))
-        for i, score, length in finished_games(infos):
-            if counts[i] < targets[i]:
-                counts[i] += 1
-                scores.append(score)
-                lengths.append(length)
-    envs.close()
-    return scores, lengths
-
-
-scores, lengths = [], []
-if args.eval_games:
-    scores, lengths = evaluate(policy_of(model, speed), args.env, args.eval_games, args.seed + EVAL_SEED_OFFSET,
-                               args.backend)
-print(f"scores of {len(scores)} whole games:", scores)
+scores, lengths = run.evaluate(model, lambda n, seed: make_envs(args.env, n, seed, args.backend))
 
 # %% Replay: a gif of the real screen (--gif-games 3 plays 9 games in a 3x3 grid)
-gif_path = None
-if args.gif_games:  # SB3's AtariWrapper stack (rlbreakout.render): it keeps the RGB screen
-    gif_path, _ = record_gif(policy_of(model, speed), run.dir / REPLAY_GIF, args.env, grid=args.gif_games,
-                             seed=args.seed + EVAL_SEED_OFFSET, max_steps=args.gif_max_steps, frame_stack=FRAME_STACK)
+gif_path = run.replay(model, frame_stack=FRAME_STACK)
 env.close()
-summary_path = run.finish(timesteps=global_step, scores=scores, model_path=model_path, eval_lengths=lengths,
-                          gif_path=gif_path, train_game_scores=train_scores[-SCORE_WINDOW:], n_envs=args.n_envs,
-                          steps_per_second_after_first_iteration=steady_steps_per_second, loss=args.loss,
-                          **speed.to_config())
+summary_path = run.finish(scores, lengths, gif_path)  # summary.json, its path printed last

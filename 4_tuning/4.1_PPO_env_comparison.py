@@ -29,7 +29,7 @@ from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.render import record_comparison_gif
 from rlbreakout.runs import Run
-from rlbreakout.threads import configure_threads
+from rlbreakout.speed.threads import configure_threads
 from rlbreakout.training import (
     EVAL_SEED_OFFSET,
     FINAL_MODEL_FILE,

@@ -27,7 +27,7 @@ from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.runs import Run
-from rlbreakout.threads import configure_threads
+from rlbreakout.speed.threads import configure_threads
 from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, MAX_EVAL_ENVS, build_ppo, load_ppo
 from rlbreakout.tune.analysis import NoBestModelError, best_trial_model, save_study_plots, study_summary
 from rlbreakout.tune.flags import study_settings, tuning_parser, validate_tuning_args

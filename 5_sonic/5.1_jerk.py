@@ -23,12 +23,12 @@ from stable_baselines3.common.logger import configure
 
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
-from rlbreakout.jerk import DEFAULT_BREAKOUT_ACTIONS, Episode, JerkAgent, jerk_combos, replay, replay_spread
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import write_gif
-from rlbreakout.retro_cli import retro_parser, validate_retro_args
-from rlbreakout.retro_envs import make_retro_gym_env
-from rlbreakout.retro_render import GIF_FPS
+from rlbreakout.retro.cli import retro_parser, validate_retro_args
+from rlbreakout.retro.envs import make_retro_gym_env
+from rlbreakout.retro.jerk import DEFAULT_BREAKOUT_ACTIONS, Episode, JerkAgent, jerk_combos, replay, replay_spread
+from rlbreakout.retro.render import GIF_FPS
 from rlbreakout.runs import Run
 
 # %% Settings: JERK's budget, and how often to replay its best sequence at the end

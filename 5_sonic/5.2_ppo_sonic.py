@@ -26,9 +26,9 @@ from rlbreakout.collapse import FreezeOnCollapseCallback
 from rlbreakout.hyperparams import ZOO_ATARI_PPO, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import write_gif
-from rlbreakout.retro_cli import add_run_arguments, env_kwargs_from_args, retro_parser, run_label, validate_run_args
-from rlbreakout.retro_envs import make_retro_env
-from rlbreakout.retro_render import GIF_FPS, record_retro_game
+from rlbreakout.retro.cli import add_run_arguments, env_kwargs_from_args, retro_parser, run_label, validate_run_args
+from rlbreakout.retro.envs import make_retro_env
+from rlbreakout.retro.render import GIF_FPS, record_retro_game
 from rlbreakout.runs import Run
 from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, REPLAY_GIF
 
@@ -65,7 +65,7 @@ run = Run(__file__, env_id=args.env, folder_label=run_label(args), seed=args.see
 # several run in one process each (SubprocVecEnv), and so does the eval env, always, because
 # it is a second emulator. On Windows and macOS a new process re-runs the main script, which
 # would run every cell of this file again in each emulator process; make_retro_env starts its
-# processes without re-running the script (rlbreakout/retro_envs.py, workers_without_script),
+# processes without re-running the script (rlbreakout/retro/envs.py, workers_without_script),
 # so no `if __name__ == "__main__":` guard is needed and the cells still run one by one.
 env_kwargs = env_kwargs_from_args(args)
 env = make_retro_env(args.env, args.state, n_envs=args.n_envs, seed=args.seed,

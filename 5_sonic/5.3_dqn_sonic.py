@@ -26,9 +26,9 @@ from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.hyperparams import markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import write_gif
-from rlbreakout.retro_cli import add_run_arguments, env_kwargs_from_args, retro_parser, run_label, validate_run_args
-from rlbreakout.retro_envs import make_retro_env
-from rlbreakout.retro_render import GIF_FPS, record_retro_game
+from rlbreakout.retro.cli import add_run_arguments, env_kwargs_from_args, retro_parser, run_label, validate_run_args
+from rlbreakout.retro.envs import make_retro_env
+from rlbreakout.retro.render import GIF_FPS, record_retro_game
 from rlbreakout.runs import Run
 from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, REPLAY_GIF
 

@@ -11,7 +11,7 @@ A 1e7-step run spans sittings: --hours trains it until the hours are up, then it
 checkpoint and is parked in results/in_progress/ (tracked: commit it); the next campaign,
 on any machine, copies it back and resumes it with the code of the commit it started from
 (a git worktree under runs/worktrees/). Each process is a segment in the ledger entry.
-The planned runs are data: rlbreakout.campaign.CAMPAIGN. Each is its chapter script run as a
+The planned runs are data: rlbreakout.results.campaign.CAMPAIGN. Each is its chapter script run as a
 learner would run it; a run folder with a checkpoint is resumed; each finished model is
 scored over 20 whole games on BreakoutNoFrameskip-v4 and on ALE/Breakout-v5 with the
 script's own --load; then one JSON file lands in results/. Only committed code runs.
@@ -22,11 +22,18 @@ Read: README.md#results (tables drawn from results/ by pictures/make_tables.py).
 import argparse
 from pathlib import Path
 
-from rlbreakout.campaign import CAMPAIGN, CAMPAIGN_LOGDIR, campaign_status, park_unfinished, run_campaign, select_plans
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
-from rlbreakout.ledger import LEDGER_DIR
 from rlbreakout.provenance import cpu_model
+from rlbreakout.results.campaign import (
+    CAMPAIGN,
+    CAMPAIGN_LOGDIR,
+    campaign_status,
+    park_unfinished,
+    run_campaign,
+    select_plans,
+)
+from rlbreakout.results.ledger import LEDGER_DIR
 
 
 # %% Settings

@@ -5,7 +5,7 @@ Run it:  python pictures/export_best_policy.py --out models/ppo_aimbot_policy.pt
 "Best" is the highest mean over 20 whole games on --env among the setting's seeds in
 results/. The run folder of that seed (runs/campaign/..., not committed) must be on this
 machine: the weights come from its model.zip. The file is SB3's own CnnPolicy, weights
-only (rlbreakout/export.py), so stable-baselines3 alone loads it. It prints the lines that
+only (rlbreakout/results/export.py), so stable-baselines3 alone loads it. It prints the lines that
 models/README.md records: the command, commit, CPU and scores. Beside the file it writes
 <out>.json: the ledger key it came from and the file's sha256, from which make_tables.py
 writes models/README.md's block about it (and a test checks the file is the one recorded).
@@ -17,11 +17,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, REPO_ROOT, in_repo
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.export import export_stock_policy
-from rlbreakout.ledger import LEDGER_DIR, read_ledger
+from rlbreakout.results.campaign import CAMPAIGN, NO_FRAMESKIP, REPO_ROOT, in_repo
+from rlbreakout.results.export import export_stock_policy
+from rlbreakout.results.ledger import LEDGER_DIR, read_ledger
 
 
 # %% Settings

@@ -13,12 +13,12 @@ Charts whose runs do not exist yet are skipped with a note. Nothing is drawn fro
 import argparse
 from pathlib import Path
 
-from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, V5
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.ledger import LEDGER_DIR, env_label, read_ledger
-from rlbreakout.plots import DEFAULT_SMOOTHING, find_runs, load_curves, plot_bands, plot_curves, seed_band
-from rlbreakout.results_tables import groups
+from rlbreakout.results.campaign import CAMPAIGN, NO_FRAMESKIP, V5
+from rlbreakout.results.ledger import LEDGER_DIR, env_label, read_ledger
+from rlbreakout.results.plots import DEFAULT_SMOOTHING, find_runs, load_curves, plot_bands, plot_curves, seed_band
+from rlbreakout.results.tables import groups
 
 PICTURES = Path(__file__).resolve().parent
 

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from rlbreakout.cli import parse_script_args
-from rlbreakout.ledger import LEDGER_DIR, read_ledger
-from rlbreakout.results_tables import block_names, render_block, rewrite
+from rlbreakout.results.ledger import LEDGER_DIR, read_ledger
+from rlbreakout.results.tables import block_names, render_block, rewrite
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READMES = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("*/README.md"))]

@@ -286,7 +286,7 @@ def make_ale_vector_env(
     """``make_env(..., backend="ale_vector")``: the classic "atari" or "aimbot" stack on ale-py's C++ vector env.
 
     :param num_threads: ale-py worker threads (at most one per env is used); ``--fast`` passes
-        the free cores, see :func:`rlbreakout.threads.configure_threads`
+        the free cores, see :func:`rlbreakout.speed.threads.configure_threads`
     :param wrapper: ``atari`` (84x84 grey, resized in C++) or ``aimbot`` (full RGB frames,
         then the batched aimbot view: :class:`AimbotViewVecEnv`)
     :return: a VecEnv of uint8 ``(n_envs, channels * frame_stack, H, W)`` observations

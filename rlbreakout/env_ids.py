@@ -1,7 +1,7 @@
 """Env ids, choices and equalised settings: the bottom of the env stack.
 
 Why a module of its own: the env factory (:mod:`rlbreakout.envs`), the C++ vector
-backend (:mod:`rlbreakout.ale_vector`) and the ``--fast`` levers (:mod:`rlbreakout.fast`)
+backend (:mod:`rlbreakout.ale_vector`) and the ``--fast`` levers (:mod:`rlbreakout.speed.fast`)
 all need to know what an id means and which backend can reproduce it. Kept here, below
 all three, imports point one way: ``env_ids`` <- ``ale_vector`` <- ``envs`` <- training.
 
@@ -47,7 +47,7 @@ V5_STICKY_ACTION_PROBABILITY = 0.25
 #: policy that stalls (never presses FIRE) cannot make an evaluation run forever.
 MAX_FRAMES_PER_GAME = 108_000
 #: Worker threads of the ale_vector backend unless the caller passes a count (``--fast``
-#: passes the free cores it measured, see :func:`rlbreakout.threads.configure_threads`).
+#: passes the free cores it measured, see :func:`rlbreakout.speed.threads.configure_threads`).
 DEFAULT_ALE_THREADS = 1
 
 #: ``env_kwargs`` the ale_vector backend can honour (everything else is refused, not silently dropped).

@@ -19,6 +19,8 @@ GIT_TIMEOUT_SECONDS = 5
 UNKNOWN = "unknown"
 #: The package's folder; its git repository is the tutorial's.
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: The repository: ``runs/``, ``results/``, ``models/`` and the chapters resolve against it, never the working directory.
+REPO_ROOT = PACKAGE_DIR.parent
 
 
 def cpu_model(path: str = CPUINFO_PATH) -> str:

@@ -32,11 +32,12 @@ from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import BACKEND_CHOICES, VEC_ENV_CHOICES, check_env_id
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
-from rlbreakout.fast import DEFAULT_N_EPOCHS, fast_settings, policy_class
 from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
 from rlbreakout.runs import Run, load_run_config, score_stats
+from rlbreakout.speed.fast import DEFAULT_N_EPOCHS, fast_settings
+from rlbreakout.speed.policies import policy_class
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_FILE = "model.zip"

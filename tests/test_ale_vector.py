@@ -275,7 +275,7 @@ def test_unsupported_options_are_refused() -> None:
 # %% SB3 trains and evaluates on it
 @pytest.fixture
 def one_torch_thread() -> Any:
-    """One torch thread: on a shared 2-core machine two threads can run 10x slower (see rlbreakout.fast)."""
+    """One torch thread: on a shared 2-core machine two threads can run 10x slower (see rlbreakout.speed.fast)."""
     import torch
 
     before = torch.get_num_threads()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rlbreakout import allocator
+from rlbreakout.speed import allocator
 
 #: Bigger than glibc's initial 128 KiB mmap threshold, smaller than the tuned 32 MiB one.
 BLOCK_BYTES = 20_000_000
@@ -17,7 +17,7 @@ BLOCK_BYTES = 20_000_000
 PROBE = """
 import ctypes, sys
 import numpy as np
-from rlbreakout import allocator
+from rlbreakout.speed import allocator
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in

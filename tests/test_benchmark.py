@@ -1,4 +1,4 @@
-"""rlbreakout.benchmark: process-tree memory, child measurements, alternation, medians."""
+"""rlbreakout.speed.benchmark: process-tree memory, child measurements, alternation, medians."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from rlbreakout import benchmark
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.speed import benchmark
 
 #: A child that allocates ~100 MB in a grandchild: its tree must weigh at least that much.
 BIG_GRANDCHILD = (

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, run_script
-from rlbreakout.campaign import (
+from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.results.campaign import (
     CAMPAIGN,
     EVAL_ENVS,
     ChildRun,
@@ -26,8 +27,7 @@ from rlbreakout.campaign import (
     run_campaign,
     select_plans,
 )
-from rlbreakout.errors import ConfigError, RLBreakoutError
-from rlbreakout.ledger import read_ledger
+from rlbreakout.results.ledger import read_ledger
 
 ZOO = "2_baselines/2.3_copying_hp_zoo.py"
 #: A few seconds of real 2.3 training (2 envs, 64 steps a rollout).
@@ -195,8 +195,8 @@ def test_campaign_script_lists_the_plan(tmp_path: Path) -> None:
     result = run_script("pictures/campaign.py", "--list", "--ledger", str(tmp_path / "results"),
                         "--logdir", str(tmp_path / "runs"))
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("0 of 10 planned runs")
-    assert sum("missing" in line and "min (" in line for line in lines) == 10
+    assert lines[0].startswith(f"0 of {len(CAMPAIGN)} planned runs")
+    assert sum("missing" in line and "min (" in line for line in lines) == len(CAMPAIGN)
     bad = run_script("pictures/campaign.py", "--hours", "0", expect_ok=False)
     assert bad.returncode == 2 and "--hours must be > 0" in bad.stderr
     part = run_script("pictures/campaign.py", "--list", "--only", "2.1_envs,2.2_callbacks", "--ledger",

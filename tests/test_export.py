@@ -12,8 +12,9 @@ from stable_baselines3.common.torch_layers import NatureCNN
 
 from conftest import TINY_PPO_FLAGS, run_script, summary_of
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.export import export_stock_policy
-from rlbreakout.fast import MEASURE_ACTION_SPACE, MEASURE_OBS_SPACE, cnn_policy_kwargs, policy_class
+from rlbreakout.results.export import export_stock_policy
+from rlbreakout.speed.measure import MEASURE_ACTION_SPACE, MEASURE_OBS_SPACE
+from rlbreakout.speed.policies import cnn_policy_kwargs, policy_class
 from rlbreakout.training import load_policy
 
 #: bf16 keeps 8 bits of mantissa: logits of the bf16 and fp32 forward passes agree to about this.

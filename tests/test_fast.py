@@ -14,8 +14,8 @@ import torch
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from stable_baselines3.common.torch_layers import NatureCNN
 
-from rlbreakout import allocator, fast, hardware
 from rlbreakout.errors import ConfigError
+from rlbreakout.speed import allocator, fast, hardware, measure, policies
 
 IMAGE_SPACE = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 ACTIONS = gym.spaces.Discrete(4)
@@ -39,7 +39,7 @@ def restore_threads() -> Any:
 @pytest.fixture(autouse=True)
 def compile_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     """RLBREAKOUT_COMPILE unset: compile is measured, whatever the shell running the tests says."""
-    monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
+    monkeypatch.delenv(measure.COMPILE_ENV, raising=False)
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ def fake_timer(monkeypatch: pytest.MonkeyPatch, seconds: Mapping[str, float]) ->
     timed: list[str] = []
 
     def time_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, **_: Any) -> float:
-        timed.append(fast.lever_label(levers))
-        return seconds[fast.lever_label(levers)]
+        timed.append(measure.lever_label(levers))
+        return seconds[measure.lever_label(levers)]
 
     monkeypatch.setattr(fast, "time_minibatch", time_minibatch)
     return timed
@@ -107,19 +107,19 @@ def test_the_environment_variable_forces_bf16_off(monkeypatch: pytest.MonkeyPatc
     assert hardware.bf16_supported("cpu")
     monkeypatch.setenv(hardware.FORCE_NO_BF16_ENV, "1")
     assert not hardware.bf16_supported("cpu") and not hardware.bf16_supported("cuda")
-    assert fast.lever_candidates("cpu") == [{"precision": "fp32", "channels_last": False, "compile": False},
+    assert measure.lever_candidates("cpu") == [{"precision": "fp32", "channels_last": False, "compile": False},
                                             {"precision": "fp32", "channels_last": True, "compile": False}]
 
 
 def test_resolve_precision(bf16: Callable[[bool], None], capsys: pytest.CaptureFixture[str]) -> None:
-    assert fast.resolve_precision("fp32", "cpu") == "fp32"
+    assert hardware.resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
-        fast.resolve_precision("fp16", "cpu")
+        hardware.resolve_precision("fp16", "cpu")
     bf16(True)
-    assert fast.resolve_precision("bf16", "cpu") == "bf16"
+    assert hardware.resolve_precision("bf16", "cpu") == "bf16"
     assert capsys.readouterr().err == ""
     bf16(False)
-    assert fast.resolve_precision("bf16", "cpu") == "fp32"
+    assert hardware.resolve_precision("bf16", "cpu") == "fp32"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("warning:") and "fp32" in err
 
@@ -127,7 +127,7 @@ def test_resolve_precision(bf16: Callable[[bool], None], capsys: pytest.CaptureF
 # %% The extractor
 def test_bf16_extractor_returns_float32_features_close_to_fp32() -> None:
     stock = NatureCNN(IMAGE_SPACE)
-    mixed = fast.BF16NatureCNN(IMAGE_SPACE)
+    mixed = policies.BF16NatureCNN(IMAGE_SPACE)
     mixed.load_state_dict(stock.state_dict())
     x = images(16)
     with torch.no_grad():
@@ -140,7 +140,7 @@ def test_bf16_extractor_returns_float32_features_close_to_fp32() -> None:
 
 def test_bf16_off_is_the_stock_extractor_in_another_layout() -> None:
     stock = NatureCNN(IMAGE_SPACE)
-    mixed = fast.BF16NatureCNN(IMAGE_SPACE, bf16=False)
+    mixed = policies.BF16NatureCNN(IMAGE_SPACE, bf16=False)
     mixed.load_state_dict(stock.state_dict())
     x = images(8)
     with torch.no_grad():
@@ -148,7 +148,7 @@ def test_bf16_off_is_the_stock_extractor_in_another_layout() -> None:
 
 
 def test_gradients_flow_in_float32() -> None:
-    mixed = fast.BF16NatureCNN(IMAGE_SPACE)
+    mixed = policies.BF16NatureCNN(IMAGE_SPACE)
     mixed(images(4)).sum().backward()
     for name, param in mixed.named_parameters():
         assert param.grad is not None and param.grad.dtype == torch.float32, name
@@ -156,48 +156,48 @@ def test_gradients_flow_in_float32() -> None:
 
 def test_same_parameter_shapes_as_stock_cnn_policy() -> None:
     stock = {n: p.shape for n, p in policy({}).named_parameters()}
-    for precision in fast.PRECISION_CHOICES:
-        mixed = {n: p.shape for n, p in policy(fast.cnn_policy_kwargs(precision, channels_last=True)).named_parameters()}
+    for precision in hardware.PRECISION_CHOICES:
+        mixed = {n: p.shape for n, p in policy(policies.cnn_policy_kwargs(precision, channels_last=True)).named_parameters()}
         assert mixed == stock, precision
 
 
 def test_the_net_arch_trap_is_real() -> None:
     """Without ``net_arch=[]`` a NatureCNN subclass silently gets 64-64 tanh heads (why we pass it)."""
-    kwargs = fast.cnn_policy_kwargs("bf16")
+    kwargs = policies.cnn_policy_kwargs("bf16")
     assert kwargs["net_arch"] == [] and kwargs["features_extractor_kwargs"]["bf16"] is True
     trapped = policy({k: v for k, v in kwargs.items() if k != "net_arch"})
     assert len(list(trapped.parameters())) > len(list(policy({}).parameters()))
 
 
 def test_fp32_without_channels_last_is_stock() -> None:
-    assert fast.cnn_policy_kwargs("fp32") == {}
-    assert fast.cnn_policy_kwargs("bf16")["features_extractor_kwargs"] == {"bf16": True, "channels_last": False}
+    assert policies.cnn_policy_kwargs("fp32") == {}
+    assert policies.cnn_policy_kwargs("bf16")["features_extractor_kwargs"] == {"bf16": True, "channels_last": False}
     with pytest.raises(ConfigError):
-        fast.cnn_policy_kwargs("half")
+        policies.cnn_policy_kwargs("half")
 
 
 def test_same_initial_weights_as_stock() -> None:
     """Same seed, same initial network: parity runs start from the same point."""
     stock = policy({}, seed=3).state_dict()
-    mixed = policy(fast.cnn_policy_kwargs("bf16"), seed=3).state_dict()
+    mixed = policy(policies.cnn_policy_kwargs("bf16"), seed=3).state_dict()
     for name, tensor in stock.items():
         torch.testing.assert_close(mixed[name], tensor)
 
 
 def test_policy_class_is_stock_unless_the_extractor_is_mixed_precision() -> None:
-    assert fast.policy_class({}) == "CnnPolicy"
-    assert fast.policy_class(fast.cnn_policy_kwargs("bf16")) is fast.MixedPrecisionCnnPolicy
-    assert fast.policy_class(fast.cnn_policy_kwargs("fp32", channels_last=True)) is fast.MixedPrecisionCnnPolicy
-    assert fast.policy_class({"features_extractor_class": NatureCNN}) == "CnnPolicy"
+    assert policies.policy_class({}) == "CnnPolicy"
+    assert policies.policy_class(policies.cnn_policy_kwargs("bf16")) is policies.MixedPrecisionCnnPolicy
+    assert policies.policy_class(policies.cnn_policy_kwargs("fp32", channels_last=True)) is policies.MixedPrecisionCnnPolicy
+    assert policies.policy_class({"features_extractor_class": NatureCNN}) == "CnnPolicy"
 
 
-@pytest.mark.parametrize("precision", fast.PRECISION_CHOICES)
+@pytest.mark.parametrize("precision", hardware.PRECISION_CHOICES)
 def test_mixed_precision_policy_scales_uint8_images_itself_to_the_same_features(precision: str) -> None:
     """The uint8 batch reaches the extractor unscaled, and the features equal SB3's float32 / 255 path."""
     # (fp32 without channels_last is the stock extractor, which this policy leaves alone)
-    kwargs = fast.cnn_policy_kwargs(precision, channels_last=precision == "fp32")
+    kwargs = policies.cnn_policy_kwargs(precision, channels_last=precision == "fp32")
     torch.manual_seed(0)
-    mixed = fast.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **kwargs)
+    mixed = policies.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **kwargs)
     seen: list[torch.dtype] = []
     mixed.features_extractor.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
     obs = (images(8, seed=1) * 255).round().to(torch.uint8)
@@ -215,7 +215,7 @@ def test_mixed_precision_policy_scales_uint8_images_itself_to_the_same_features(
 
 def test_mixed_precision_policy_leaves_float_images_to_sb3() -> None:
     """Float observations (already scaled, or a wrapper's own) take SB3's preprocessing unchanged."""
-    mixed = fast.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **fast.cnn_policy_kwargs("bf16"))
+    mixed = policies.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **policies.cnn_policy_kwargs("bf16"))
     obs = images(2) * 255
     with torch.no_grad():
         assert torch.equal(mixed.extract_features(obs), mixed.features_extractor(obs / 255.0))
@@ -223,24 +223,24 @@ def test_mixed_precision_policy_leaves_float_images_to_sb3() -> None:
 
 # %% Measuring the levers
 def test_fastest_candidate_wins() -> None:
-    candidates = fast.lever_candidates("cpu", "fp32") + fast.lever_candidates("cpu", "bf16")
-    chosen, timings = fast.choose_levers(candidates, lambda c: BF16_WINS[fast.lever_label(c)])
+    candidates = measure.lever_candidates("cpu", "fp32") + measure.lever_candidates("cpu", "bf16")
+    chosen, timings = fast.choose_levers(candidates, lambda c: BF16_WINS[measure.lever_label(c)])
     assert chosen == {"precision": "bf16", "channels_last": True, "compile": False}
     assert timings == BF16_WINS
 
 
 def test_stock_is_kept_unless_something_is_faster() -> None:
-    candidates = fast.lever_candidates("cpu", "fp32") + fast.lever_candidates("cpu", "bf16")
+    candidates = measure.lever_candidates("cpu", "fp32") + measure.lever_candidates("cpu", "bf16")
     slower = {label: 0.5 for label in BF16_WINS} | {"fp32 NCHW": 0.4}
-    assert fast.choose_levers(candidates, lambda c: slower[fast.lever_label(c)])[0] == fast.STOCK_LEVERS
+    assert fast.choose_levers(candidates, lambda c: slower[measure.lever_label(c)])[0] == fast.STOCK_LEVERS
     tie = {label: 0.4 for label in BF16_WINS}  # a tie is not faster
-    assert fast.choose_levers(candidates, lambda c: tie[fast.lever_label(c)])[0] == fast.STOCK_LEVERS
+    assert fast.choose_levers(candidates, lambda c: tie[measure.lever_label(c)])[0] == fast.STOCK_LEVERS
 
 
 @pytest.mark.parametrize("supported", [False, True])
 def test_bf16_is_a_candidate_only_where_supported(bf16: Callable[[bool], None], supported: bool) -> None:
     bf16(supported)
-    candidates = fast.lever_candidates("cpu")
+    candidates = measure.lever_candidates("cpu")
     assert candidates[0] == fast.STOCK_LEVERS
     assert {c["channels_last"] for c in candidates} == {False, True}
     assert ({c["precision"] for c in candidates} == {"fp32", "bf16"}) is supported
@@ -257,7 +257,7 @@ def test_fast_settings_keeps_the_measured_fastest(bf16: Callable[[bool], None], 
     expected = "bf16" if supported else "fp32"
     assert (speed.precision, speed.channels_last) == (expected, True)
     assert set(timed) == set(speed.timings) == ({*BF16_WINS} if supported else {"fp32 NCHW", "fp32 channels_last"})
-    assert speed.policy_class is fast.MixedPrecisionCnnPolicy
+    assert speed.policy_class is policies.MixedPrecisionCnnPolicy
     assert speed.policy_kwargs["features_extractor_kwargs"] == {"bf16": supported, "channels_last": True}
     assert speed.policy_kwargs["optimizer_kwargs"] == {"eps": 1e-5, "fused": True}  # SB3's eps kept
     out = capsys.readouterr().out
@@ -303,32 +303,32 @@ def test_explicit_precision_wins_over_the_measurement(bf16: Callable[[bool], Non
 
 def test_a_real_tiny_measurement(capsys: pytest.CaptureFixture[str]) -> None:
     speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, batch_size=8)
-    candidates = fast.lever_candidates("cpu")
+    candidates = measure.lever_candidates("cpu")
     assert speed.levers in candidates
-    assert list(speed.timings) == [fast.lever_label(c) for c in candidates]
+    assert list(speed.timings) == [measure.lever_label(c) for c in candidates]
     assert all(seconds > 0 for seconds in speed.timings.values())
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fast: levers"))
     assert re.fullmatch(r"fast: levers (fp32|bf16) (NCHW|channels_last) \(ms per training minibatch of 8 on cpu: "
                         r"[A-Za-z0-9_ ]+ \d+(, [A-Za-z0-9_ ]+ \d+)*\)", line), line
-    assert f"fast: levers {fast.lever_label(speed.levers)} (" in line
+    assert f"fast: levers {measure.lever_label(speed.levers)} (" in line
 
 
 def test_time_minibatch_leaves_the_random_state_alone() -> None:
     torch.manual_seed(7)
     expected = torch.rand(3)
     torch.manual_seed(7)
-    assert fast.time_minibatch(fast.STOCK_LEVERS, "cpu", 4, repeats=1) > 0
+    assert measure.time_minibatch(fast.STOCK_LEVERS, "cpu", 4, repeats=1) > 0
     assert torch.equal(torch.rand(3), expected)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 def test_cuda_levers_are_measured_the_same_way(capsys: pytest.CaptureFixture[str]) -> None:
     speed = fast.fast_settings(True, device="cuda", env_id=NOFRAMESKIP, n_envs=2, batch_size=32)
-    candidates = fast.lever_candidates("cuda")
-    assert ({c["precision"] for c in candidates} == {"fp32", "bf16"}) is fast.bf16_supported("cuda")
-    assert speed.levers in candidates and list(speed.timings) == [fast.lever_label(c) for c in candidates]
+    candidates = measure.lever_candidates("cuda")
+    assert ({c["precision"] for c in candidates} == {"fp32", "bf16"}) is measure.bf16_supported("cuda")
+    assert speed.levers in candidates and list(speed.timings) == [measure.lever_label(c) for c in candidates]
     assert "on cuda:" in capsys.readouterr().out
-    policy_on_gpu = fast.measurement_policy(speed.levers, "cuda")
+    policy_on_gpu = measure.measurement_policy(speed.levers, "cuda")
     obs = torch.randint(0, 256, (4, *IMAGE_SPACE.shape), dtype=torch.uint8, device="cuda")
     with torch.no_grad():
         assert policy_on_gpu.extract_features(obs).dtype == torch.float32
@@ -344,7 +344,7 @@ def test_stock_settings(bf16: Callable[[bool], None], monkeypatch: pytest.Monkey
     assert timed == []  # stock measures nothing and touches no threads
     asked = fast.fast_settings(False, "bf16", "ale_vector", "cpu", verbose=False)
     assert (asked.backend, asked.precision, asked.channels_last) == ("ale_vector", "bf16", False)
-    assert asked.policy_class is fast.MixedPrecisionCnnPolicy and "optimizer_kwargs" not in asked.policy_kwargs
+    assert asked.policy_class is policies.MixedPrecisionCnnPolicy and "optimizer_kwargs" not in asked.policy_kwargs
 
 
 def test_fast_settings_backend_threads_and_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -425,7 +425,7 @@ def test_paired_gradients_agree_with_fp32() -> None:
     actions = torch.as_tensor(rng.integers(0, ACTIONS.n, 64))
     advantages = torch.as_tensor(rng.normal(size=64), dtype=torch.float32)
     grads = []
-    for kwargs in ({}, fast.cnn_policy_kwargs("bf16")):
+    for kwargs in ({}, policies.cnn_policy_kwargs("bf16")):
         model = policy(kwargs, seed=1)
         values, log_prob, entropy = model.evaluate_actions(obs, actions)
         loss = -(log_prob * advantages).mean() + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
@@ -447,12 +447,12 @@ def fake_compile(monkeypatch: pytest.MonkeyPatch, compile_seconds: float, compil
     compiled: list[str] = []
 
     def time_compiled_minibatch(levers: Mapping[str, Any], device: str, batch_size: int, **_: Any) -> tuple[float, float]:
-        compiled.append(fast.lever_label(levers))
+        compiled.append(measure.lever_label(levers))
         return compile_seconds, compiled_seconds
 
     monkeypatch.setattr(fast, "time_compiled_minibatch", time_compiled_minibatch)
     monkeypatch.setattr(fast, "compiled_step_mismatch", lambda levers, device, batch_size: None)
-    monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
+    monkeypatch.delenv(measure.COMPILE_ENV, raising=False)
     monkeypatch.setattr(fast, "compile_unavailable_reason", lambda device: None)
     return compiled
 
@@ -475,7 +475,7 @@ def test_a_long_run_compiles_the_eager_winner_when_it_pays(bf16: Callable[[bool]
     speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN)
     assert compiled == ["bf16 channels_last"]
     assert speed.levers == {"precision": "bf16", "channels_last": True, "compile": True}
-    assert speed.policy_class is fast.MixedPrecisionCnnPolicy and speed.policy_kwargs["compile_training"] is True
+    assert speed.policy_class is policies.MixedPrecisionCnnPolicy and speed.policy_kwargs["compile_training"] is True
     assert speed.timings["bf16 channels_last compiled"] == 0.05
     config = speed.to_config()
     assert config["compile"] is True and config["compile_seconds"] == 20.0
@@ -513,30 +513,30 @@ def test_compile_turned_off_or_impossible_is_one_note(bf16: Callable[[bool], Non
     fake_timer(monkeypatch, BF16_WINS)
     compiled: list[str] = []  # the real availability check; a compile that would pay, were it tried
     monkeypatch.setattr(fast, "time_compiled_minibatch", lambda *a, **k: compiled.append("called") or (1.0, 0.01))
-    monkeypatch.setenv(fast.COMPILE_ENV, "0")  # turned off: no note, nothing measured
+    monkeypatch.setenv(measure.COMPILE_ENV, "0")  # turned off: no note, nothing measured
     speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN)
     assert compiled == [] and speed.compile is False and speed.notes == ()
-    assert fast.compile_unavailable_reason("cpu") == f"{fast.COMPILE_ENV}=0"
-    monkeypatch.setenv(fast.COMPILE_ENV, "yes")
-    with pytest.raises(ConfigError, match=f"{fast.COMPILE_ENV}='yes' is not understood; set it to 1"):
+    assert measure.compile_unavailable_reason("cpu") == f"{measure.COMPILE_ENV}=0"
+    monkeypatch.setenv(measure.COMPILE_ENV, "yes")
+    with pytest.raises(ConfigError, match=f"{measure.COMPILE_ENV}='yes' is not understood; set it to 1"):
         fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN)
-    monkeypatch.delenv(fast.COMPILE_ENV)
-    monkeypatch.setattr(fast.shutil, "which", lambda name: None)
-    assert fast.compile_unavailable_reason("cpu") == "no C++ compiler on PATH (inductor builds its CPU kernels with one)"
+    monkeypatch.delenv(measure.COMPILE_ENV)
+    monkeypatch.setattr(measure.shutil, "which", lambda name: None)
+    assert measure.compile_unavailable_reason("cpu") == "no C++ compiler on PATH (inductor builds its CPU kernels with one)"
     speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN, verbose=False)
     assert compiled == [] and speed.compile is False and any("no C++ compiler" in note for note in speed.notes)
-    monkeypatch.setattr(fast.importlib.util, "find_spec", lambda name: None)
-    assert fast.compile_unavailable_reason("cuda") == "triton is not installed (inductor's GPU kernels need it)"
+    monkeypatch.setattr(measure.importlib.util, "find_spec", lambda name: None)
+    assert measure.compile_unavailable_reason("cuda") == "triton is not installed (inductor's GPU kernels need it)"
 
 
 def test_compile_forced_on_skips_the_measurement(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
     bf16(True)
     fake_timer(monkeypatch, BF16_WINS)
     compiled = fake_compile(monkeypatch, compile_seconds=1.0, compiled_seconds=0.5)  # would not pay
-    monkeypatch.setenv(fast.COMPILE_ENV, "1")
+    monkeypatch.setenv(measure.COMPILE_ENV, "1")
     speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=1_000, verbose=False)
     assert compiled == [] and speed.compile is True and speed.compile_seconds is not None  # checked, not timed
-    assert speed.notes == (f"note: {fast.COMPILE_ENV}=1: the training step is compiled (checked against eager), "
+    assert speed.notes == (f"note: {measure.COMPILE_ENV}=1: the training step is compiled (checked against eager), "
                            "not timed",)
 
 
@@ -548,7 +548,7 @@ def test_a_compiled_step_that_computes_otherwise_is_not_used(bf16: Callable[[boo
     compiled = fake_compile(monkeypatch, 1.0, 0.01)  # would pay, were it right
     monkeypatch.setattr(fast, "compiled_step_mismatch", lambda levers, device, batch_size: "the loss differs")
     if forced:
-        monkeypatch.setenv(fast.COMPILE_ENV, "1")
+        monkeypatch.setenv(measure.COMPILE_ENV, "1")
     speed = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN, verbose=False)
     assert speed.compile is False and compiled == [] and "compile_training" not in speed.policy_kwargs
     assert speed.notes == ("note: torch.compile is not used here: the loss differs; the step stays eager",)
@@ -563,21 +563,21 @@ def test_the_check_catches_a_compiled_step_that_computes_otherwise(monkeypatch: 
             return (values * 2 + 1 if wrong == "scaled" else values * float("nan")), log_prob, entropy
         return compiled
 
-    monkeypatch.setattr(fast.torch, "compile", miscompile)
-    reason = fast.compiled_step_mismatch(fast.STOCK_LEVERS, "cpu", 4)
+    monkeypatch.setattr(measure.torch, "compile", miscompile)
+    reason = measure.compiled_step_mismatch(fast.STOCK_LEVERS, "cpu", 4)
     expected = "differs from the eager step's" if wrong == "scaled" else "gave a non-finite loss or gradient"
     assert reason is not None and expected in reason
-    monkeypatch.setattr(fast.torch, "compile", lambda function: function)  # a faithful "compiler"
-    assert fast.compiled_step_mismatch(fast.STOCK_LEVERS, "cpu", 4) is None
+    monkeypatch.setattr(measure.torch, "compile", lambda function: function)  # a faithful "compiler"
+    assert measure.compiled_step_mismatch(fast.STOCK_LEVERS, "cpu", 4) is None
 
 
 def test_a_restricted_aten_capability_rules_compile_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast.shutil, "which", lambda name: "/usr/bin/cc")
-    monkeypatch.setenv(fast.ATEN_CAPABILITY_ENV, "avx2")
-    assert fast.compile_unavailable_reason("cpu") == ("ATEN_CPU_CAPABILITY=avx2 restricts torch's kernels, and the "
+    monkeypatch.setattr(measure.shutil, "which", lambda name: "/usr/bin/cc")
+    monkeypatch.setenv(measure.ATEN_CAPABILITY_ENV, "avx2")
+    assert measure.compile_unavailable_reason("cpu") == ("ATEN_CPU_CAPABILITY=avx2 restricts torch's kernels, and the "
                                                       "compiled step gave inf/NaN under it")
-    monkeypatch.delenv(fast.ATEN_CAPABILITY_ENV)
-    assert fast.compile_unavailable_reason("cpu") is None
+    monkeypatch.delenv(measure.ATEN_CAPABILITY_ENV)
+    assert measure.compile_unavailable_reason("cpu") is None
 
 
 def test_a_failing_compile_leaves_the_eager_choice(bf16: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -611,15 +611,15 @@ def test_a_recorded_compile_is_reused_where_it_can_run(bf16: Callable[[bool], No
 
 
 def test_fp32_nchw_compiled_is_the_stock_network_in_the_mixed_policy() -> None:
-    kwargs = fast.cnn_policy_kwargs("fp32", compile_training=True)
-    assert fast.policy_class(kwargs) is fast.MixedPrecisionCnnPolicy
+    kwargs = policies.cnn_policy_kwargs("fp32", compile_training=True)
+    assert policies.policy_class(kwargs) is policies.MixedPrecisionCnnPolicy
     assert kwargs["features_extractor_kwargs"] == {"bf16": False, "channels_last": False}
-    assert fast.lever_label({"precision": "fp32", "channels_last": False, "compile": True}) == "fp32 NCHW compiled"
+    assert measure.lever_label({"precision": "fp32", "channels_last": False, "compile": True}) == "fp32 NCHW compiled"
 
 
 #: Real compiles need what inductor builds with; the branch without it is forced in the tests above.
-needs_inductor = pytest.mark.skipif(fast.compile_unavailable_reason("cpu") is not None,
-                                    reason=f"torch.compile is not used here: {fast.compile_unavailable_reason('cpu')}")
+needs_inductor = pytest.mark.skipif(measure.compile_unavailable_reason("cpu") is not None,
+                                    reason=f"torch.compile is not used here: {measure.compile_unavailable_reason('cpu')}")
 
 
 @pytest.mark.slow
@@ -632,8 +632,8 @@ def test_the_compiled_step_computes_stock_loss_and_gradients(precision: str) -> 
     obs = torch.as_tensor(rng.integers(0, 256, (32, *IMAGE_SPACE.shape)), dtype=torch.uint8)
     actions = torch.as_tensor(rng.integers(0, ACTIONS.n, 32))
     advantages = torch.as_tensor(rng.normal(size=32), dtype=torch.float32)
-    kwargs = fast.cnn_policy_kwargs(precision, channels_last=precision == "bf16", compile_training=True)
-    compiled = fast.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **kwargs)
+    kwargs = policies.cnn_policy_kwargs(precision, channels_last=precision == "bf16", compile_training=True)
+    compiled = policies.MixedPrecisionCnnPolicy(IMAGE_SPACE, ACTIONS, lambda _: 2.5e-4, **kwargs)
     stock = policy({})
     compiled.load_state_dict(stock.state_dict())
     torch._dynamo.utils.counters.clear()
@@ -645,7 +645,7 @@ def test_the_compiled_step_computes_stock_loss_and_gradients(precision: str) -> 
         losses.append(loss.detach())
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert compiled._compiled_evaluate_actions is not None  # the compiled path ran
-    assert fast.compiled_step_mismatch(fast.lever_candidates("cpu", precision)[0], "cpu", 8) is None
+    assert measure.compiled_step_mismatch(measure.lever_candidates("cpu", precision)[0], "cpu", 8) is None
     assert not torch._dynamo.utils.counters["graph_break"]  # one graph: SB3's numpy space check is kept out
     assert ((losses[1] - losses[0]).abs() / losses[0].abs()) < BF16_RELATIVE_TOLERANCE
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.995
@@ -662,7 +662,7 @@ def test_ppo_learns_and_resumes_with_a_compiled_step(tmp_path: Path, monkeypatch
 
     fake_timer(monkeypatch, BF16_WINS | {"fp32 NCHW": 0.05})  # fp32 NCHW eager wins, then it is compiled
     fake_compile(monkeypatch, compile_seconds=1.0, compiled_seconds=0.01)
-    monkeypatch.setattr(fast, "bf16_supported", lambda device: False)
+    monkeypatch.setattr(measure, "bf16_supported", lambda device: False)
     settings = fast.fast_settings(True, device="cpu", env_id=NOFRAMESKIP, n_envs=2, timesteps=LONG_RUN * 10,
                                   verbose=False)
     assert settings.levers == {"precision": "fp32", "channels_last": False, "compile": True}
@@ -675,7 +675,7 @@ def test_ppo_learns_and_resumes_with_a_compiled_step(tmp_path: Path, monkeypatch
     assert any(not torch.equal(before[n], p) for n, p in model.policy.named_parameters())
     model.save(tmp_path / "model.zip")
     loaded = PPO.load(tmp_path / "model.zip", env=venv, device="cpu")
-    assert type(loaded.policy) is fast.MixedPrecisionCnnPolicy and loaded.policy.compile_training is True
+    assert type(loaded.policy) is policies.MixedPrecisionCnnPolicy and loaded.policy.compile_training is True
     obs = venv.reset()
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     venv.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlbreakout.fast import measurement_policy
-from rlbreakout.flops import count_flops, matmul_peak, nature_cnn_forward_flops, policy_flops
+from rlbreakout.speed.measure import measurement_policy
+from rlbreakout.speed.flops import count_flops, matmul_peak, nature_cnn_forward_flops, policy_flops
 
 #: The Nature CNN by hand for 4 x 84 x 84 frames and 4 actions (2 FLOPs per multiply-add):
 #: convs 4*8*8*32*20*20 + 32*4*4*64*9*9 + 64*3*3*64*7*7 MACs, then 3136*512, then 512*(4+1).

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.jerk import (
+from rlbreakout.retro.jerk import (
     BACK,
     BACK_JUMP,
     FORWARD,
@@ -113,7 +113,7 @@ def test_bad_agent_settings_are_config_errors() -> None:
 @pytest.mark.slow
 def test_on_airstriker_the_best_sequence_replays_to_the_same_score() -> None:
     pytest.importorskip("stable_retro")
-    from rlbreakout.retro_envs import DEFAULT_GAME, make_retro_gym_env
+    from rlbreakout.retro.envs import DEFAULT_GAME, make_retro_gym_env
 
     env = make_retro_gym_env(DEFAULT_GAME, combos=jerk_combos(), warp=False, sticky_prob=0.0, max_episode_steps=150)
     try:

@@ -9,7 +9,9 @@ import pytest
 
 from conftest import TINY_PPO_FLAGS, run_script
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.ledger import (
+from rlbreakout.provenance import REPO_ROOT
+from rlbreakout.results.ledger import (
+    LEDGER_DIR,
     MAX_LEDGER_BYTES,
     Evaluation,
     aggregate,
@@ -118,3 +120,9 @@ def test_entry_from_a_tiny_real_run(tmp_path: Path) -> None:
     assert len(curve) == logged  # every game, also games of two envs ending on one step
     assert [step for step, _ in curve] == sorted(step for step, _ in curve)
     assert not list((tmp_path / "results").glob("*.partial"))
+
+
+def test_the_ledger_is_the_repositorys_results_folder() -> None:
+    """Resolved against the repository (not the module's folder, which moved into results/)."""
+    assert LEDGER_DIR == REPO_ROOT / "results" and any(LEDGER_DIR.glob("*.json"))
+    assert (REPO_ROOT / "README.md").is_file() and (REPO_ROOT / "rlbreakout" / "__init__.py").is_file()

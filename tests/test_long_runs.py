@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from rlbreakout.campaign import CAMPAIGN, PlannedRun, campaign_status, run_campaign
+from rlbreakout.results.campaign import CAMPAIGN, PlannedRun, campaign_status, run_campaign
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.ledger import read_ledger, training_curve
-from rlbreakout.long_runs import (
+from rlbreakout.results.ledger import read_ledger, training_curve
+from rlbreakout.results.long_runs import (
     CURVES_FILE,
     SEGMENTS_FILE,
     checkpoint_steps,

@@ -1,4 +1,4 @@
-"""rlbreakout/parity.py: the alternating stock / --fast runs, the spread test and the table."""
+"""rlbreakout/speed/parity.py: the alternating stock / --fast runs, the spread test and the table."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.parity import (
+from rlbreakout.speed.parity import (
     PARITY_PAIRS,
     SCRATCH_PAIR,
     ZOO_PAIR,
@@ -126,3 +126,8 @@ def test_the_table_states_the_pooled_difference() -> None:
     last = parity_markdown(runs, 50_000, SCRATCH_PAIR).splitlines()[-1]
     assert last == ("Every seed's games pooled (60 and 60): 2.5 minus 2.4 = +1.00 +- 0.09 (standard error) "
                     "points a game.")
+
+
+def test_the_parity_pairs_name_the_chapter_scripts() -> None:
+    for pair in PARITY_PAIRS.values():
+        assert pair.stock_script.is_file() and pair.fast_script.is_file(), pair

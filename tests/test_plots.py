@@ -12,7 +12,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from conftest import TINY_PPO_FLAGS, run_script
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.plots import (
+from rlbreakout.results.plots import (
     find_runs,
     load_curves,
     plot_bands,

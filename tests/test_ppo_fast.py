@@ -13,7 +13,7 @@ import torch
 
 from conftest import run_script, summary_of
 from rlbreakout.definitions import load_definitions
-from rlbreakout.scratch_speed import overlap_pays
+from rlbreakout.speed.scratch_speed import overlap_pays
 from test_ppo_from_scratch import SCRIPT as SCRIPT_2_4
 from test_ppo_from_scratch import REPO_ROOT, train_cells
 
@@ -52,7 +52,7 @@ def test_overlapped_rollout_equals_2_4s_serial_rollout(tmp_path: Path) -> None:
         # The network saw half batches: the same numbers up to float rounding
         for key in ("logprobs", "values"):
             assert torch.allclose(serial[key], other[key], atol=1e-5), key
-    assert overlapped["train_scores"] == serial["train_scores"]
+    assert overlapped["run"].train_scores == serial["run"].train_scores
 
 
 def test_overlap_needs_the_ale_vector_backend_and_even_envs(logdir: Path) -> None:

@@ -212,7 +212,7 @@ def test_buffer_holds_clipped_rewards_while_unclipped_game_scores_are_logged(bac
     assert set(rewards.unique().tolist()) <= {-1.0, 0.0, 1.0} and rewards.max() == 1.0
     scores = [value for _, value in scalar_values(ns["run"].dir, "game/score")]
     assert scores, "random play should finish an Asterix game in 1024 steps"
-    assert scores == ns["train_scores"]
+    assert scores == ns["run"].train_scores
     assert max(scores) >= ASTERIX_POINTS and all(s % ASTERIX_POINTS == 0 for s in scores)
     assert all(length > 0 for _, length in scalar_values(ns["run"].dir, "game/length"))
     assert scalar_values(ns["run"].dir, "rollout/ep_rew_mean")[-1][1] == pytest.approx(np.mean(scores))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, run_script
-from rlbreakout.campaign import CAMPAIGN, NO_FRAMESKIP, V5
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.ledger import read_ledger, write_entry
-from rlbreakout.results_tables import block_names, render_block, render_model, rewrite
+from rlbreakout.results.campaign import CAMPAIGN, NO_FRAMESKIP, V5
+from rlbreakout.results.ledger import read_ledger, write_entry
+from rlbreakout.results.tables import block_names, render_block, render_model, rewrite
 
 READMES = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("*/README.md"))]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.retro_cli import (
+from rlbreakout.retro.cli import (
     add_run_arguments,
     env_kwargs_from_args,
     retro_parser,
@@ -13,8 +13,8 @@ from rlbreakout.retro_cli import (
     validate_retro_args,
     validate_run_args,
 )
-from rlbreakout.retro_envs import CONTEST_STICKY_PROBABILITY, DEFAULT_GAME
-from rlbreakout.retro_rewards import PIECEWISE_SCALE, LinearScale
+from rlbreakout.retro.envs import CONTEST_STICKY_PROBABILITY, DEFAULT_GAME
+from rlbreakout.retro.rewards import PIECEWISE_SCALE, LinearScale
 
 
 def parser(**options: object):

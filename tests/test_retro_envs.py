@@ -17,7 +17,7 @@ import pytest
 from rlbreakout.errors import ConfigError, RLBreakoutError
 
 retro = pytest.importorskip("stable_retro")
-from rlbreakout.retro_envs import (  # noqa: E402  (after the importorskip)
+from rlbreakout.retro.envs import (  # noqa: E402  (after the importorskip)
     AIRSTRIKER_COMBOS,
     DEFAULT_GAME,
     ROM_IMPORT_COMMAND,
@@ -218,7 +218,7 @@ COUNTING_SCRIPT = """
 import sys
 with open(sys.argv[1], "a") as runs:
     runs.write("ran\\n")
-from rlbreakout.retro_envs import DEFAULT_GAME, make_retro_env
+from rlbreakout.retro.envs import DEFAULT_GAME, make_retro_env
 venv = make_retro_env(DEFAULT_GAME, n_envs=2, max_episode_steps=20)
 print(venv.reset().shape)
 venv.close()

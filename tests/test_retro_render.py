@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlbreakout.retro_envs import AIRSTRIKER_COMBOS, DEFAULT_GAME
-from rlbreakout.retro_render import record_retro_game
+from rlbreakout.retro.envs import AIRSTRIKER_COMBOS, DEFAULT_GAME
+from rlbreakout.retro.render import record_retro_game
 
 pytest.importorskip("stable_retro")
 pytestmark = pytest.mark.retro

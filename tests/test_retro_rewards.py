@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.retro_envs import AIRSTRIKER_COMBOS, DEFAULT_GAME, make_retro_gym_env
-from rlbreakout.retro_rewards import PIECEWISE_SCALE, AllowBacktracking, LinearScale, PiecewiseScale, parse_reward_scale
+from rlbreakout.retro.envs import AIRSTRIKER_COMBOS, DEFAULT_GAME, make_retro_gym_env
+from rlbreakout.retro.rewards import PIECEWISE_SCALE, AllowBacktracking, LinearScale, PiecewiseScale, parse_reward_scale
 
 
 class ScriptedRewardEnv(gym.Env):

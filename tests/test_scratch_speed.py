@@ -1,7 +1,7 @@
-"""rlbreakout/scratch_speed.py: the from-scratch PPO's speed levers change speed, not results.
+"""rlbreakout/speed/scratch_speed.py: the from-scratch PPO's speed levers change speed, not results.
 
 No test depends on the CPU's bf16 support: the bf16 branch is forced on or off by
-monkeypatching ``rlbreakout.hardware.bf16_supported``.
+monkeypatching ``rlbreakout.speed.hardware.bf16_supported``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlbreakout import hardware, scratch_speed
 from rlbreakout.errors import ConfigError
-from rlbreakout.fast import compile_unavailable_reason
-from rlbreakout.scratch_speed import (
+from rlbreakout.speed import hardware, scratch_speed
+from rlbreakout.speed.measure import compile_unavailable_reason
+from rlbreakout.speed.scratch_speed import (
     SpeedLevers,
     StepAtRecv,
     compute_dtype,
@@ -165,7 +165,7 @@ def test_ale_vector_clips_rewards_but_keeps_the_real_score() -> None:
 
 
 def test_the_measured_layout_is_the_faster_one(monkeypatch) -> None:
-    from rlbreakout import scratch_speed
+    from rlbreakout.speed import scratch_speed
 
     seconds = {False: 0.2, True: 0.1}  # channels_last faster: chosen
     monkeypatch.setattr(scratch_speed, "time_minibatch", lambda levers, device, batch: seconds[levers["channels_last"]])
@@ -195,7 +195,7 @@ class TinyAgent(torch.nn.Module):
 
 def test_a_long_run_compiles_the_update_where_it_pays(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from rlbreakout import fast
+    from rlbreakout.speed import fast
 
     monkeypatch.setattr(scratch_speed, "time_minibatch", lambda levers, device, batch: 0.1)
     monkeypatch.setattr(fast, "time_compiled_minibatch", lambda levers, device, batch: (20.0, 0.05))

@@ -10,7 +10,7 @@ import torch
 from stable_baselines3 import PPO
 
 from rlbreakout.envs import make_env
-from rlbreakout.step_breakdown import PARTS, TrainCall, TrainingParts, timed_training_parts
+from rlbreakout.speed.step_breakdown import PARTS, TrainCall, TrainingParts, timed_training_parts
 
 FORWARD_SECONDS, OPTIMISER_SECONDS, REST_SECONDS = 0.02, 0.01, 0.005
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from rlbreakout import threads
+from rlbreakout.speed import threads
 
 
 @pytest.fixture(autouse=True)

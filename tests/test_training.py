@@ -163,7 +163,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
 def test_a_resumed_fast_run_keeps_its_recorded_levers_without_measuring(tmp_path: Path, monkeypatch) -> None:
     import argparse
 
-    from rlbreakout import fast
+    from rlbreakout.speed import fast
     from rlbreakout.training import speed_settings
 
     recorded = {"precision": "fp32", "channels_last": True}

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlbreakout.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, MILLION, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.ledger import GroupFigures, aggregate, env_label
+from rlbreakout.results.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, MILLION, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
+from rlbreakout.results.ledger import GroupFigures, aggregate, env_label
 
 #: The comment pair around a generated block; ``name`` picks what it holds.
 BLOCK = re.compile(r"(<!-- results: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results: (?P=name) -->)", re.S)

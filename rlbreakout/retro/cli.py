@@ -14,7 +14,7 @@ from typing import Any
 from rlbreakout.cli import common_parser
 from rlbreakout.collapse import DEFAULT_COLLAPSE_FRACTION, DEFAULT_PATIENCE
 from rlbreakout.errors import ConfigError
-from rlbreakout.retro_envs import (
+from rlbreakout.retro.envs import (
     CONTEST_MAX_EPISODE_STEPS,
     CONTEST_STICKY_PROBABILITY,
     DEFAULT_GAME,
@@ -22,7 +22,7 @@ from rlbreakout.retro_envs import (
     check_state,
     resolve_game,
 )
-from rlbreakout.retro_rewards import BASELINE_REWARD_SCALE, REWARD_SCALE_CHOICES_HINT, parse_reward_scale
+from rlbreakout.retro.rewards import BASELINE_REWARD_SCALE, REWARD_SCALE_CHOICES_HINT, parse_reward_scale
 
 DEFAULT_EVAL_EPISODES = 3
 #: One torch thread: the emulators run in processes of their own, and on the tutorial's 2-core
@@ -103,7 +103,7 @@ def validate_run_args(args: argparse.Namespace) -> None:
 
 
 def env_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The :func:`~rlbreakout.retro_envs.make_retro_env` options that the retro flags set."""
+    """The :func:`~rlbreakout.retro.envs.make_retro_env` options that the retro flags set."""
     kwargs: dict[str, Any] = {"sticky_prob": args.sticky, "max_episode_steps": args.max_episode_steps}
     if hasattr(args, "reward_scale"):
         kwargs["reward_scale"] = parse_reward_scale(args.reward_scale)

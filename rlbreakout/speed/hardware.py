@@ -1,6 +1,6 @@
 """Which precision the hardware can run: CPU flags, CUDA's bf16, and a switch to force it off.
 
-Why its own module: the ``--fast`` levers (:mod:`rlbreakout.fast`), the from-scratch PPO
+Why its own module: the ``--fast`` levers (:mod:`rlbreakout.speed.fast`, :mod:`rlbreakout.speed.measure`), the from-scratch PPO
 (2.4) and the benchmark (0.2) ask the same question, and tests need one place to force
 the answer either way.
 
@@ -37,11 +37,27 @@ def cpu_flags(path: str = CPUINFO_PATH) -> set[str]:
     return set()
 
 
-def device_type(device: str) -> str:
-    """``"cpu"``, ``"cuda"``, ...: the kind of ``device``, ``"auto"`` meaning CUDA where there is one."""
+def device_type(device: str | torch.device) -> str:
+    """``"cpu"``, ``"cuda"``, ...: the kind of ``device``, ``"auto"`` meaning CUDA where there is one.
+
+    A ``torch.device`` (what :func:`resolve_device` returns) is read, not resolved again.
+    """
+    if isinstance(device, torch.device):
+        return device.type
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device).type
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The ``torch.device`` that ``device`` names, ``"auto"`` meaning CUDA where there is one.
+
+    Resolve once, where a call starts (:func:`rlbreakout.speed.fast.fast_settings`), and hand
+    the result down: every function here then reads its ``type`` instead of asking torch again.
+    """
+    if isinstance(device, torch.device):
+        return device
+    return torch.device(device_type(device) if device == "auto" else device)
 
 
 def bf16_forced_off() -> bool:
@@ -55,7 +71,7 @@ FUSED_ADAM_DEVICES: tuple[str, ...] = ("cpu", "cuda")
 CAPABILITIES_WITHOUT_BF16: tuple[str, ...] = ("DEFAULT", "NO AVX", "AVX2", "ZVECTOR", "VSX")
 
 
-def bf16_hardware(device: str) -> bool:
+def bf16_hardware(device: str | torch.device) -> bool:
     """True when ``device`` does bf16 arithmetic natively (not emulated, which is slower than fp32).
 
     CPU: the AVX-512-BF16 or AMX flag in /proc/cpuinfo (Linux), else torch's CPU
@@ -77,12 +93,12 @@ def bf16_hardware(device: str) -> bool:
     return "AMX" in capability
 
 
-def bf16_supported(device: str) -> bool:
+def bf16_supported(device: str | torch.device) -> bool:
     """bf16 may be used on ``device``: the hardware has it and ``RLBREAKOUT_FORCE_NO_BF16`` is unset."""
     return not bf16_forced_off() and bf16_hardware(device)
 
 
-def resolve_precision(precision: str, device: str) -> str:
+def resolve_precision(precision: str, device: str | torch.device) -> str:
     """``"bf16"`` or ``"fp32"``: what will really run on ``device``.
 
     Asking for bf16 on hardware without it prints one warning line and gives fp32,

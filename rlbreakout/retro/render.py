@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from rlbreakout.render import Recording, policy_actions
-from rlbreakout.retro_envs import CONTEST_MAX_EPISODE_STEPS, make_retro_env
+from rlbreakout.retro.envs import CONTEST_MAX_EPISODE_STEPS, make_retro_env
 
 #: Real-time gifs: the Genesis draws 60 frames a second and the agent acts every 4th.
 GIF_FPS = 15

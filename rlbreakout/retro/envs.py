@@ -11,7 +11,7 @@ on stable-retro (the maintained gym-retro for gymnasium):
 3. ``TimeLimit`` (4,500 agent steps, the contest's episode cap) and ``Monitor``, which
    records the *raw* game score, below every reward change;
 4. ``AllowBacktracking``: reward only new maximum progress, so walking back to
-   get around an obstacle costs nothing (rlbreakout/retro_rewards.py);
+   get around an obstacle costs nothing (rlbreakout/retro/rewards.py);
 5. ``RewardScaler``: rewards of hundreds make value losses explode, so scale them;
 6. 84x84 grey frames (SB3's ``WarpFrame``), then frame stacking and channel-first
    images in the VecEnv, exactly as :func:`rlbreakout.envs.make_env` does for Atari.
@@ -40,7 +40,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.processes import workers_without_script
-from rlbreakout.retro_rewards import AllowBacktracking, RewardScale, RewardScaler
+from rlbreakout.retro.rewards import AllowBacktracking, RewardScale, RewardScaler
 
 #: The chapter's default game: its ROM ships with stable-retro, so everything runs out of the box.
 DEFAULT_GAME = "Airstriker-Genesis-v0"

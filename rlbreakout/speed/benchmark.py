@@ -8,7 +8,7 @@ the benchmark. The parent samples the child's whole process tree from ``/proc``
 
 Child entry point (used by the benchmark, not meant for people)::
 
-    python -m rlbreakout.benchmark '{"kind": "env", "backend": "dummy", "n_envs": 8, ...}'
+    python -m rlbreakout.speed.benchmark '{"kind": "env", "backend": "dummy", "n_envs": 8, ...}'
 
 prints one JSON line with its result.
 """
@@ -35,11 +35,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from rlbreakout.env_ids import DEFAULT_ALE_THREADS
 from rlbreakout.envs import make_env
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.fast import SpeedSettings, fast_settings, measurement_policy, time_minibatch
-from rlbreakout.flops import PEAK_MATRIX_SIZE, matmul_peak, policy_flops
-from rlbreakout.hardware import bf16_supported, cpu_flags, device_type
-from rlbreakout.step_breakdown import timed_training_parts
-from rlbreakout.threads import configure_threads
+from rlbreakout.speed.fast import SpeedSettings, fast_settings
+from rlbreakout.speed.flops import PEAK_MATRIX_SIZE, matmul_peak, policy_flops
+from rlbreakout.speed.hardware import bf16_supported, cpu_flags, device_type
+from rlbreakout.speed.measure import measurement_policy, time_minibatch
+from rlbreakout.speed.step_breakdown import timed_training_parts
+from rlbreakout.speed.threads import configure_threads
 
 #: Env setups of the env-stepping table: label -> (make_env backend, vec_env).
 ENV_SETUPS: dict[str, tuple[str, str]] = {
@@ -143,7 +144,7 @@ def run_child(command: Sequence[str], *, timeout: float | None = None, cwd: str 
 
 def child_command(spec: dict[str, Any]) -> list[str]:
     """The command line that runs one measurement ``spec`` in a fresh Python."""
-    return [sys.executable, "-m", "rlbreakout.benchmark", json.dumps(spec)]
+    return [sys.executable, "-m", "rlbreakout.speed.benchmark", json.dumps(spec)]
 
 
 # %% What the children measure

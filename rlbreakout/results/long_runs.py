@@ -31,12 +31,11 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.plots import scalar_events_by_prefix
-from rlbreakout.provenance import cpu_model, git_commit, git_dirty
+from rlbreakout.results.plots import scalar_events_by_prefix
+from rlbreakout.provenance import REPO_ROOT, cpu_model, git_commit, git_dirty
 from rlbreakout.runs import COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE
 from rlbreakout.training import CHECKPOINT_DIR, LATEST_CHECKPOINT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Tracked folder of parked runs, one sub-folder per ledger key (deleted once the run is in the ledger).
 IN_PROGRESS_DIR = REPO_ROOT / "results" / "in_progress"
 #: Where clean worktrees of older commits go (inside the git-ignored runs/).

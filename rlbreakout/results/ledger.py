@@ -24,12 +24,12 @@ from typing import Any
 
 
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.plots import read_scalars, scalar_events_per_file
-from rlbreakout.provenance import machine_label
+from rlbreakout.provenance import REPO_ROOT, machine_label
+from rlbreakout.results.plots import read_scalars, scalar_events_per_file
 from rlbreakout.runs import COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE, sanitize_env_id
 
 #: The ledger folder, at the repository root.
-LEDGER_DIR = Path(__file__).resolve().parents[1] / "results"
+LEDGER_DIR = REPO_ROOT / "results"
 #: A ledger file is results, not artefacts: keep each small enough to review in a diff.
 MAX_LEDGER_BYTES = 200_000
 #: Format of a ledger file; bumped when a key changes meaning.
@@ -74,7 +74,7 @@ def training_curve(run_dir: Path, tag: str = GAME_SCORE_TAG) -> list[list[float]
     """``[[step, score], ...]`` of every training game logged under ``tag`` (thinned if very long).
 
     Games of several envs can end on the same step, so every event is kept (not one per step,
-    as :func:`rlbreakout.plots.read_scalars` keeps). A resumed run writes a later event file
+    as :func:`rlbreakout.results.plots.read_scalars` keeps). A resumed run writes a later event file
     from its checkpoint's step on: the earlier file's games from that step on were lost with
     the interrupted process's weights, so the later file's replace them.
     """

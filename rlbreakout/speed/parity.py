@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.provenance import REPO_ROOT
 
 #: Whole games in each run's final evaluation (the README's parity table used 30).
 PARITY_EVAL_GAMES = 30
 #: The two sides of every pair, in the order of the first seed.
 PARITY_SIDES = ("stock", "fast")
-CHAPTER_2 = Path(__file__).resolve().parents[1] / "2_baselines"
+CHAPTER_2 = REPO_ROOT / "2_baselines"
 
 
 @dataclass(frozen=True)

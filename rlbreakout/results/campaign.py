@@ -4,7 +4,7 @@ A planned run is a chapter script with its flags, env, seed and steps. Running o
 what a learner would type: the script in a child process (its own run folder, TensorBoard
 logs, checkpoints and summary.json), resumed with ``--resume`` when an earlier attempt
 left a checkpoint; then the finished model evaluated with the same script's ``--load`` on
-each eval env; then one ledger file (rlbreakout/ledger.py). Nothing reaches the ledger
+each eval env; then one ledger file (rlbreakout/results/ledger.py). Nothing reaches the ledger
 from a run that failed, was interrupted, or came from uncommitted code.
 
 Why not a job scheduler: the runs go one at a time (2 cores), must survive the sitting that
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from rlbreakout.errors import ConfigError, RLBreakoutError
-from rlbreakout.ledger import LEDGER_DIR, Evaluation, build_entry, read_ledger, write_entry
-from rlbreakout.long_runs import (
+from rlbreakout.results.ledger import LEDGER_DIR, Evaluation, build_entry, read_ledger, write_entry
+from rlbreakout.results.long_runs import (
     IN_PROGRESS_DIR,
     checkpoint_steps,
     close_segments,
@@ -41,11 +41,10 @@ from rlbreakout.long_runs import (
     unpark,
     unpark_done,
 )
-from rlbreakout.provenance import cpu_model, git_dirty
+from rlbreakout.provenance import REPO_ROOT, cpu_model, git_dirty
 from rlbreakout.runs import CONFIG_FILE, SUMMARY_FILE, sanitize_env_id, script_name
 from rlbreakout.training import CHECKPOINT_DIR, FINAL_MODEL_FILE, LATEST_CHECKPOINT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_FRAMESKIP = "BreakoutNoFrameskip-v4"
 V5 = "ALE/Breakout-v5"
 #: Every finished model is scored on both: the env it trained on, and the other one.

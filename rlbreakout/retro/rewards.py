@@ -5,7 +5,7 @@ over a level, plus a level-end bonus. Two changes of the OpenAI retro-baselines 
 trainable: :class:`AllowBacktracking` pays only new maximum progress, and
 :class:`RewardScaler` shrinks the numbers (:class:`LinearScale`, or a
 :class:`PiecewiseScale` that also tames the rare huge bonus). Both sit above the
-``Monitor`` in :func:`rlbreakout.retro_envs.make_retro_gym_env`, so scores stay raw.
+``Monitor`` in :func:`rlbreakout.retro.envs.make_retro_gym_env`, so scores stay raw.
 """
 
 from __future__ import annotations

@@ -11,18 +11,19 @@ lever is one call here:
 * **bf16 autocast** where the hardware has it (:meth:`SpeedLevers.autocast`), with uint8
   pixels scaled straight into bf16 in one pass (:func:`scale_pixels`);
 * **fused Adam** (one kernel for all parameters: the same update rule);
-* **threads from the free cores** (:mod:`rlbreakout.threads`) and **glibc keeps freed
-  memory** (:mod:`rlbreakout.allocator`); channels_last weights on CUDA, and on a CPU
+* **threads from the free cores** (:mod:`rlbreakout.speed.threads`) and **glibc keeps freed
+  memory** (:mod:`rlbreakout.speed.allocator`); channels_last weights on CUDA, and on a CPU
   where it measured faster;
 * **torch.compile of the update's forward** (:meth:`SpeedLevers.prepare`) for runs long
   enough to pay for the compile, where it measured faster: the same rule as ``--fast``
-  (:func:`rlbreakout.fast.maybe_compile`); acting stays eager.
+  (:func:`rlbreakout.speed.fast.maybe_compile`); acting stays eager.
 
 Same algorithm: none of these changes what PPO computes beyond bf16 rounding.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,20 +34,13 @@ import numpy as np
 import torch
 from ale_py.vector_env import AtariVectorEnv
 
-from rlbreakout.allocator import keep_freed_memory
 from rlbreakout.env_ids import BACKEND_CHOICES, ale_vector_unsupported_reason, check_env_id, env_settings
 from rlbreakout.errors import ConfigError
-from rlbreakout.fast import (
-    DEFAULT_N_EPOCHS,
-    MEASURE_MAX_BATCH,
-    choose_levers,
-    lever_candidates,
-    maybe_compile,
-    time_minibatch,
-    training_minibatches,
-)
-from rlbreakout.hardware import FUSED_ADAM_DEVICES, resolve_precision
-from rlbreakout.threads import configure_threads
+from rlbreakout.speed.allocator import keep_freed_memory
+from rlbreakout.speed.fast import DEFAULT_N_EPOCHS, choose_levers, maybe_compile, training_minibatches
+from rlbreakout.speed.hardware import FUSED_ADAM_DEVICES, PRECISION_CHOICES, resolve_device, resolve_precision
+from rlbreakout.speed.measure import MEASURE_MAX_BATCH, lever_candidates, time_minibatch
+from rlbreakout.speed.threads import configure_threads
 
 #: Minibatch size of the layout measurement when the caller does not say: 2.4's (1024 / 4).
 LAYOUT_BATCH_SIZE = 256
@@ -115,6 +109,16 @@ class StepAtRecv(gym.vector.VectorWrapper):
 def with_send_recv(envs: gym.vector.VectorEnv) -> gym.vector.VectorEnv:
     """``envs`` itself when it can step asynchronously (the ALE vector env), else :class:`StepAtRecv`."""
     return envs if hasattr(envs, "send") and hasattr(envs, "recv") else StepAtRecv(envs)
+
+
+def add_speed_flags(parser: argparse.ArgumentParser, *, backend: str = "classic", precision: str = "fp32") -> None:
+    """The from-scratch PPO's speed flags: ``--backend``, ``--precision``, ``--torch-threads`` (2.5's defaults differ)."""
+    speed = parser.add_argument_group("speed (rlbreakout/speed/scratch_speed.py)")
+    speed.add_argument("--backend", choices=BACKEND_CHOICES, default=backend,
+                       help="classic: gymnasium + SB3 wrappers (every detail visible); ale_vector: ale-py's C++ env")
+    speed.add_argument("--precision", choices=PRECISION_CHOICES, default=precision,
+                       help="bf16 autocast where the hardware has it (else fp32, with a warning), or fp32")
+    speed.add_argument("--torch-threads", type=int, default=0, help="torch CPU threads (0: from the cores free now)")
 
 
 def check_backend(env_id: str, backend: str) -> None:
@@ -273,22 +277,22 @@ def speed_levers(device: str, backend: str, precision: str, n_envs: int, torch_t
                  n_epochs: int = DEFAULT_N_EPOCHS) -> SpeedLevers:
     """Resolve the levers and apply the process-wide ones (torch threads, allocator); print one line.
 
-    :param torch_threads: 0 picks them from the cores free now (:func:`rlbreakout.threads.configure_threads`)
+    :param torch_threads: 0 picks them from the cores free now (:func:`rlbreakout.speed.threads.configure_threads`)
     :param measure_layout: time a few training minibatches in NCHW and channels_last (``--fast``'s
-        measurement, rlbreakout/fast.py) and keep the faster; NCHW wins ties, as stock; then,
-        for a run of ``timesteps`` long enough, the winner compiled (:func:`rlbreakout.fast.maybe_compile`)
-    :param batch_size: the update's minibatch (measured up to :data:`rlbreakout.fast.MEASURE_MAX_BATCH`)
+        measurement, rlbreakout/speed/measure.py) and keep the faster; NCHW wins ties, as stock; then,
+        for a run of ``timesteps`` long enough, the winner compiled (:func:`rlbreakout.speed.fast.maybe_compile`)
+    :param batch_size: the update's minibatch (measured up to :data:`rlbreakout.speed.measure.MEASURE_MAX_BATCH`)
     :param n_epochs: passes over each rollout (with ``timesteps``: the run's minibatches)
     """
-    where = torch.device(device)
-    resolved = resolve_precision(precision, str(where))  # bf16 without the hardware: fp32, with a warning
+    where = resolve_device(device)  # once; the questions below read it
+    resolved = resolve_precision(precision, where)  # bf16 without the hardware: fp32, with a warning
     threads = configure_threads(n_envs, torch_threads=torch_threads or None, apply=where.type == "cpu")
     channels_last, timings, compiled, compile_seconds, notes = False, {}, False, None, []
     if measure_layout:
         batch = max(1, min(int(batch_size), MEASURE_MAX_BATCH))
-        chosen, timings = choose_levers(lever_candidates(str(where), resolved),
-                                        lambda levers: time_minibatch(levers, str(where), batch))
-        chosen, compile_seconds = maybe_compile(chosen, timings, str(where), batch,
+        chosen, timings = choose_levers(lever_candidates(where, resolved),
+                                        lambda levers: time_minibatch(levers, where, batch))
+        chosen, compile_seconds = maybe_compile(chosen, timings, where, batch,
                                                 training_minibatches(timesteps or 0, n_epochs, batch), notes)
         channels_last, compiled = chosen["channels_last"], chosen["compile"]
     for note in notes:
