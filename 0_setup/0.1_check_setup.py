@@ -31,7 +31,11 @@ from rlbreakout.render import copy_picture
 from rlbreakout.runs import Run
 from rlbreakout.speed.hardware import CPU_BF16_FLAGS, cpu_flags
 
-# %% Settings: the flags (in Spyder: the defaults) and the run folder
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game to check
+TIMESTEPS = 2_000  # --timesteps: random steps timed per check
+SEED = 0  # --seed
+N_ENVS = 8  # --n-envs: envs stepped together in the speed check
 PACKAGES = ("gymnasium", "ale-py", "stable-baselines3", "torch", "tensorboard", "optuna", "opencv-python-headless",
             "imageio", "numpy")
 FRAME_FILE = "0.1_breakout_frame.png"
@@ -40,7 +44,7 @@ PICTURES = Path(__file__).resolve().parents[1] / "pictures"
 
 
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=2_000, n_envs=8)
+    parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=N_ENVS)
     parser.add_argument("--picture", default=None, help="also copy the rendered frame to this path")
     parser.add_argument("--save-pictures", dest="picture", action="store_const", const=str(PICTURES / FRAME_FILE),
                         help=f"also replace the committed pictures/{FRAME_FILE} with the rendered frame")

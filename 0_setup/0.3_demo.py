@@ -8,7 +8,7 @@ view) beside the screen. The training itself is chapter 2.3's, in one call
 (`train_ppo`); 2.3 shows it cell by cell.
 
 Run it:    make demo    (or: python 0_setup/0.3_demo.py --timesteps 40000)
-In Spyder: run it cell by cell; the defaults apply.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell.
 Watch:     tensorboard --logdir runs
 """
 
@@ -18,24 +18,31 @@ from pathlib import Path
 from rlbreakout.aimbot import DEFAULT_COLOUR, DEFAULT_CROP, DEFAULT_PREDICTION
 from rlbreakout.envs import make_env
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
+from rlbreakout.provenance import REPO_ROOT
 from rlbreakout.render import record_gif
 from rlbreakout.training import load_policy, parse_ppo_args, ppo_parser, train_ppo
 
-# %% Settings
-PRETRAINED_POLICY = Path("models") / "ppo_breakout_policy.pt"
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env
+TIMESTEPS = 40_000  # --timesteps: a short real training (make demo's DEMO_TIMESTEPS)
+SEED = 0  # --seed
+N_ENVS = 8  # --n-envs: the zoo's 8 envs
+EVAL_FREQ = 0  # --eval-freq: env steps between whole-game evaluations (0: only the final one)
+FAST = True  # --fast: the speed levers of 0_setup/0.2_benchmark.py
+PRETRAINED_POLICY = REPO_ROOT / "models" / "ppo_breakout_policy.pt"
 PRETRAINED_GIF = "pretrained_replay.gif"
 #: Chapter 3.3's best policy (models/README.md says which run made it) and the view it was trained on.
-AIMBOT_POLICY = Path("models") / "ppo_aimbot_policy.pt"
+AIMBOT_POLICY = REPO_ROOT / "models" / "ppo_aimbot_policy.pt"
 AIMBOT_GIF = "aimbot_replay.gif"
 AIMBOT_VIEW = {"colour": DEFAULT_COLOUR, "crop": DEFAULT_CROP, "prediction": DEFAULT_PREDICTION}
 
 
 def parse_args():
-    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=40_000, eval_episodes=5)
+    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_FREQ, eval_episodes=5)
     parser.add_argument("--pretrained", default=str(PRETRAINED_POLICY), help="policy weights to replay after training")
     parser.add_argument("--pretrained-aimbot", default=str(AIMBOT_POLICY),
                         help="aimbot policy weights (chapter 3.3) to replay last, its view beside the screen")
-    parser.set_defaults(fast=True, gif_games=1)
+    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS, fast=FAST, gif_games=1)
     return parse_ppo_args(parser)
 
 

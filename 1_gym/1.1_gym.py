@@ -5,8 +5,8 @@ or `truncated`), what Breakout's observation and action spaces are, and how badl
 random agent plays, which is the baseline every later chapter must beat.
 
 Run it:    python 1_gym/1.1_gym.py --games 3
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, observation and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, observation and scores stay in the Variable Explorer.
 Read:      1_gym/README.md
 """
 
@@ -21,14 +21,18 @@ from rlbreakout.progress import ProgressLine
 from rlbreakout.render import write_gif
 from rlbreakout.runs import Run
 
-# %% Settings: the flags (in Spyder: the defaults) and the run folder
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings (chapter 4.1 compares them)
+SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
+TIMESTEPS = 10_000  # --timesteps: random steps at most
+GAMES = 3  # --games: whole games the random agent plays
 #: Keep every this many frames of the first game in the gif (smaller file).
 GIF_FRAME_EVERY = 2
 
 
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=10_000, n_envs=1)
-    parser.add_argument("--games", type=int, default=3, help="whole games the random agent plays")
+    parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
+    parser.add_argument("--games", type=int, default=GAMES, help="whole games the random agent plays")
     return parse_script_args(parser)
 
 

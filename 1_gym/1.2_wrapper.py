@@ -6,8 +6,8 @@ learning (losing a life is final for the value estimate), but the *game* goes on
 until all 5 lives are gone. This script prints both as a random agent plays.
 
 Run it:    python 1_gym/1.2_wrapper.py
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env and scores stay in the Variable Explorer.
 Read:      1_gym/README.md
 """
 
@@ -21,9 +21,12 @@ from rlbreakout.progress import ProgressLine
 from rlbreakout.runs import Run
 
 
-# %% Settings: the flags (in Spyder: the defaults) and the run folder
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings (chapter 4.1 compares them)
+SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
+TIMESTEPS = 5_000  # --timesteps: steps to play
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=5_000, n_envs=1)
+    parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
     return parse_script_args(parser)
 
 

@@ -7,8 +7,8 @@ rlbreakout/hyperparams.py, written out below) on a single env, and a few minutes
 training barely moves the score: chapter 2 fixes that with 8 envs and tuned values.
 
 Run it:    python 1_gym/1.3_train.py --timesteps 100000
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, model and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, model and scores stay in the Variable Explorer.
 Watch:     tensorboard --logdir runs
 Read:      1_gym/README.md
 """
@@ -39,10 +39,20 @@ from rlbreakout.training import (
 )
 
 
-# %% Settings: the flags (in Spyder: the defaults), the run folder
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings (chapter 4.1 compares them)
+SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
+TIMESTEPS = 100_000  # --timesteps: env steps to train (this early the score barely moves)
+N_ENVS = 1  # --n-envs: envs stepped together (chapter 2.1 uses 8)
+EVAL_FREQ = 0  # --eval-freq: env steps between whole-game evaluations (0: only the final one)
+FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
+
+
 def parse_args():
     """SB3's default PPO on one env; --timesteps and the other flags change it."""
-    return parse_ppo_args(ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO, timesteps=100_000))
+    parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_FREQ)
+    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS, fast=FAST)
+    return parse_ppo_args(parser)
 
 
 args = parse_args()

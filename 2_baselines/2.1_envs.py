@@ -7,8 +7,8 @@ env in a process of its own. Compare this run with 1.3 in TensorBoard: same
 hyperparameters, same step budget, one env against eight.
 
 Run it:    python 2_baselines/2.1_envs.py --timesteps 100000 [--vec-env subproc]
-In Spyder: run it cell by cell; the defaults apply (DummyVecEnv), and env, model and
-           scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (DummyVecEnv);
+           env, model and scores stay in the Variable Explorer.
 Read:      2_baselines/README.md
 """
 
@@ -41,14 +41,21 @@ from rlbreakout.training import (
     validate_ppo_args,
 )
 
-# %% Settings: 1.3's PPO, with 8 envs instead of 1
-PARALLEL_ENVS = 8
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings (chapter 4.1 compares them)
+SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
+TIMESTEPS = 100_000  # --timesteps: env steps to train
+N_ENVS = 8  # --n-envs: 1.3's PPO with 8 envs instead of 1
+EVAL_FREQ = 0  # --eval-freq: env steps between whole-game evaluations (0: only the final one)
+FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 #: Env steps per class when the two VecEnv classes are timed side by side.
 TIMING_STEPS = 200
 
 
 def parse_args():
-    parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO.replace(n_envs=PARALLEL_ENVS), timesteps=100_000)
+    parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO.replace(n_envs=N_ENVS), timesteps=TIMESTEPS,
+                        eval_freq=EVAL_FREQ)
+    parser.set_defaults(env=ENV_ID, seed=SEED, fast=FAST)
     parser.add_argument("--compare-vec-envs", action="store_true",
                         help=f"first time {TIMING_STEPS} steps of DummyVecEnv against SubprocVecEnv")
     return parse_ppo_args(parser)

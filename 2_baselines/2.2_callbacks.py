@@ -16,8 +16,8 @@ the last 100. Three callbacks make the score visible, constructed below and pass
   as SB3's callback guide teaches it.
 
 Run it:    python 2_baselines/2.2_callbacks.py --timesteps 200000 --eval-freq 25000
-In Spyder: run it cell by cell; the defaults apply, and env, model and the callbacks
-           stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell; env, model
+           and the callbacks stay in the Variable Explorer.
 Read:      2_baselines/README.md
 """
 
@@ -47,14 +47,19 @@ from rlbreakout.training import (
     validate_ppo_args,
 )
 
-# %% Settings: 2.1's PPO with evaluation switched on
-PARALLEL_ENVS = 8
-EVAL_EVERY_STEPS = 25_000
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings (chapter 4.1 compares them)
+SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
+TIMESTEPS = 200_000  # --timesteps: env steps to train
+N_ENVS = 8  # --n-envs: envs stepped together
+EVAL_FREQ = 25_000  # --eval-freq: 2.1's PPO with evaluation switched on, every this many env steps
+FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 
 
 def parse_args():
-    parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO.replace(n_envs=PARALLEL_ENVS), timesteps=200_000,
-                        eval_freq=EVAL_EVERY_STEPS)
+    parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO.replace(n_envs=N_ENVS), timesteps=TIMESTEPS,
+                        eval_freq=EVAL_FREQ)
+    parser.set_defaults(env=ENV_ID, seed=SEED, fast=FAST)
     return parse_ppo_args(parser)
 
 

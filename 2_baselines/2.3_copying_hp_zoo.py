@@ -11,8 +11,8 @@ BreakoutNoFrameskip-v4` trains: same seed, same parameters (tests/test_zoo_parit
 0_setup/0.2_benchmark.py.
 
 Run it:    python 2_baselines/2.3_copying_hp_zoo.py --timesteps 1000000 --fast
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, model and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, model and scores stay in the Variable Explorer.
 Read:      2_baselines/README.md
 """
 
@@ -28,7 +28,7 @@ from rlbreakout.callbacks import (
     StepCheckpointCallback,
 )
 from rlbreakout.envs import make_env
-from rlbreakout.hyperparams import ZOO_ATARI_PPO, ZOO_TIMESTEPS, markdown_table
+from rlbreakout.hyperparams import ZOO_ATARI_PPO, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
 from rlbreakout.runs import Run
@@ -47,14 +47,19 @@ from rlbreakout.training import (
     validate_ppo_args,
 )
 
-# %% Settings: the flags (in Spyder: the defaults), the run folder, the speed levers
-#: Whole-game evaluation every this many env steps (TensorBoard: eval/eval/*).
-EVAL_EVERY_STEPS = 100_000
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings (chapter 4.1 compares them)
+SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
+TIMESTEPS = 10_000_000  # --timesteps: the zoo's budget (hours to a day on a CPU); 1_000_000 for a first run
+N_ENVS = 8  # --n-envs: the zoo's 8 envs
+EVAL_FREQ = 100_000  # --eval-freq: whole-game evaluation every this many env steps (0: only the final one)
+FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 
 
 def parse_args():
     """The zoo's values are the defaults; 1e7 steps reproduces the zoo (--timesteps shortens it)."""
-    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=ZOO_TIMESTEPS, eval_freq=EVAL_EVERY_STEPS)
+    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_FREQ)
+    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS, fast=FAST)
     return parse_ppo_args(parser)
 
 

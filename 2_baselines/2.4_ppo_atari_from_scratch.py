@@ -14,19 +14,16 @@ Which loss (``--loss``):
       annealed before each rollout. (With vf_coef 0.5 its value term weighs a quarter.)
 Both log SB3's tags; ``train/value_loss`` is the plain MSE in both, so the two curves compare.
 
-Speed: ``--backend ale_vector`` plays the games in ale-py's C++ vector env (the same details),
-``--precision bf16`` autocasts the network where the hardware has it (rlbreakout/speed/scratch_speed.py).
-The run folder, game scores, evaluation and gif are one call each (rlbreakout/scratch_run.py),
-so the algorithm reads without them. 2.5 runs this file's agent, GAE, loss and update
-(rlbreakout.definitions) with every lever and overlapped stepping.
+Speed: ``--backend ale_vector``, ``--precision bf16``. Run folder, scores, evaluation and gif are one call
+each (rlbreakout/scratch_run.py). 2.5 runs this file's agent, GAE, loss and update with every lever.
 
 Credit: a close reading of CleanRL's ``ppo_atari.py`` (Huang et al., MIT licence), of SB3's
 ``ppo.py`` and of "The 37 Implementation Details of PPO" (Huang et al., ICLR blog track 2022).
 
 Run it:    python 2_baselines/2.4_ppo_atari_from_scratch.py --timesteps 1000000
            python 2_baselines/2.4_ppo_atari_from_scratch.py --loss cleanrl   # CleanRL's loss, same chart
-In Spyder: run it cell by cell (Ctrl+Return runs a cell); the defaults apply, and env, model
-           and the rollout buffers stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), run it cell by cell (Ctrl+Return);
+           env, model and the rollout buffers stay in the Variable Explorer.
 Read:      2_baselines/README.md (section 2.4)
 """
 
@@ -46,13 +43,17 @@ from torch.distributions.categorical import Categorical
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import env_settings, register_ale
 from rlbreakout.errors import ConfigError
-from rlbreakout.hyperparams import ZOO_ATARI_PPO, ZOO_TIMESTEPS
+from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.schedules import constant_schedule, linear_schedule
 from rlbreakout.scratch_run import ScratchRun, add_replay_flags
 from rlbreakout.speed.scratch_speed import (add_speed_flags, check_backend, make_ale_vector_envs, scale_pixels,
                                            speed_levers)
 
-# %% Settings: the flags (in Spyder: the defaults), the run folder, the speed levers
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env
+TIMESTEPS = 10_000_000  # --timesteps: the zoo's budget (2.3's); 1_000_000 for a first run
+SEED = 0  # --seed
+N_ENVS = 8  # --n-envs: the zoo's 8 envs
 NOOP_MAX = 30  # Atari detail 1: up to 30 no-op frames at reset
 SCREEN_SIZE = 84  # Atari detail 6: 84x84 grey frames
 FRAME_STACK = 4  # Atari detail 7: the last 4 frames form one observation
@@ -69,7 +70,7 @@ LOSS_CHOICES = ("sb3", "cleanrl")
 def ppo_parser(description, backend="classic", precision="fp32"):
     """Every flag of the from-scratch PPO; the PPO defaults are 2.3's (the zoo's)."""
     zoo = ZOO_ATARI_PPO
-    parser = common_parser(description, timesteps=ZOO_TIMESTEPS, n_envs=zoo.n_envs)
+    parser = common_parser(description, env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=N_ENVS)
     add_speed_flags(parser, backend=backend, precision=precision)  # --backend, --precision, --torch-threads
     ppo = parser.add_argument_group("PPO")
     ppo.add_argument("--loss", choices=LOSS_CHOICES, default="sb3", help="sb3: SB3's loss; cleanrl: CleanRL's")

@@ -26,8 +26,8 @@ that runs here. What 2.5 adds:
 Run it:    python 2_baselines/2.5_ppo_fast.py --timesteps 1000000
            python 2_baselines/2.5_ppo_fast.py --overlap       # overlap whatever the cores
            python 2_baselines/2.5_ppo_fast.py --no-overlap    # the levers without the overlap
-In Spyder: run it cell by cell (Ctrl+Return runs a cell); the defaults apply, and env (the
-           halves), model and the rollout buffers stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return);
+           env (the halves), model and the rollout buffers stay in the Variable Explorer.
 Read:      2_baselines/README.md (section 2.5)
 """
 
@@ -47,9 +47,17 @@ from rlbreakout.speed.scratch_speed import overlap_pays, speed_levers, with_send
 ppo = load_definitions(Path(__file__).with_name("2.4_ppo_atari_from_scratch.py"), "ppo_atari_from_scratch")
 
 
-# %% Settings: 2.4's flags with the fast defaults, plus --overlap
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env
+TIMESTEPS = 10_000_000  # --timesteps: the zoo's budget; 1_000_000 for a first run
+SEED = 0  # --seed
+N_ENVS = 8  # --n-envs: even, so the two halves hold as many games
+
+
 def parse_args():
+    """2.4's flags with the fast defaults (--backend ale_vector, --precision bf16), plus --overlap."""
     parser = ppo.ppo_parser(__doc__.splitlines()[0], backend="ale_vector", precision="bf16")
+    parser.set_defaults(env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=N_ENVS)
     parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
                         help="step one half of the games while the network acts for the other (ale_vector only; "
                              "default: on where the free cores hold torch's threads and one half's ALE threads at once)")

@@ -8,8 +8,8 @@ are written into the run folder as jpeg (to look at) and csv (to read the number
 `--save-pictures` also replaces the committed copies in pictures/.
 
 Run it:    python 3_obswrapper/3.1_observation_space.py
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, frame and observation stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, frame and observation stay in the Variable Explorer.
 Read:      3_obswrapper/README.md
 """
 
@@ -26,7 +26,10 @@ from rlbreakout.render import copy_picture
 from rlbreakout.runs import Run
 from rlbreakout.scripted_player import record_fall
 
-# %% Settings: the flags (in Spyder: the defaults) and the run folder
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings
+SEED = 0  # --seed
+TIMESTEPS = 60  # --timesteps: random steps before the frame is shown
 #: The repository's committed pictures (written only with --save-pictures).
 PICTURES = Path(__file__).resolve().parents[1] / "pictures"
 PICTURE_FILES = ("3.1_raw_frame.jpg", "3.1_raw_frame.csv", "3.1_observation.jpg", "3.1_observation.csv")
@@ -34,7 +37,7 @@ JPEG_QUALITY = 95
 
 
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=60, n_envs=1)
+    parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
     parser.add_argument("--pictures", default=None, metavar="DIR", help="also copy the jpeg and csv files into DIR")
     parser.add_argument("--save-pictures", dest="pictures", action="store_const", const=str(PICTURES),
                         help=f"also replace the committed pictures/: {', '.join(PICTURE_FILES)}")

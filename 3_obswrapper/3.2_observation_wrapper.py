@@ -12,8 +12,9 @@ while the ball falls, so the agent only has to put the paddle on it. The picture
 into the run folder; `--save-pictures` also replaces the committed ones in pictures/.
 
 Run it:    python 3_obswrapper/3.2_observation_wrapper.py
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, observation and the figures stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, observation and the figures stay in the
+           Variable Explorer.
 Read:      3_obswrapper/README.md
 """
 
@@ -32,7 +33,10 @@ from rlbreakout.render import copy_picture
 from rlbreakout.runs import Run
 from rlbreakout.scripted_player import record_fall
 
-# %% Settings: the flags (in Spyder: the defaults) and the run folder
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings
+SEED = 0  # --seed
+TIMESTEPS = 60  # --timesteps: random steps before the pictures are drawn
 #: The repository's committed pictures (written only with --save-pictures).
 PICTURES = Path(__file__).resolve().parents[1] / "pictures"
 GRID_FILE, SEQUENCE_FILE = "3.2_observation_wrapper_options.png", "3.2_marker_sequence.png"
@@ -41,7 +45,7 @@ DPI = 100
 
 
 def parse_args():
-    parser = common_parser(__doc__.splitlines()[0], timesteps=60, n_envs=1)
+    parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
     parser.add_argument("--pictures", default=None, metavar="DIR", help="also copy the two pictures into DIR")
     parser.add_argument("--save-pictures", dest="pictures", action="store_const", const=str(PICTURES),
                         help=f"also replace the committed pictures/{GRID_FILE} and pictures/{SEQUENCE_FILE}")

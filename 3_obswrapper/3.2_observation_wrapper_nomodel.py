@@ -10,8 +10,8 @@ The gif goes into the run folder; `--save-pictures` also replaces the committed 
 
 Run it:    python 3_obswrapper/3.2_observation_wrapper_nomodel.py --episodes 10
            python 3_obswrapper/3.2_observation_wrapper_nomodel.py --env ALE/Breakout-v5 --episodes 10
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, player and games stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, player and games stay in the Variable Explorer.
 Read:      3_obswrapper/README.md
 """
 
@@ -32,7 +32,10 @@ from rlbreakout.scripted_player import (
     player_for,
 )
 
-# %% Settings: the flags (in Spyder: the defaults) and the run folder
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings
+SEED = 0  # --seed
+EPISODES = 10  # --episodes: whole games the scripted player plays
 #: The repository's committed pictures (written only with --save-pictures).
 PICTURES = Path(__file__).resolve().parents[1] / "pictures"
 GIF_FILE = "scripted_player.gif"
@@ -42,14 +45,13 @@ SAVED_GIF_FILE = "3.2_scripted_player.gif"
 GIF_STEPS = 600
 GIF_FRAME_EVERY = 2
 GIF_FPS = 15
-#: Total step budget: ten games at ALE's cap of 27,000 agent steps each fit comfortably.
-DEFAULT_TIMESTEPS = 1_000_000
+TIMESTEPS = 1_000_000  # --timesteps: step budget; ten games at ALE's cap of 27,000 agent steps each fit
 
 
 def parse_args():
     parser = common_parser(__doc__.splitlines()[0] + " (--n-envs and --device are unused: one env, no network)",
-                           timesteps=DEFAULT_TIMESTEPS, n_envs=1)
-    parser.add_argument("--episodes", type=int, default=10, help="whole games to play")
+                           env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
+    parser.add_argument("--episodes", type=int, default=EPISODES, help="whole games to play")
     parser.add_argument("--random-action-prob", type=float, default=DEFAULT_RANDOM_ACTION_PROB,
                         help="share of random actions (breaks exact loops on deterministic envs)")
     parser.add_argument("--aim-jitter", type=float, default=DEFAULT_AIM_JITTER,

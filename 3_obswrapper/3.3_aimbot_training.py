@@ -12,8 +12,8 @@ compared in TensorBoard; the replay gif shows the agent's view beside the game.
 
 Run it:    python 3_obswrapper/3.3_aimbot_training.py --timesteps 1000000 --fast
 Compare:   ... --prediction none   /   ... --frame-stack 1   /   ... --colour grey
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, model and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, model and scores stay in the Variable Explorer.
 Read:      3_obswrapper/README.md
 """
 
@@ -56,16 +56,20 @@ from rlbreakout.training import (
     validate_ppo_args,
 )
 
-# %% Settings: the flags (in Spyder: the defaults), the run folder, the speed levers
-#: Whole-game evaluation every this many env steps (TensorBoard: eval/eval/*).
-EVAL_EVERY_STEPS = 100_000
-TIMESTEPS = 1_000_000
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings (chapter 4.1 compares them)
+SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
+TIMESTEPS = 1_000_000  # --timesteps: the tutorial's 1e6 steps (its 1e7 run: 200-400 points a game)
+N_ENVS = 8  # --n-envs: the zoo's 8 envs
+EVAL_FREQ = 100_000  # --eval-freq: whole-game evaluation every this many env steps (0: only the final one)
+FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 WRAPPER = "aimbot"
 
 
 def parse_args():
     """The zoo's PPO (chapter 2.3) plus the aimbot wrapper's options."""
-    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_EVERY_STEPS)
+    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_FREQ)
+    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS, fast=FAST)
     view = parser.add_argument_group("aimbot observation")
     view.add_argument("--colour", choices=COLOUR_CHOICES, default=DEFAULT_COLOUR, help="rgb, grey or mono (binarised)")
     view.add_argument("--crop", choices=CROP_CHOICES, default=DEFAULT_CROP,

@@ -10,7 +10,7 @@ which every pruned trial counts as COMPLETE with a score of 0 (an imputation).
 Run it:    python 4_tuning/4.0_study_explore.py --study-name 4.0_wrapper_study1
 Live:      optuna-dashboard sqlite:///runs/optuna/studies.db
 In Spyder: run it cell by cell (Ctrl+Return); `study`, `imputed` and the importances stay in the
-           Variable Explorer (set --study-name in Run > Configuration per file to read another study).
+           Variable Explorer (set STUDY_NAME in the Settings cell to read another study).
 Read:      4_tuning/README.md
 """
 
@@ -31,13 +31,16 @@ from rlbreakout.tune.analysis import (
 from rlbreakout.tune.storage import open_storage, redact_url, require_study, resolve_storage_url
 
 
-# %% Settings: which study to read
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+STUDY_NAME = "4.0_wrapper_study1"  # --study-name: the study to explore (4.2_PPO_grid, 4.3_PPO_schedules, ...)
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--storage", default=None,
                         help="study database URL (default: $OPTUNA_STORAGE, else <logdir>'s SQLite file)")
-    parser.add_argument("--study-name", default="4.0_wrapper_study1", help="the study to explore")
+    parser.add_argument("--study-name", default=STUDY_NAME, help="the study to explore")
     parser.add_argument("--logdir", default=DEFAULT_LOGDIR, help="root folder of the run folders (plots go to a new one)")
     parser.add_argument("--impute-value", type=float, default=PRUNED_IMPUTED_SCORE,
                         help="score given to pruned trials in the imputed views")

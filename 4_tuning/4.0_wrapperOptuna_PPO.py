@@ -11,8 +11,9 @@ BreakoutNoFrameskip-v4, the winner memorises action sequences (try --eval-env AL
 
 Run it:    python 4_tuning/4.0_wrapperOptuna_PPO.py --n-trials 50
 Tiny:      python 4_tuning/4.0_wrapperOptuna_PPO.py --n-trials 3 --timesteps 2048 --promote-timesteps 4096 --top-k 2 --n-envs 2 --eval-episodes 2
-In Spyder: set the Tiny flags in Run > Configuration per file > Command line options (the defaults
-           are days of training), then run it cell by cell (Ctrl+Return); `study1`, `study2`,
+In Spyder: no flag reaches a cell: for the tiny studies set the Settings cell's N_TRIALS, TIMESTEPS,
+           PROMOTE_TIMESTEPS, TOP_K, N_ENVS and EVAL_EPISODES to the tiny values in their comments (the
+           defaults are days of training), then run it cell by cell (Ctrl+Return); `study1`, `study2`,
            `objective`, and study 2's best `env` and `model` stay in the Variable Explorer.
 Explore:   python 4_tuning/4.0_study_explore.py --study-name 4.0_wrapper_study1
 Read:      4_tuning/README.md
@@ -41,31 +42,36 @@ from rlbreakout.tune.spaces import emulator_skips_frames, env_label, frames_per_
 from rlbreakout.tune.storage import check_study_settings, open_storage, redact_url, resolve_storage_url, worker_seed
 from rlbreakout.tune.workers import promote_top_trials, promoted_count, run_worker
 
-# %% Settings: the tutorial's budgets (study 1: 1e6 steps, 100 games; study 2: 1e7 steps, 20 games)
-SHORT_TRIAL_STEPS = 1_000_000
-LONG_TRIAL_STEPS = 10_000_000
-SHORT_EVAL_GAMES = 100
-LONG_EVAL_GAMES = 20
-N_SHORT_TRIALS = 50
-TOP_K = 5
-MAX_N_ENVS = 16
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+# The tutorial's budgets: study 1, 1e6 steps and 100 games; study 2, 1e7 steps and 20 games.
+# Tiny values in the comments.
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env
+SEED = 0  # --seed
+N_TRIALS = 50  # --n-trials: study 1's finished trials (tiny: 3)
+TIMESTEPS = 1_000_000  # --timesteps: env steps per study-1 trial (tiny: 2_048)
+EVAL_EPISODES = 100  # --eval-episodes: whole games per study-1 evaluation (tiny: 2)
+TOP_K = 5  # --top-k: best trials of study 1 trained again in study 2 (tiny: 2)
+PROMOTE_TIMESTEPS = 10_000_000  # --promote-timesteps: env steps per study-2 trial (tiny: 4_096)
+PROMOTE_EVAL_EPISODES = 20  # --promote-eval-episodes: whole games per study-2 evaluation
+N_ENVS = 16  # --n-envs: the most envs a trial may use (tiny: 2)
 #: The best trial's env is built again with this many envs, to look at and to play with.
 BEST_TRIAL_N_ENVS = 2
 
 
 def parse_args():
     parser = tuning_parser(
-        __doc__.splitlines()[0], study_name="4.0_wrapper_study1", n_trials=N_SHORT_TRIALS,
-        timesteps=SHORT_TRIAL_STEPS, n_envs=MAX_N_ENVS, env="BreakoutNoFrameskip-v4", eval_env=None,
-        eval_episodes=SHORT_EVAL_GAMES,
+        __doc__.splitlines()[0], study_name="4.0_wrapper_study1", n_trials=N_TRIALS,
+        timesteps=TIMESTEPS, n_envs=N_ENVS, env=ENV_ID, eval_env=None, eval_episodes=EVAL_EPISODES,
     )
+    parser.set_defaults(seed=SEED)
     group = parser.add_argument_group("4.0: wrapper search and promotion")
     group.add_argument("--wrapper", choices=("aimbot", "atari"), default="aimbot",
                        help="observation wrapper of every trial (aimbot: its options are tuned too)")
     group.add_argument("--top-k", type=int, default=TOP_K, help="best trials of study 1 trained again in study 2")
     group.add_argument("--promote-study-name", default=None, help="study 2's name (default: <study-name>_promoted)")
-    group.add_argument("--promote-timesteps", type=int, default=LONG_TRIAL_STEPS, help="env steps per study-2 trial")
-    group.add_argument("--promote-eval-episodes", type=int, default=LONG_EVAL_GAMES, help="whole games per study-2 evaluation")
+    group.add_argument("--promote-timesteps", type=int, default=PROMOTE_TIMESTEPS, help="env steps per study-2 trial")
+    group.add_argument("--promote-eval-episodes", type=int, default=PROMOTE_EVAL_EPISODES,
+                       help="whole games per study-2 evaluation")
     return parse_script_args(parser)
 
 

@@ -12,8 +12,9 @@ several workers can share the three trainings.
 
 Run it:    python 4_tuning/4.1_PPO_env_comparison.py
 Tiny:      python 4_tuning/4.1_PPO_env_comparison.py --timesteps 4096 --eval-freq 2048 --eval-episodes 2 --gif-games 0
-In Spyder: set the Tiny flags in Run > Configuration per file > Command line options (the defaults
-           train 3 x 1e7 steps), then run it cell by cell (Ctrl+Return); `study`, `table`, `models`,
+In Spyder: no flag reaches a cell: for the tiny run set the Settings cell's TIMESTEPS, EVAL_FREQ,
+           EVAL_EPISODES and GIF_GAMES to the tiny values in their comments (the defaults train
+           3 x 1e7 steps), then run it cell by cell (Ctrl+Return); `study`, `table`, `models`,
            and the best model (`model`, scored on v5) with its training `env` stay in the Variable Explorer.
 Read:      4_tuning/README.md
 """
@@ -52,10 +53,15 @@ from rlbreakout.tune.spaces import ENV_LABELS, env_label
 from rlbreakout.tune.storage import check_study_settings, open_storage, redact_url, resolve_storage_url
 from rlbreakout.tune.workers import run_worker
 
-# %% Settings: the tutorial's run, 1e7 steps per env, 10 evaluations of 100 games on each env
-TRAIN_STEPS = 10_000_000
-EVAL_EVERY_STEPS = 1_000_000
-EVAL_GAMES = 100
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+# The tutorial's run: 1e7 steps per env, 10 evaluations of 100 games on each env. Tiny values in the comments.
+SEED = 0  # --seed
+TIMESTEPS = 10_000_000  # --timesteps: env steps per training env (tiny: 4_096)
+N_ENVS = ZOO_ATARI_PPO.n_envs  # --n-envs: the zoo's 8
+EVAL_FREQ = 1_000_000  # --eval-freq: env steps between evaluations on all three ids (tiny: 2_048)
+EVAL_EPISODES = 100  # --eval-episodes: whole games per evaluation (tiny: 2)
+GIF_GAMES = 1  # --gif-games: grid side of the side-by-side gif; 0: none (tiny: 0)
+FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py
 #: Every model is scored on this env: the stochastic one, where memorised sequences break.
 SCORE_ENV = "ALE/Breakout-v5"
 COMPARISON_GIF = "side_by_side_on_v5.gif"
@@ -66,8 +72,9 @@ BEST_TRIAL_N_ENVS = 2
 
 
 def parse_args():
-    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TRAIN_STEPS,
-                        eval_freq=EVAL_EVERY_STEPS, eval_episodes=EVAL_GAMES)
+    parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TIMESTEPS,
+                        eval_freq=EVAL_FREQ, eval_episodes=EVAL_EPISODES)
+    parser.set_defaults(seed=SEED, n_envs=N_ENVS, gif_games=GIF_GAMES, fast=FAST)
     add_study_flags(parser, study_name="4.1_PPO_env_comparison", n_trials=None)
     parser.add_argument("--train-envs", nargs="+", choices=BREAKOUT_ENV_IDS, default=list(BREAKOUT_ENV_IDS),
                         help="envs to train on, one model each (here they replace --env)")

@@ -10,8 +10,9 @@ At the end the study's analysis plots are written next to summary.json.
 
 Run it:    python 4_tuning/4.2_PPO_tuning_grid.py
 Tiny:      python 4_tuning/4.2_PPO_tuning_grid.py --timesteps 2048 --n-envs 2 --eval-episodes 2 --batch-sizes 64 --n-epochs-grid 1 2 --n-steps-grid 64
-In Spyder: set the Tiny flags in Run > Configuration per file > Command line options (the defaults
-           are a study of hours), then run it cell by cell (Ctrl+Return); `study`, `objective`,
+In Spyder: no flag reaches a cell: for the tiny study set the Settings cell's TIMESTEPS, N_ENVS,
+           EVAL_EPISODES and the three grids to the tiny values in their comments (the defaults are a
+           study of hours), then run it cell by cell (Ctrl+Return); `study`, `objective`,
            and the best grid point's `env` and `model` stay in the Variable Explorer.
 Read:      4_tuning/README.md
 """
@@ -36,23 +37,31 @@ from rlbreakout.tune.spaces import DEFAULT_GRID, check_grid, env_label
 from rlbreakout.tune.storage import check_study_settings, open_storage, redact_url, resolve_storage_url
 from rlbreakout.tune.workers import run_worker
 
-# %% Settings: the tutorial's budget, 1e6 steps and 100 games per trial, scored on v5
-TRIAL_STEPS = 1_000_000
-EVAL_GAMES = 100
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+# The tutorial's budget: 1e6 steps and 100 games per trial, scored on v5. Tiny values in the comments.
+ENV_ID = "Breakout-v4"  # --env: the trials' training env
+SEED = 0  # --seed
+TIMESTEPS = 1_000_000  # --timesteps: env steps per trial (tiny: 2_048)
+N_ENVS = ZOO_ATARI_PPO.n_envs  # --n-envs: the zoo's 8 (tiny: 2)
+EVAL_EPISODES = 100  # --eval-episodes: whole games scoring each trial (tiny: 2)
+BATCH_SIZES = list(DEFAULT_GRID["batch_size"])  # --batch-sizes (tiny: [64])
+N_EPOCHS_GRID = list(DEFAULT_GRID["n_epochs"])  # --n-epochs-grid (tiny: [1, 2])
+N_STEPS_GRID = list(DEFAULT_GRID["n_steps"])  # --n-steps-grid (tiny: [64])
 #: The best trial's env is built again with this many envs, to look at and to play with.
 BEST_TRIAL_N_ENVS = 2
 
 
 def parse_args():
     parser = tuning_parser(
-        __doc__.splitlines()[0], study_name="4.2_PPO_grid", n_trials=None, timesteps=TRIAL_STEPS,
-        n_envs=ZOO_ATARI_PPO.n_envs, env="Breakout-v4", eval_env="ALE/Breakout-v5", eval_episodes=EVAL_GAMES,
+        __doc__.splitlines()[0], study_name="4.2_PPO_grid", n_trials=None, timesteps=TIMESTEPS,
+        n_envs=N_ENVS, env=ENV_ID, eval_env="ALE/Breakout-v5", eval_episodes=EVAL_EPISODES,
         sampler=None, pruner="none",
     )
+    parser.set_defaults(seed=SEED)
     grid = parser.add_argument_group("4.2: the grid")
-    grid.add_argument("--batch-sizes", type=int, nargs="+", default=list(DEFAULT_GRID["batch_size"]))
-    grid.add_argument("--n-epochs-grid", type=int, nargs="+", default=list(DEFAULT_GRID["n_epochs"]))
-    grid.add_argument("--n-steps-grid", type=int, nargs="+", default=list(DEFAULT_GRID["n_steps"]))
+    grid.add_argument("--batch-sizes", type=int, nargs="+", default=BATCH_SIZES)
+    grid.add_argument("--n-epochs-grid", type=int, nargs="+", default=N_EPOCHS_GRID)
+    grid.add_argument("--n-steps-grid", type=int, nargs="+", default=N_STEPS_GRID)
     return parse_script_args(parser)
 
 

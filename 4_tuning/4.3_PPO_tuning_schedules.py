@@ -13,8 +13,9 @@ with a shared --storage) and they share the study: --n-trials is the study's tot
 
 Run it:    python 4_tuning/4.3_PPO_tuning_schedules.py --n-trials 30
 Tiny:      python 4_tuning/4.3_PPO_tuning_schedules.py --n-trials 2 --timesteps 2048 --n-envs 2 --n-steps 64 --batch-size 64 --eval-episodes 2
-In Spyder: set the Tiny flags in Run > Configuration per file > Command line options (the defaults
-           are a study of hours), then run it cell by cell (Ctrl+Return); `study`, `objective`,
+In Spyder: no flag reaches a cell: for the tiny study set the Settings cell's N_TRIALS, TIMESTEPS,
+           N_ENVS, N_STEPS, BATCH_SIZE and EVAL_EPISODES to the tiny values in their comments (the
+           defaults are a study of hours), then run it cell by cell (Ctrl+Return); `study`, `objective`,
            and the best trial's `env` and `model` stay in the Variable Explorer.
 Read:      4_tuning/README.md
 """
@@ -39,23 +40,29 @@ from rlbreakout.tune.spaces import env_label
 from rlbreakout.tune.storage import check_study_settings, open_storage, redact_url, resolve_storage_url, worker_seed
 from rlbreakout.tune.workers import run_worker
 
-# %% Settings: the tutorial's budget, 1e6 steps and 30 games per trial, scored on v5, no pruning
-TRIAL_STEPS = 1_000_000
-EVAL_GAMES = 30
-N_TRIALS = 30
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+# The tutorial's budget: 1e6 steps and 30 games per trial, scored on v5, no pruning. Tiny values in the comments.
+ENV_ID = "Breakout-v4"  # --env: the trials' training env
+SEED = 0  # --seed
+N_TRIALS = 30  # --n-trials: finished trials in the study (tiny: 2)
+TIMESTEPS = 1_000_000  # --timesteps: env steps per trial (tiny: 2_048)
+N_ENVS = ZOO_ATARI_PPO.n_envs  # --n-envs: the zoo's 8 (tiny: 2)
+N_STEPS = ZOO_ATARI_PPO.n_steps  # --n-steps: env steps per env per rollout (tiny: 64)
+BATCH_SIZE = ZOO_ATARI_PPO.batch_size  # --batch-size (tiny: 64)
+EVAL_EPISODES = 30  # --eval-episodes: whole games scoring each trial (tiny: 2)
 #: The best trial's env is built again with this many envs, to look at and to play with.
 BEST_TRIAL_N_ENVS = 2
 
 
 def parse_args():
     parser = tuning_parser(
-        __doc__.splitlines()[0], study_name="4.3_PPO_schedules", n_trials=N_TRIALS, timesteps=TRIAL_STEPS,
-        n_envs=ZOO_ATARI_PPO.n_envs, env="Breakout-v4", eval_env="ALE/Breakout-v5", eval_episodes=EVAL_GAMES,
-        pruner="none",
+        __doc__.splitlines()[0], study_name="4.3_PPO_schedules", n_trials=N_TRIALS, timesteps=TIMESTEPS,
+        n_envs=N_ENVS, env=ENV_ID, eval_env="ALE/Breakout-v5", eval_episodes=EVAL_EPISODES, pruner="none",
     )
+    parser.set_defaults(seed=SEED)
     ppo = parser.add_argument_group("PPO values kept fixed (e.g. the best point of 4.2)")
-    ppo.add_argument("--n-steps", type=int, default=ZOO_ATARI_PPO.n_steps, help="env steps per env per rollout")
-    ppo.add_argument("--batch-size", type=int, default=ZOO_ATARI_PPO.batch_size, help="minibatch size")
+    ppo.add_argument("--n-steps", type=int, default=N_STEPS, help="env steps per env per rollout")
+    ppo.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size")
     ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
     return parse_script_args(parser)
 

@@ -9,8 +9,8 @@ sequence replayed on BreakoutNoFrameskip-v4 scores the same every time, on ALE/B
 (sticky actions) it does not; `--sticky 0.25` does the same to the retro emulator.
 
 Run it:    python 5_sonic/5.1_jerk.py --game Airstriker-Genesis-v0 --timesteps 20000
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, agent and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, agent and scores stay in the Variable Explorer.
            stable-retro allows one emulator per process: run env.close() before running
            the Environment cell again.
 Read:      5_sonic/README.md
@@ -31,8 +31,10 @@ from rlbreakout.retro.jerk import DEFAULT_BREAKOUT_ACTIONS, Episode, JerkAgent, 
 from rlbreakout.retro.render import GIF_FPS
 from rlbreakout.runs import Run
 
-# %% Settings: JERK's budget, and how often to replay its best sequence at the end
-TIMESTEPS = 100_000
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "Airstriker-Genesis-v0"  # --env (or --game): stable-retro's free game; Sonic once its ROM is imported
+SEED = 0  # --seed
+TIMESTEPS = 100_000  # --timesteps: JERK's budget of env steps
 EVAL_REPLAYS = 5
 BREAKOUT_REPLAYS = 5
 GIF_FILE = "jerk_best.gif"
@@ -43,6 +45,7 @@ EVAL_SEED_OFFSET = 10_000
 def parse_args():
     """JERK plays one env, deterministic by default (sticky 0) so that its replays work."""
     parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=1, sticky=0.0, reward_scale=None)
+    parser.set_defaults(env=ENV_ID, seed=SEED)
     parser.add_argument("--eval-replays", type=int, default=EVAL_REPLAYS,
                         help="replays of the best sequence at the end")
     parser.add_argument("--breakout-replays", type=int, default=BREAKOUT_REPLAYS,

@@ -8,8 +8,8 @@ and a longer run can end worse than its peak, so a callback freezes training at 
 evaluation when later scores collapse, and restores those weights.
 
 Run it:    python 5_sonic/5.2_ppo_sonic.py --game Airstriker-Genesis-v0 --timesteps 30000 --reward-scale none
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, model and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, model and scores stay in the Variable Explorer.
            stable-retro allows one emulator per process: close env before running the
            Environment cell again.
 Read:      5_sonic/README.md
@@ -32,21 +32,25 @@ from rlbreakout.retro.render import GIF_FPS, record_retro_game
 from rlbreakout.runs import Run
 from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, REPLAY_GIF
 
-# %% Settings: the zoo's Atari PPO (chapter 2), on 4 envs; one env is one emulator
-TIMESTEPS = 500_000
-N_ENVS = 4
-EVAL_EVERY_STEPS = 25_000
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+# The zoo's Atari PPO (chapter 2), on 4 envs; one env is one emulator.
+ENV_ID = "Airstriker-Genesis-v0"  # --env (or --game): stable-retro's free game; Sonic once its ROM is imported
+SEED = 0  # --seed
+TIMESTEPS = 500_000  # --timesteps: env steps to train
+N_ENVS = 4  # --n-envs: one emulator process each
+EVAL_FREQ = 25_000  # --eval-freq: env steps between evaluations
 
 
 def parse_args():
     parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=N_ENVS)
+    parser.set_defaults(env=ENV_ID, seed=SEED)
     ppo = parser.add_argument_group("PPO (rl-baselines3-zoo's Atari values)")
     ppo.add_argument("--n-steps", type=int, default=ZOO_ATARI_PPO.n_steps, help="env steps per env per rollout")
     ppo.add_argument("--batch-size", type=int, default=ZOO_ATARI_PPO.batch_size, help="minibatch size")
     ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
     ppo.add_argument("--learning-rate", type=float, default=ZOO_ATARI_PPO.learning_rate,
                      help="initial, then linear to 0")
-    add_run_arguments(parser, eval_freq=EVAL_EVERY_STEPS)
+    add_run_arguments(parser, eval_freq=EVAL_FREQ)
     return parse_script_args(parser)
 
 

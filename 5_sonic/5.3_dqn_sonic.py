@@ -7,8 +7,8 @@ which it lacks. `--algo dqn` trains SB3's plain DQN for comparison. Needs the re
 (stable-retro and sb3-contrib). The same evaluation and freeze-at-best callback as 5.2.
 
 Run it:    python 5_sonic/5.3_dqn_sonic.py --game Airstriker-Genesis-v0 --timesteps 30000 --learning-starts 5000
-In Spyder: run it cell by cell (Ctrl+Return runs a cell, Shift+Return runs it and moves on);
-           the defaults apply, and env, model and scores stay in the Variable Explorer.
+In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell (Ctrl+Return
+           runs a cell, Shift+Return runs it and moves on); env, model and scores stay in the Variable Explorer.
            stable-retro allows one emulator per process: close env before running the
            Environment cell again.
 Read:      5_sonic/README.md
@@ -37,10 +37,13 @@ try:  # sb3-contrib comes with the retro extra; --algo dqn works without it
 except ImportError:
     QRDQN = None
 
-# %% Settings: rl-baselines3-zoo's Atari DQN values, with a buffer and warm-up sized for a laptop
-TIMESTEPS = 200_000
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+# rl-baselines3-zoo's Atari DQN values, with a buffer and warm-up sized for a laptop.
+ENV_ID = "Airstriker-Genesis-v0"  # --env (or --game): stable-retro's free game; Sonic once its ROM is imported
+SEED = 0  # --seed
+TIMESTEPS = 200_000  # --timesteps: env steps to train
 ALGO_CHOICES = ("qrdqn", "dqn")
-EVAL_EVERY_STEPS = 25_000
+EVAL_FREQ = 25_000  # --eval-freq: env steps between evaluations
 BUFFER_SIZE = 50_000  # 50k stacked 84x84x4 frames, twice (obs and next obs): about 2.8 GB
 LEARNING_STARTS = 10_000
 MULTI_STEP = 3  # Rainbow's n-step returns
@@ -55,6 +58,7 @@ LOG_EVERY_GAMES = 1  # a retro game lasts hundreds of steps: log losses after ea
 
 def parse_args():
     parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=1)
+    parser.set_defaults(env=ENV_ID, seed=SEED)
     dqn = parser.add_argument_group("DQN family")
     dqn.add_argument("--algo", choices=ALGO_CHOICES, default="qrdqn", help="sb3-contrib QR-DQN or SB3 DQN")
     dqn.add_argument("--buffer-size", type=int, default=BUFFER_SIZE, help="replay buffer transitions")
@@ -64,7 +68,7 @@ def parse_args():
                      help="env steps between target-net copies")
     dqn.add_argument("--exploration-fraction", type=float, default=EXPLORATION_FRACTION,
                      help="fraction of training over which epsilon falls from 1 to 0.01")
-    add_run_arguments(parser, eval_freq=EVAL_EVERY_STEPS)
+    add_run_arguments(parser, eval_freq=EVAL_FREQ)
     return parse_script_args(parser)
 
 

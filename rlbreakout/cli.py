@@ -18,10 +18,13 @@ from types import TracebackType
 import torch
 
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.provenance import REPO_ROOT
 from rlbreakout.runs import CONFIG_FILE, load_run_config
 
 DEFAULT_ENV_ID = "BreakoutNoFrameskip-v4"
-DEFAULT_LOGDIR = "runs"
+#: ``runs/`` at the repository's root, whatever the working directory: Spyder runs a cell in the
+#: script's folder, and its runs must land where ``tensorboard --logdir runs`` at the root looks.
+DEFAULT_LOGDIR = str(REPO_ROOT / "runs")
 DEVICE_CHOICES_HINT = "auto, cpu, cuda, cuda:N or mps"
 #: Exit status for bad input (argparse uses 2 as well).
 EXIT_BAD_INPUT = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,12 +13,27 @@ import pytest
 
 from rlbreakout.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, common_parser, parse_script_args, resolve_device
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.provenance import REPO_ROOT
 
 
 def test_common_flags_and_defaults() -> None:
     args = common_parser("x", timesteps=5, n_envs=3).parse_args(["--seed", "4"])
     assert (args.env, args.timesteps, args.seed, args.n_envs, args.device, args.logdir) == (
-        "BreakoutNoFrameskip-v4", 5, 4, 3, "auto", "runs")
+        "BreakoutNoFrameskip-v4", 5, 4, 3, "auto", str(REPO_ROOT / "runs"))
+
+
+def test_a_run_started_in_a_chapter_folder_lands_in_the_repository_s_runs() -> None:
+    """Spyder's console works in the script's folder; the run must still go where TensorBoard looks."""
+    script = REPO_ROOT / "1_gym" / "1.2_wrapper.py"
+    result = subprocess.run([sys.executable, str(script), "--timesteps", "20"], cwd=script.parent,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = Path(result.stdout.strip().splitlines()[-1]).parent
+    try:
+        assert run_dir.is_absolute() and run_dir.parent.parent == REPO_ROOT / "runs"
+        assert not (script.parent / "runs").exists()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def resumable_parser() -> "argparse.ArgumentParser":  # noqa: F821
