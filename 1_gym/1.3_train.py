@@ -45,13 +45,16 @@ SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
 TIMESTEPS = 100_000  # --timesteps: env steps to train (this early the score barely moves)
 N_ENVS = 1  # --n-envs: envs stepped together (chapter 2.1 uses 8)
 EVAL_FREQ = 0  # --eval-freq: env steps between whole-game evaluations (0: only the final one)
+EVAL_EPISODES = 10  # --eval-episodes: whole games per evaluation
+GIF_GAMES = 1  # --gif-games: grid side of the replay gif (3: nine games); 0: no gif
 FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 
 
 def parse_args():
     """SB3's default PPO on one env; --timesteps and the other flags change it."""
     parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_FREQ)
-    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS, fast=FAST)
+    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS,
+                        eval_episodes=EVAL_EPISODES, gif_games=GIF_GAMES, fast=FAST)
     return parse_ppo_args(parser)
 
 

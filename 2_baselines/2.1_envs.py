@@ -47,6 +47,8 @@ SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
 TIMESTEPS = 100_000  # --timesteps: env steps to train
 N_ENVS = 8  # --n-envs: 1.3's PPO with 8 envs instead of 1
 EVAL_FREQ = 0  # --eval-freq: env steps between whole-game evaluations (0: only the final one)
+EVAL_EPISODES = 10  # --eval-episodes: whole games per evaluation
+GIF_GAMES = 1  # --gif-games: grid side of the replay gif (3: nine games); 0: no gif
 FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 #: Env steps per class when the two VecEnv classes are timed side by side.
 TIMING_STEPS = 200
@@ -55,7 +57,8 @@ TIMING_STEPS = 200
 def parse_args():
     parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO.replace(n_envs=N_ENVS), timesteps=TIMESTEPS,
                         eval_freq=EVAL_FREQ)
-    parser.set_defaults(env=ENV_ID, seed=SEED, fast=FAST)
+    parser.set_defaults(env=ENV_ID, seed=SEED,
+                        eval_episodes=EVAL_EPISODES, gif_games=GIF_GAMES, fast=FAST)
     parser.add_argument("--compare-vec-envs", action="store_true",
                         help=f"first time {TIMING_STEPS} steps of DummyVecEnv against SubprocVecEnv")
     return parse_ppo_args(parser)

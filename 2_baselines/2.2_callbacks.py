@@ -53,13 +53,16 @@ SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
 TIMESTEPS = 200_000  # --timesteps: env steps to train
 N_ENVS = 8  # --n-envs: envs stepped together
 EVAL_FREQ = 25_000  # --eval-freq: 2.1's PPO with evaluation switched on, every this many env steps
+EVAL_EPISODES = 10  # --eval-episodes: whole games per evaluation
+GIF_GAMES = 1  # --gif-games: grid side of the replay gif (3: nine games); 0: no gif
 FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 
 
 def parse_args():
     parser = ppo_parser(__doc__.splitlines()[0], SB3_DEFAULT_PPO.replace(n_envs=N_ENVS), timesteps=TIMESTEPS,
                         eval_freq=EVAL_FREQ)
-    parser.set_defaults(env=ENV_ID, seed=SEED, fast=FAST)
+    parser.set_defaults(env=ENV_ID, seed=SEED,
+                        eval_episodes=EVAL_EPISODES, gif_games=GIF_GAMES, fast=FAST)
     return parse_ppo_args(parser)
 
 

@@ -53,13 +53,16 @@ SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
 TIMESTEPS = 10_000_000  # --timesteps: the zoo's budget (hours to a day on a CPU); 1_000_000 for a first run
 N_ENVS = 8  # --n-envs: the zoo's 8 envs
 EVAL_FREQ = 100_000  # --eval-freq: whole-game evaluation every this many env steps (0: only the final one)
+EVAL_EPISODES = 10  # --eval-episodes: whole games per evaluation
+GIF_GAMES = 1  # --gif-games: grid side of the replay gif (3: nine games); 0: no gif
 FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 
 
 def parse_args():
     """The zoo's values are the defaults; 1e7 steps reproduces the zoo (--timesteps shortens it)."""
     parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_FREQ)
-    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS, fast=FAST)
+    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS,
+                        eval_episodes=EVAL_EPISODES, gif_games=GIF_GAMES, fast=FAST)
     return parse_ppo_args(parser)
 
 

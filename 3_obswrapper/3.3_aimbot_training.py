@@ -62,6 +62,8 @@ SEED = 0  # --seed: python, numpy, torch and the envs; another seed, another run
 TIMESTEPS = 1_000_000  # --timesteps: the tutorial's 1e6 steps (its 1e7 run: 200-400 points a game)
 N_ENVS = 8  # --n-envs: the zoo's 8 envs
 EVAL_FREQ = 100_000  # --eval-freq: whole-game evaluation every this many env steps (0: only the final one)
+EVAL_EPISODES = 10  # --eval-episodes: whole games per evaluation
+GIF_GAMES = 1  # --gif-games: grid side of the replay gif (3: nine games); 0: no gif
 FAST = False  # --fast: the speed levers of 0_setup/0.2_benchmark.py (2_baselines/README.md: what they change)
 WRAPPER = "aimbot"
 
@@ -69,7 +71,8 @@ WRAPPER = "aimbot"
 def parse_args():
     """The zoo's PPO (chapter 2.3) plus the aimbot wrapper's options."""
     parser = ppo_parser(__doc__.splitlines()[0], ZOO_ATARI_PPO, timesteps=TIMESTEPS, eval_freq=EVAL_FREQ)
-    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS, fast=FAST)
+    parser.set_defaults(env=ENV_ID, seed=SEED, n_envs=N_ENVS,
+                        eval_episodes=EVAL_EPISODES, gif_games=GIF_GAMES, fast=FAST)
     view = parser.add_argument_group("aimbot observation")
     view.add_argument("--colour", choices=COLOUR_CHOICES, default=DEFAULT_COLOUR, help="rgb, grey or mono (binarised)")
     view.add_argument("--crop", choices=CROP_CHOICES, default=DEFAULT_CROP,

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.expected_time import expected_time_line, measured_speed
 from rlbreakout.provenance import gpu_model, provenance
 
 #: Keys every summary.json carries (the tutorial's CLI contract); evaluation and model keys
@@ -179,6 +180,9 @@ class Run:
         self.trained_steps = 0
         #: The torch device asked for (``auto``, ``cpu``, ``cuda``...): summary.json names the GPU that ran it.
         self.device = config.get("device")
+        #: The run's planned env steps and speed flag: the expected-time line before training uses them.
+        self.planned_steps = int(config.get("timesteps") or 0)
+        self.fast = bool(config.get("fast"))
         if resume_dir is not None:
             self.dir = Path(resume_dir)
             if not (self.dir / CONFIG_FILE).is_file():
@@ -200,10 +204,16 @@ class Run:
     def training(self, model: Any = None, *, on_interrupt: Callable[[], Path] | None = None) -> Iterator[None]:
         """Time the block as training; count the env steps ``model.num_timesteps`` gained.
 
+        Training a model, it first prints the steps left and the wall time they should take
+        here (:mod:`rlbreakout.expected_time`), and how to stop and go on.
+
         On Ctrl-C, ``on_interrupt`` (a checkpoint's ``save``) runs before the interrupt
         goes on, and one line says how to continue with ``--resume``.
         """
         steps_before = int(getattr(model, "num_timesteps", 0))
+        if model is not None and self.planned_steps > steps_before:
+            speed = measured_speed(self.name, self.fast, self.logdir, exclude=self.dir)
+            print(expected_time_line(self.planned_steps - steps_before, speed, self.dir), flush=True)
         started = time.perf_counter()
         try:
             yield
