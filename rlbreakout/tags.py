@@ -207,7 +207,8 @@ SCRIPTS: dict[str, tuple[Writes, ...]] = {
                       Writes(COLLAPSE, EVAL_FLAG + " and `--collapse-fraction` > 0")),
 }
 #: What ``<eval env>`` is in the trials of 4.0, 4.2 and 4.3.
-EVAL_ENV_NOTE = "`<eval env>` is the label of `--eval-env` (`v4`, `v4NoFS` or `v5`)"
+EVAL_ENV_NOTE = ("`<eval env>` is the label of the env a trial is scored on (`--eval-env`, by default the trial's "
+                 "training env): `v4`, `v4NoFS` or `v5`")
 
 
 def find(tag: str) -> Tag | None:
