@@ -27,6 +27,7 @@ from functools import partial
 import optuna
 
 from rlbreakout.aimbot import COLOUR_CHOICES, CROP_CHOICES, PREDICTION_CHOICES
+from rlbreakout.callbacks import GameScoreCallback
 from rlbreakout.cli import parse_script_args
 from rlbreakout.env_ids import BREAKOUT_ENV_IDS
 from rlbreakout.envs import make_env
@@ -125,7 +126,9 @@ def objective(trial: optuna.Trial, *, timesteps: int = args.timesteps, eval_epis
         evaluator = TrialEvalCallback(trial, {env_label(eval_id): eval_env},
                                       trial_eval_freq(timesteps, args.evals_per_trial), eval_episodes)
         with trial_training(trial, model, run, evaluator):  # timed; NaN weights make the trial FAIL
-            model.learn(total_timesteps=timesteps, callback=evaluator, tb_log_name=f"trial_{trial.number}")
+            # the evaluation, and game/score of every training game as in chapter 2
+            model.learn(total_timesteps=timesteps, callback=[evaluator, GameScoreCallback()],
+                        tb_log_name=f"trial_{trial.number}")
     if save_model:
         model.save(study_dir / f"trial_{trial.number}.zip")
         trial.set_user_attr("model_path", str(study_dir / f"trial_{trial.number}.zip"))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import optuna
 
+from rlbreakout.callbacks import GameScoreCallback
 from rlbreakout.cli import parse_script_args
 from rlbreakout.envs import make_env
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
@@ -101,7 +102,9 @@ def objective(trial: optuna.Trial) -> float:
         # chapter 2's whole-game evaluation, reporting each median score to the trial (the pruner reads it)
         evaluator = TrialEvalCallback(trial, {env_label(eval_id): eval_env}, eval_freq, args.eval_episodes)
         with trial_training(trial, model, run, evaluator):  # timed; NaN weights make the trial FAIL
-            model.learn(total_timesteps=args.timesteps, callback=evaluator, tb_log_name=f"trial_{trial.number}")
+            # the evaluation, and game/score of every training game as in chapter 2
+            model.learn(total_timesteps=args.timesteps, callback=[evaluator, GameScoreCallback()],
+                        tb_log_name=f"trial_{trial.number}")
     score = evaluator.score()  # the last median score, or optuna.TrialPruned
     model_path = Path(model.logger.get_dir()) / FINAL_MODEL_FILE  # the trial's folder, next to its TensorBoard log
     model.save(model_path)

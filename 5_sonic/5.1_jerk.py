@@ -21,6 +21,7 @@ import argparse
 
 from stable_baselines3.common.logger import configure
 
+from rlbreakout.callbacks import tensorboard_writer
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
 from rlbreakout.progress import ProgressLine
@@ -71,6 +72,7 @@ print("actions:", env.get_wrapper_attr("action_meanings")(), " screen:", env.obs
 
 # %% Train: explore or replay, episode after episode; every episode goes to TensorBoard
 logger = configure(str(run.dir / "JERK_1"), ["tensorboard"])
+tensorboard_writer(logger)  # each jerk/* chart shows its meaning (rlbreakout/tags.py)
 progress = ProgressLine(args.timesteps)
 
 

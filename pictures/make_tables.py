@@ -1,11 +1,13 @@
-"""Rewrite the results tables of README.md and the chapter READMEs from the ledger (results/).
+"""Rewrite the results and TensorBoard tag tables of README.md and the chapter READMEs.
 
-Run it:  python pictures/make_tables.py            # rewrite every results block
-         python pictures/make_tables.py --check    # exit 1 if a README differs from the ledger
+Run it:  python pictures/make_tables.py            # rewrite every results and tags block
+         python pictures/make_tables.py --check    # exit 1 if a README differs from what it would write
 In Spyder: run it cell by cell; the defaults apply.
-A block is the text between `<!-- results: NAME -->` and `<!-- /results: NAME -->`; NAME is
-all, chapter1, chapter2, chapter3 (tables) or comparison (the sentences that compare).
+A results block is the text between `<!-- results: NAME -->` and `<!-- /results: NAME -->`;
+NAME is all, chapter1, chapter2, chapter3 (tables) or comparison (the sentences that compare).
 Each figure comes from results/*.json, written by pictures/campaign.py; nothing is typed in.
+A tags block, between `<!-- tags: NAME -->` and `<!-- /tags: NAME -->`, is a table of the
+TensorBoard tags the scripts write, from the registry rlbreakout/tags.py.
 """
 
 # %% Imports
@@ -16,6 +18,7 @@ from pathlib import Path
 from rlbreakout.cli import parse_script_args
 from rlbreakout.results.ledger import LEDGER_DIR, read_ledger
 from rlbreakout.results.tables import block_names, render_block, rewrite
+from rlbreakout.tags import rewrite_tag_blocks, tag_block_names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READMES = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("*/README.md"))]
@@ -32,20 +35,20 @@ def parse_args() -> argparse.Namespace:
 args = parse_args()
 ledger = read_ledger(Path(args.ledger))
 
-# %% Rewrite (or check) every README that has results blocks
+# %% Rewrite (or check) every README that has results or tags blocks
 stale = []
 for readme in READMES:
     text = readme.read_text()
-    names = block_names(text)
+    names = block_names(text) + [f"tags: {name}" for name in tag_block_names(text)]
     if not names:
         continue
-    new_text = rewrite(text, lambda name: render_block(name, ledger))
+    new_text = rewrite_tag_blocks(rewrite(text, lambda name: render_block(name, ledger)))
     relative = readme.relative_to(REPO_ROOT)
     if new_text == text:
         print(f"{relative}: up to date ({', '.join(names)})")
     elif args.check:
         stale.append(str(relative))
-        print(f"{relative}: differs from the ledger ({', '.join(names)})")
+        print(f"{relative}: differs from the ledger or rlbreakout/tags.py ({', '.join(names)})")
     else:
         readme.write_text(new_text)
         print(f"{relative}: rewrote {', '.join(names)}")

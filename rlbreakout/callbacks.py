@@ -7,6 +7,10 @@
 * :class:`HyperparamTableCallback` writes the hyperparameters as a TensorBoard text table;
 * :class:`ProgressLineCallback` prints a progress line every N steps where no bar shows.
 
+Every callback that writes to TensorBoard takes SB3's writer through :func:`tensorboard_writer`,
+which makes it a :class:`DescribedWriter`: the first value of each tag carries the tag's
+meaning from :mod:`rlbreakout.tags`, and TensorBoard shows it beside the chart.
+
 Chapter 5's ``FreezeOnCollapseCallback`` lives in rlbreakout/collapse.py.
 """
 
@@ -26,19 +30,60 @@ from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.scalar.metadata import create_summary_metadata
 
 from rlbreakout.errors import ConfigError
 from rlbreakout.progress import ProgressLine
 from rlbreakout.runs import score_stats
+from rlbreakout.tags import description
 
 BEST_MODEL_FILE = "best_model.zip"
 LATEST_CHECKPOINT = "latest.zip"
 
 
-def tensorboard_writer(logger: Any) -> Any | None:
-    """The SummaryWriter behind SB3's logger, or None when TensorBoard logging is off."""
+class DescribedWriter:
+    """A SummaryWriter whose first value of each tag carries the tag's meaning (:func:`rlbreakout.tags.description`).
+
+    TensorBoard takes a chart's description from the ``summary_description`` of the first
+    value of its tag in a run that has metadata; SB3 and torch write plain values without
+    any, so the charts' descriptions would be empty. This writer writes the first value of
+    each described tag itself, with the scalar plugin's metadata and the description, and
+    passes every other call on to the wrapped writer.
+
+    :param writer: a ``torch.utils.tensorboard.SummaryWriter``
+    """
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.described: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.writer, name)
+
+    def add_scalar(self, tag: str, scalar_value: Any, global_step: int | None = None, walltime: float | None = None,
+                   **kwargs: Any) -> None:
+        text = description(tag)
+        if tag in self.described or not text:
+            self.writer.add_scalar(tag, scalar_value, global_step, walltime, **kwargs)
+            return
+        self.described.add(tag)
+        metadata = create_summary_metadata(display_name=tag, description=text)
+        value = Summary.Value(tag=tag, simple_value=float(scalar_value), metadata=metadata)
+        # the file writer torch's own add_* methods write through (it reopens after close)
+        self.writer._get_file_writer().add_summary(Summary(value=[value]), global_step, walltime)
+
+
+def tensorboard_writer(logger: Any) -> DescribedWriter | None:
+    """The writer behind SB3's logger, made a :class:`DescribedWriter` (once); None when TensorBoard logging is off.
+
+    Call it before the first value is logged (at training start): from then on SB3's own
+    ``rollout/*``, ``train/*`` and ``time/fps`` and the callbacks' tags carry their descriptions.
+    """
     for output in getattr(logger, "output_formats", []):
         if isinstance(output, TensorBoardOutputFormat):
+            if not isinstance(output.writer, DescribedWriter):
+                output.writer = DescribedWriter(output.writer)
             return output.writer
     return None
 
@@ -112,6 +157,7 @@ class MultiEnvEvalCallback(EventCallback):
 
     def _init_callback(self) -> None:
         super()._init_callback()
+        tensorboard_writer(self.logger)  # eval/* (and SB3's tags) carry their meaning into TensorBoard
         # Resumed runs start at num_timesteps > 0: the next evaluation is the next multiple.
         if self.eval_freq > 0:
             self.next_eval_step = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq

@@ -6,7 +6,8 @@ summary.json, as 2.3 does, so its curves and results sit beside SB3's; none of t
 :class:`ScratchRun` holds it, and the script makes one call for each part:
 
 * ``ScratchRun(__file__, args, speed)``: the run folder (config.json, command.txt, seeds) and
-  the TensorBoard writer, the flags as its first text;
+  the TensorBoard writer (each tag's meaning from rlbreakout/tags.py beside its chart), the
+  flags as its first text;
 * :meth:`~ScratchRun.record_games`: each finished whole game's unclipped score and length as
   ``game/score`` and ``game/length`` (the clipped rewards are PPO's, these are the player's);
 * :meth:`~ScratchRun.log`: one iteration's ``train/*`` values with SB3's ``time/fps`` and
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from rlbreakout.callbacks import DescribedWriter
 from rlbreakout.hyperparams import markdown_table
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import record_gif
@@ -101,7 +103,7 @@ class ScratchRun:
         self.speed = speed
         self.run = Run.from_args(script, args, **speed.to_config())
         self.dir = self.run.dir
-        self.writer = SummaryWriter(str(self.dir))
+        self.writer = DescribedWriter(SummaryWriter(str(self.dir)))  # each tag's meaning beside its chart
         self.writer.add_text("hyperparameters", markdown_table(vars(args)))
         #: (score, length) of the last :data:`SCORE_WINDOW` whole training games
         self.recent_games: deque[tuple[float, int]] = deque(maxlen=SCORE_WINDOW)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,40 @@ def scalar_steps(run_dir: Path, tag: str) -> list[int]:
         if tag in acc.Tags().get("scalars", []):
             steps += [event.step for event in acc.Scalars(tag)]
     return sorted(steps)
+
+
+@dataclass
+class ScalarSeries:
+    """One scalar tag of one run as TensorBoard's UI gets it: the chart's description and its points."""
+
+    description: str
+    steps: list[int]
+    values: list[float]
+
+
+def tensorboard_runs(logdir: Path) -> dict[str, dict[str, ScalarSeries]]:
+    """Every run (event folder) under ``logdir`` -> its scalar tags, read by TensorBoard's own data provider."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    multiplexer = EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = MultiplexerDataProvider(multiplexer, str(logdir))
+    ctx = context.RequestContext()
+    listed = provider.list_scalars(ctx, experiment_id="", plugin_name="scalars")
+    points = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10_000)
+    return {run: {tag: ScalarSeries(series.description, [p.step for p in points[run][tag]],
+                                    [p.value for p in points[run][tag]]) for tag, series in tags.items()}
+            for run, tags in listed.items()}
+
+
+def tensorboard_scalars(logdir: Path) -> dict[str, ScalarSeries]:
+    """The scalar tags of the one run under ``logdir`` (see :func:`tensorboard_runs`)."""
+    runs = tensorboard_runs(logdir)
+    assert len(runs) == 1, f"expected one run under {logdir}, found {sorted(runs)}"
+    return next(iter(runs.values()))
 
 
 @pytest.fixture
