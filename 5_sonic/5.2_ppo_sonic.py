@@ -107,6 +107,7 @@ callbacks = [GameScoreCallback(), evaluator, ProgressLineCallback(args.timesteps
 with run.training(model):
     model.learn(args.timesteps, callback=callbacks, tb_log_name="PPO", progress_bar=on_terminal())
 run.exclude(evaluator.eval_seconds)  # steps/s counts training alone
+model.logger.dump(model.num_timesteps)  # SB3 writes an update's train/* at the next rollout: the last one now
 env.close()  # frees this process's emulator for the replay below
 model_path = run.dir / FINAL_MODEL_FILE
 model.save(model_path)
