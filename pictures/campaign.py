@@ -34,6 +34,7 @@ from rlbreakout.results.campaign import (
     select_plans,
 )
 from rlbreakout.results.ledger import LEDGER_DIR
+from rlbreakout.results.long_runs import IN_PROGRESS_DIR
 
 
 # %% Settings
@@ -48,6 +49,8 @@ def parse_args() -> argparse.Namespace:
                              "results/in_progress/ (commit it before the sitting ends)")
     parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
     parser.add_argument("--logdir", default=str(CAMPAIGN_LOGDIR), help="root of the campaign's run folders")
+    parser.add_argument("--in-progress", default=str(IN_PROGRESS_DIR),
+                        help="where unfinished long runs are parked between sittings (tracked: commit it)")
     parser.add_argument("--only", default="",
                         help="comma-separated parts of ledger keys: only the planned runs whose key holds one "
                              "(e.g. 1.3_train or __s2); default: the whole plan")
@@ -63,7 +66,7 @@ def parse_args() -> argparse.Namespace:
 args = parse_args()
 
 # %% The plan: in the ledger, finished but not yet evaluated, resumable, or missing
-statuses = campaign_status(args.plans, Path(args.ledger), Path(args.logdir))
+statuses = campaign_status(args.plans, Path(args.ledger), Path(args.logdir), Path(args.in_progress))
 print(f"{sum(s.in_ledger for s in statuses)} of {len(statuses)} planned runs in {args.ledger} "
       f"(times expected on {cpu_model()}):")
 for status in statuses:
@@ -71,11 +74,11 @@ for status in statuses:
 
 # %% Park what is unfinished, for the next sitting (another machine: only git crosses)
 if args.park:
-    parks = park_unfinished(args.plans, Path(args.logdir), ledger_dir=Path(args.ledger))
+    parks = park_unfinished(args.plans, Path(args.logdir), Path(args.in_progress), Path(args.ledger))
     print(f"{len(parks)} run(s) parked" + (": commit results/in_progress/" if parks else ""))
 
 # %% Run what is missing, one at a time
 if args.hours is not None:
     written = run_campaign(args.plans, args.hours, ledger_dir=Path(args.ledger), logdir=Path(args.logdir),
-                           allow_dirty=args.allow_dirty)
+                           allow_dirty=args.allow_dirty, in_progress=Path(args.in_progress))
     print(f"{len(written)} ledger file(s) written" + "".join(f"\n  {path}" for path in written))

@@ -193,7 +193,7 @@ def test_only_selects_planned_runs_by_part_of_their_key() -> None:
 @pytest.mark.slow
 def test_campaign_script_lists_the_plan(tmp_path: Path) -> None:
     result = run_script("pictures/campaign.py", "--list", "--ledger", str(tmp_path / "results"),
-                        "--logdir", str(tmp_path / "runs"))
+                        "--logdir", str(tmp_path / "runs"), "--in-progress", str(tmp_path / "in_progress"))
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"0 of {len(CAMPAIGN)} planned runs")
     assert sum("missing" in line and "min (" in line for line in lines) == len(CAMPAIGN)
