@@ -89,7 +89,7 @@ def measured_speed(script: str, fast: bool, logdir: Path, *, cpu: str | None = N
         for summary, _ in ledger:
             speed = wall_steps_per_second(summary)
             if speed and (summary.get("cpu_model") == cpu) == same_cpu:
-                where = "this CPU" if same_cpu else f"a {summary.get('cpu_model')}"
+                where = "this CPU" if same_cpu else f"another CPU ({summary.get('cpu_model')})"
                 return MeasuredSpeed(speed, f"the ledger's run of {script} on {where}")
     return None
 

@@ -45,7 +45,7 @@ def test_the_last_run_on_this_cpu_with_the_same_fast_flag_wins(tmp_path: Path) -
 def test_the_ledger_speaks_when_no_run_here_did_and_names_another_cpu(tmp_path: Path) -> None:
     write_ledger(tmp_path / "results", steps_per_second=300.0, cpu="CPU B", fast=True)
     speed = measured_speed("2.3_copying_hp_zoo", True, tmp_path / "runs", cpu="CPU A", ledger_dir=tmp_path / "results")
-    assert speed is not None and speed.steps_per_second == 300.0 and "a CPU B" in speed.source
+    assert speed is not None and speed.steps_per_second == 300.0 and "another CPU (CPU B)" in speed.source
     write_ledger(tmp_path / "results", steps_per_second=600.0, cpu="CPU A", fast=True)
     speed = measured_speed("2.3_copying_hp_zoo", True, tmp_path / "runs", cpu="CPU A", ledger_dir=tmp_path / "results")
     assert speed is not None and speed.steps_per_second == 600.0 and "this CPU" in speed.source
