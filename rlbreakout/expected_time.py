@@ -7,8 +7,9 @@ how to stop and go on (Ctrl-C saves a checkpoint, ``--resume`` continues).
 
 The speed comes from what was measured, newest first: the last finished run of the same
 script, with the same ``--fast``, on this CPU (its summary.json in the logdir); else the
-ledger's runs of that script (results/*.json), on this CPU or, named, another one. With
-nothing measured the line says so, and the progress lines give steps/s as training goes.
+ledger's runs of that script (results/*.json), on this CPU or, named, another one; else
+the same searches for the other ``--fast`` setting, labelled as such. With nothing
+measured the line says so, and the progress lines give steps/s as training goes.
 """
 
 from __future__ import annotations
@@ -78,19 +79,25 @@ def _ledger_runs(script: str, ledger_dir: Path) -> list[tuple[dict[str, Any], bo
 
 def measured_speed(script: str, fast: bool, logdir: Path, *, cpu: str | None = None,
                    ledger_dir: Path = LEDGER_DIR, exclude: Path | None = None) -> MeasuredSpeed | None:
-    """The newest measured speed of ``script`` with this ``fast`` flag (see the module docstring)."""
+    """The newest measured speed of ``script`` (see the module docstring).
+
+    Runs with this ``fast`` flag first; only where none was measured, a run with the other
+    setting, its source saying so (``--fast`` often changes the speed by half or more).
+    """
     cpu = cpu_model() if cpu is None else cpu
-    for summary, was_fast in _earlier_runs(script, logdir, exclude):
-        speed = wall_steps_per_second(summary)
-        if speed and was_fast == fast and summary.get("cpu_model") == cpu:
-            return MeasuredSpeed(speed, f"your last run of {script} on this CPU")
-    ledger = [(summary, was_fast) for summary, was_fast in _ledger_runs(script, ledger_dir) if was_fast == fast]
-    for same_cpu in (True, False):
-        for summary, _ in ledger:
+    for wanted in (fast, not fast):
+        label = "" if wanted == fast else f" {'with' if wanted else 'without'} --fast (this run: the other way)"
+        for summary, was_fast in _earlier_runs(script, logdir, exclude):
             speed = wall_steps_per_second(summary)
-            if speed and (summary.get("cpu_model") == cpu) == same_cpu:
-                where = "this CPU" if same_cpu else f"another CPU ({summary.get('cpu_model')})"
-                return MeasuredSpeed(speed, f"the ledger's run of {script} on {where}")
+            if speed and was_fast == wanted and summary.get("cpu_model") == cpu:
+                return MeasuredSpeed(speed, f"your last run of {script} on this CPU{label}")
+        ledger = [summary for summary, was_fast in _ledger_runs(script, ledger_dir) if was_fast == wanted]
+        for same_cpu in (True, False):
+            for summary in ledger:
+                speed = wall_steps_per_second(summary)
+                if speed and (summary.get("cpu_model") == cpu) == same_cpu:
+                    where = "this CPU" if same_cpu else f"another CPU ({summary.get('cpu_model')})"
+                    return MeasuredSpeed(speed, f"the ledger's run of {script} on {where}{label}")
     return None
 
 

@@ -49,8 +49,22 @@ def test_the_ledger_speaks_when_no_run_here_did_and_names_another_cpu(tmp_path: 
     write_ledger(tmp_path / "results", steps_per_second=600.0, cpu="CPU A", fast=True)
     speed = measured_speed("2.3_copying_hp_zoo", True, tmp_path / "runs", cpu="CPU A", ledger_dir=tmp_path / "results")
     assert speed is not None and speed.steps_per_second == 600.0 and "this CPU" in speed.source
-    assert measured_speed("2.3_copying_hp_zoo", False, tmp_path / "runs", cpu="CPU A",
-                          ledger_dir=tmp_path / "results") is None
+
+
+def test_the_other_fast_setting_speaks_only_when_this_one_has_no_figure_and_says_so(tmp_path: Path) -> None:
+    write_ledger(tmp_path / "results", steps_per_second=300.0, cpu="CPU B", fast=True)
+    stock = measured_speed("2.3_copying_hp_zoo", False, tmp_path / "runs", cpu="CPU A", ledger_dir=tmp_path / "results")
+    assert stock is not None and stock.steps_per_second == 300.0
+    assert stock.source.endswith("on another CPU (CPU B) with --fast (this run: the other way)")
+    write_run(tmp_path / "runs", "fast-here", steps_per_second=500.0, cpu="CPU A", fast=True)
+    stock = measured_speed("2.3_copying_hp_zoo", False, tmp_path / "runs", cpu="CPU A", ledger_dir=tmp_path / "results")
+    assert stock is not None
+    assert stock.source == "your last run of 2.3_copying_hp_zoo on this CPU with --fast (this run: the other way)"
+    write_ledger(tmp_path / "results", steps_per_second=100.0, cpu="CPU B", fast=False)
+    stock = measured_speed("2.3_copying_hp_zoo", False, tmp_path / "runs", cpu="CPU A", ledger_dir=tmp_path / "results")
+    assert stock is not None and stock.steps_per_second == 100.0 and "--fast" not in stock.source
+    fast = measured_speed("2.3_copying_hp_zoo", True, tmp_path / "runs", cpu="CPU A", ledger_dir=tmp_path / "results")
+    assert fast is not None and "this run: the other way" not in fast.source
 
 
 def test_the_line_says_steps_time_and_how_to_stop_and_resume(tmp_path: Path) -> None:
