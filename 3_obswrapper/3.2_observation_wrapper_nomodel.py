@@ -19,7 +19,7 @@ Read:      3_obswrapper/README.md
 from pathlib import Path
 
 from rlbreakout.cli import common_parser, parse_script_args
-from rlbreakout.env_ids import check_env_id
+from rlbreakout.env_ids import BACKEND_CHOICES, check_env_id
 from rlbreakout.errors import ConfigError
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import copy_picture, write_gif
@@ -36,6 +36,7 @@ from rlbreakout.scripted_player import (
 ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings
 SEED = 0  # --seed
 EPISODES = 10  # --episodes: whole games the scripted player plays
+BACKEND = "classic"  # --backend: classic (Python wrappers) or ale_vector (ale-py's C++ vector env, as 3.3 --fast)
 #: The repository's committed pictures (written only with --save-pictures).
 PICTURES = Path(__file__).resolve().parents[1] / "pictures"
 GIF_FILE = "scripted_player.gif"
@@ -52,6 +53,8 @@ def parse_args():
     parser = common_parser(__doc__.splitlines()[0] + " (--n-envs and --device are unused: one env, no network)",
                            env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
     parser.add_argument("--episodes", type=int, default=EPISODES, help="whole games to play")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default=BACKEND,
+                        help="the env's backend: classic, or ale_vector (the frames 3.3 --fast trains on)")
     parser.add_argument("--random-action-prob", type=float, default=DEFAULT_RANDOM_ACTION_PROB,
                         help="share of random actions (breaks exact loops on deterministic envs)")
     parser.add_argument("--aim-jitter", type=float, default=DEFAULT_AIM_JITTER,
@@ -72,8 +75,8 @@ if args.episodes < 1:
 if args.timesteps < 1:
     raise ConfigError(f"--timesteps must be >= 1, got {args.timesteps}.")
 env_kwargs = {} if args.max_game_frames is None else {"max_num_frames_per_episode": args.max_game_frames}
-env = make_player_env(args.env, seed=args.seed, env_kwargs=env_kwargs)  # Breakout only: fails before the run folder
-run = Run.from_args(__file__, args)
+env = make_player_env(args.env, seed=args.seed, env_kwargs=env_kwargs, backend=args.backend)  # Breakout only: fails
+run = Run.from_args(__file__, args)  # ... before the run folder is made
 
 # %% Environment and player: raw RGB screens, the factory's frameskip, no life loss (an episode is a whole game)
 player = player_for(args.env, seed=args.seed, env_kwargs=env_kwargs, random_action_prob=args.random_action_prob,
@@ -99,5 +102,5 @@ copies = [str(copy_picture(gif_path, Path(args.pictures) / SAVED_GIF_FILE))] if 
 
 # %% Summary: summary.json in the run folder, its path printed last
 run.finish(timesteps=games.steps, scores=games.scores, lengths=games.lengths, unfinished_game=games.unfinished,
-           random_action_prob=args.random_action_prob, aim_jitter=args.aim_jitter,
+           random_action_prob=args.random_action_prob, aim_jitter=args.aim_jitter, backend=args.backend,
            gif_path=None if gif_path is None else str(gif_path), saved_pictures=copies)

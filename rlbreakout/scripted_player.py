@@ -44,7 +44,15 @@ from stable_baselines3.common.atari_wrappers import MaxAndSkipEnv, NoopResetEnv
 
 from rlbreakout.aimbot import AimbotView, PaddleSpan, detect_paddle
 from rlbreakout.aimbot.geometry import PADDLE_ROW
-from rlbreakout.env_ids import DEFAULT_FRAME_SKIP, DEFAULT_NOOP_MAX, check_env_id, env_settings
+from rlbreakout.ale_vector import ALEVectorVecEnv
+from rlbreakout.env_ids import (
+    BACKEND_CHOICES,
+    DEFAULT_FRAME_SKIP,
+    DEFAULT_NOOP_MAX,
+    ale_vector_unsupported_reason,
+    check_env_id,
+    env_settings,
+)
 from rlbreakout.envs import make_env_thunk
 from rlbreakout.errors import ConfigError
 from rlbreakout.frames import agent_view_frame
@@ -202,16 +210,62 @@ def _check_breakout(env_id: str) -> None:
                           f"use BreakoutNoFrameskip-v4, Breakout-v4 or ALE/Breakout-v5.")
 
 
+class OneGameVectorEnv(gym.Env):
+    """The scripted player's env on ale-py's C++ vector env: one game, full-size RGB, whole games.
+
+    Why not the vector env itself: the player is a per-frame controller over one
+    ``gym.Env`` (:func:`play_scripted_games`). This adapter gives it the frames that 3.3
+    ``--fast`` trains on, :class:`~rlbreakout.ale_vector.ALEVectorVecEnv` with ``rgb=True``
+    (max-pooled over the skipped frames like ``MaxAndSkipEnv``), with no life loss and no
+    clipping, so an episode is a whole game and its return the score. At game over the
+    game's last frame is returned, not the next game's first.
+    """
+
+    def __init__(self, env_id: str, *, seed: int, env_kwargs: dict[str, Any] | None, noop_max: int) -> None:
+        reason = ale_vector_unsupported_reason(env_id, env_kwargs, None, wrapper="aimbot")
+        if reason is not None:
+            raise ConfigError(reason)
+        self.venv = ALEVectorVecEnv(env_id, 1, settings=env_settings(env_id, env_kwargs), noop_max=noop_max,
+                                    terminal_on_life_loss=False, clip_reward=False, num_threads=1, rgb=True)
+        self.venv.seed(seed)
+        self.observation_space, self.action_space = self.venv.observation_space, self.venv.action_space
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            self.venv.seed(seed)
+        return self.venv.reset()[0], dict(self.venv.reset_infos[0])
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        frames, rewards, dones, infos = self.venv.step(np.array([action]))
+        info, over = infos[0], bool(dones[0])
+        truncated = over and bool(info.get("TimeLimit.truncated"))
+        frame = info["terminal_observation"] if over else frames[0]
+        return frame, float(rewards[0]), over and not truncated, truncated, info
+
+    def get_action_meanings(self) -> list[str]:
+        """Breakout's minimal action set, the one ale-py's vector env steps."""
+        return ["NOOP", "FIRE", "RIGHT", "LEFT"]
+
+    def close(self) -> None:
+        self.venv.close()
+
+
 def make_player_env(
-    env_id: str, *, seed: int = 0, env_kwargs: dict[str, Any] | None = None, noop_max: int = DEFAULT_NOOP_MAX
+    env_id: str, *, seed: int = 0, env_kwargs: dict[str, Any] | None = None, noop_max: int = DEFAULT_NOOP_MAX,
+    backend: str = "classic",
 ) -> gym.Env:
     """One env for the scripted player: RGB frames, the factory's equalised settings, no life loss.
 
     Same skip as training (MaxAndSkip 4 for NoFrameskip ids, the emulator's own skip for
     v5), so scores compare with the agents'. No EpisodicLife and no reward clipping: one
-    episode is one whole game, its return the real score.
+    episode is one whole game, its return the real score. ``backend="ale_vector"`` plays on
+    ale-py's C++ vector env instead (:class:`OneGameVectorEnv`), as 3.3 ``--fast`` trains.
     """
     _check_breakout(env_id)
+    if backend == "ale_vector":
+        return OneGameVectorEnv(env_id, seed=seed, env_kwargs=env_kwargs, noop_max=noop_max)
+    if backend != "classic":
+        raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKEND_CHOICES)}.")
     settings = env_settings(env_id, env_kwargs)
     env = make_env_thunk(env_id, seed=seed, wrapper="none", env_kwargs=env_kwargs, render_mode=None)()
     if noop_max > 0:

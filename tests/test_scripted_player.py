@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 
 from fakes import ball_frame, synthetic_frame
@@ -131,14 +132,38 @@ def test_only_breakout() -> None:
         make_player_env("ALE/Pong-v5")
 
 
+def test_the_vector_backend_refuses_what_it_cannot_play_and_unknown_backends() -> None:
+    with pytest.raises(ConfigError, match="frameskip"):
+        make_player_env("Breakout-v4", backend="ale_vector")  # random 2-4 frameskip: no C++ equivalent
+    with pytest.raises(ConfigError, match="unknown backend 'gpu'; choose one of: classic, ale_vector"):
+        make_player_env("BreakoutNoFrameskip-v4", backend="gpu")
+
+
+def test_on_the_vector_backend_a_game_over_ends_the_episode_with_its_own_last_frame() -> None:
+    """FIRE forever, paddle still: five balls lost; the episode's return is the game's score."""
+    env = make_player_env("BreakoutNoFrameskip-v4", backend="ale_vector")
+    frame, _ = env.reset(seed=0)
+    assert frame.shape == (G.SCREEN_HEIGHT, G.SCREEN_WIDTH, 3) and env.unwrapped.get_action_meanings()[1] == "FIRE"
+    score, terminated, truncated, steps = 0.0, False, False, 0
+    while not (terminated or truncated):
+        frame, reward, terminated, truncated, info = env.step(1)
+        score, steps = score + reward, steps + 1
+    assert terminated and not truncated and 50 < steps < 5_000
+    assert score == info["episode"]["r"]
+    first, _ = env.reset()
+    assert not np.array_equal(frame, first), "the last frame of the game, not the next game's first"
+    env.close()
+
+
 # %% Real games
 
 
 @pytest.mark.slow
-def test_scripted_player_scores_on_a_short_real_game() -> None:
+@pytest.mark.parametrize("backend", ["classic", "ale_vector"])
+def test_scripted_player_scores_on_a_short_real_game(backend: str) -> None:
     """2000 frames (~500 agent steps; the no-ops at reset count too): a random player scores ~1-2."""
     env_kwargs = {"max_num_frames_per_episode": 2000}
-    env = make_player_env("BreakoutNoFrameskip-v4", env_kwargs=env_kwargs)
+    env = make_player_env("BreakoutNoFrameskip-v4", env_kwargs=env_kwargs, backend=backend)
     player = player_for("BreakoutNoFrameskip-v4", env_kwargs=env_kwargs)
     progress = ProgressLine(500, every=100, enabled=True, stream=io.StringIO())
     games = play_scripted_games(env, player, 1, seed=0, record_steps=10, frame_every=2, progress=progress)
@@ -147,7 +172,7 @@ def test_scripted_player_scores_on_a_short_real_game() -> None:
     assert games.scores[0] >= 10
     assert len(games.frames) == 5 and games.frames[0].shape == (G.SCREEN_HEIGHT, 160 + 2 + 210, 3)
     assert not games.unfinished
-    assert len(progress.lines) == 4 and progress.lines[0].startswith("step 100/500")
+    assert len(progress.lines) == games.steps // 100 and progress.lines[0].startswith("step 100/500")
 
 
 def test_step_budget_drops_the_unfinished_game() -> None:
