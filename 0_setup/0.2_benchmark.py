@@ -8,7 +8,8 @@ measured fastest here, with torch and ALE threads chosen from the free cores. It
 1. env steps/s of random play for DummyVecEnv, SubprocVecEnv and ale_vector (8 and 16 envs),
    and the peak memory (RSS) of each one's whole process tree;
 2. SB3 PPO training steps/s at rl-zoo's Atari hyperparameters: stock (classic envs,
-   fp32) against ``--fast``; speedup = fast / stock;
+   fp32) against ``--fast``; speedup = fast / stock; and (part ``aimbot``) chapter 3.3's training,
+   ``--fast`` on the aimbot view (the batched aimbot on ale_vector), against 2.3's ``--fast``;
 3. the from-scratch PPO of 2.4, classic + fp32 against ale_vector + bf16;
 4. the ceiling: training (4 epochs over the sample), batch-8 inference and ale_vector stepping,
    each timed alone per env step at the zoo settings; the steps/s if they ran back to back
@@ -30,6 +31,8 @@ Run it:  python 0_setup/0.2_benchmark.py                   # ~15 min on 2 cores
          python 0_setup/0.2_benchmark.py --tiny            # seconds: checks that it runs
          python 0_setup/0.2_benchmark.py --device cuda     # the network on a GPU (envs stay on the CPU)
          RLBREAKOUT_COMPILE=1 python 0_setup/0.2_benchmark.py --parts peak --parity-steps 50000  # ~45 min
+In Spyder: edit the Settings cell (no flag reaches a cell; TINY = True for a seconds-long check), then run
+         it cell by cell (Ctrl+Return); the measurements and the table stay in the Variable Explorer.
 Read:    0_setup/README.md and the README's "Performance" section
 """
 
@@ -48,6 +51,7 @@ from rlbreakout.env_ids import check_env_id
 from rlbreakout.errors import ConfigError
 from rlbreakout.runs import Run
 from rlbreakout.speed.benchmark import (
+    AIMBOT_FAST,
     ENV_SETUPS,
     PPO_SIDES,
     STOCK_MATCHED,
@@ -86,12 +90,24 @@ TABLE_FILE = "benchmark.md"
 #: What summary.json keeps of each parity run.
 PARITY_KEYS = ("seed", "timesteps", "steps_per_second", "mean_reward", "median_reward", "wall_seconds", "run_dir")
 #: Tiny mode: a few seconds per measurement, same code paths.
-TINY = {"n_envs_list": [2], "repeats": 1, "env_steps": 64, "timesteps": 128, "n_envs": 2}
-PARTS: tuple[str, ...] = ("env", "ppo", "scratch", "ceiling", "peak", "breakdown")
+TINY_SETTINGS = {"n_envs_list": [2], "repeats": 1, "env_steps": 64, "timesteps": 128, "n_envs": 2}
+ALL_PARTS: tuple[str, ...] = ("env", "ppo", "aimbot", "scratch", "ceiling", "peak", "breakdown")
+#: 3.3 --fast (the batched aimbot on ale_vector) should train at least this share of 2.3 --fast's env steps/s.
+AIMBOT_SPEED_TARGET = 0.9
 TINY_SCRATCH_FLAGS = ["--num-steps", "16", "--num-minibatches", "1", "--update-epochs", "1"]
-#: Tiny mode's PPO settings for each parity pair's scripts (2.3's flags, and 2.4's for 2.4 / 2.5).
-TINY_PARITY_FLAGS = {"2.3": ["--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1"],
+#: Tiny mode's PPO settings for each parity pair's scripts (SB3's flags for 2.3 and 3.3, 2.4's for 2.4 / 2.5).
+TINY_SB3_FLAGS = ["--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1"]
+TINY_PARITY_FLAGS = {"2.3": TINY_SB3_FLAGS, "3.3": TINY_SB3_FLAGS,
                      "2.5": ["--n-envs", "2", *TINY_SCRATCH_FLAGS]}
+
+# %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
+ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game every measurement plays
+SEED = 0  # --seed
+TIMESTEPS = 8192  # --timesteps (or --train-steps): PPO env steps per training measurement
+N_ENVS = 8  # --n-envs: envs of the PPO measurements (the zoo's 8)
+REPEATS = 3  # --repeats: measurements of each side, alternating (the table shows medians)
+PARTS = list(ALL_PARTS)  # --parts: which tables to measure (e.g. ["ppo", "aimbot"]; on the command line: ppo,aimbot)
+TINY = False  # --tiny: seconds-long measurements, the same code paths: checks that it runs
 #: A child that runs longer than this is stuck (a full measurement takes about a minute).
 CHILD_TIMEOUT_SECONDS = 1800
 
@@ -99,13 +115,14 @@ CHILD_TIMEOUT_SECONDS = 1800
 # %% Flags
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The flags (in Spyder: the defaults, about 15 minutes; --tiny for seconds)."""
-    parser = common_parser(__doc__.splitlines()[0], timesteps=8192, n_envs=8, device="cpu")
+    parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=N_ENVS,
+                           device="cpu")
     parser.add_argument("--train-steps", dest="timesteps", type=int,
                         help="PPO env steps per training measurement (same as --timesteps)")
     parser.add_argument("--n-envs-list", default="8,16", help="env counts of the env-stepping and memory table")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements of each side (medians are reported)")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="measurements of each side (medians are reported)")
     parser.add_argument("--env-steps", type=int, default=4000, help="env steps per env-stepping measurement")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"which tables to measure: {', '.join(PARTS)}")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"which tables to measure: {', '.join(ALL_PARTS)}")
     parser.add_argument("--stock-torch-threads", type=int, default=0,
                         help="torch threads of the stock PPO side (0: torch's default, what stock SB3 gets)")
     parser.add_argument("--matched-stock", action="store_true",
@@ -122,19 +139,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parity-seeds", type=int, default=3, help="seeds 0..N-1 of the parity runs")
     parser.add_argument("--parity-pairs", default=",".join(PARITY_PAIRS),
                         help="which stock / fast pairs the parity runs train: 2.3 (2.3 stock against 2.3 --fast), "
-                             "2.5 (2.4 against 2.5)")
-    parser.add_argument("--tiny", action="store_true", help="seconds-long measurements (tests)")
+                             "2.5 (2.4 against 2.5), 3.3 (3.3 --fast on the classic envs against ale_vector)")
+    parser.add_argument("--tiny", action=argparse.BooleanOptionalAction, default=TINY,
+                        help="seconds-long measurements (tests)")
     args = parse_script_args(parser, argv)
     try:
         args.n_envs_list = [int(n) for n in str(args.n_envs_list).split(",") if n.strip()]
     except ValueError as exc:
         raise ConfigError(f"--n-envs-list must be comma-separated integers, e.g. 8,16; got {args.n_envs_list!r}.") from exc
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(args.parts) - set(PARTS))
+    unknown = sorted(set(args.parts) - set(ALL_PARTS))
     if unknown:
-        raise ConfigError(f"unknown --parts {unknown}; choose from {', '.join(PARTS)}.")
+        raise ConfigError(f"unknown --parts {unknown}; choose from {', '.join(ALL_PARTS)}.")
     if args.tiny:
-        for key, value in TINY.items():
+        for key, value in TINY_SETTINGS.items():
             setattr(args, key, value)
     if args.repeats < 1 or args.env_steps < 1 or args.timesteps < 1 or not args.n_envs_list:
         raise ConfigError("--repeats, --env-steps, --timesteps and --n-envs-list must be positive.")
@@ -171,7 +189,9 @@ def measure_envs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 # %% 2. SB3 PPO: stock against --fast
 def measure_ppo(args: argparse.Namespace) -> dict[str, Any]:
-    sides = [*PPO_SIDES, STOCK_MATCHED] if args.matched_stock else list(PPO_SIDES)
+    """Stock against --fast ("ppo"), and 3.3's --fast aimbot training against 2.3's --fast ("aimbot")."""
+    sides = list(PPO_SIDES) if "ppo" in args.parts else ["fast"]
+    sides += [STOCK_MATCHED] * args.matched_stock + [AIMBOT_FAST] * ("aimbot" in args.parts)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for repeat, side in alternating(sides, args.repeats):
         spec = {"kind": "ppo", "side": side, "train_steps": args.timesteps, "n_envs": args.n_envs,
@@ -184,8 +204,11 @@ def measure_ppo(args: argparse.Namespace) -> dict[str, Any]:
               f"{', compiled' if child.result.get('compile') else ''}, torch threads "
               f"{child.result['torch_threads']}, rollout {child.result['rollout_fraction']:.0%} of the time)", flush=True)
     medians = {side: median([r["steps_per_second"] for r in runs[side]]) for side in sides}
-    speedup = medians["fast"] / medians["stock"] if medians["stock"] else None
-    return {"medians": medians, "speedup": speedup, "runs": runs}
+    speedup = medians["fast"] / medians["stock"] if medians.get("stock") else None
+    aimbot = medians[AIMBOT_FAST] / medians["fast"] if medians.get(AIMBOT_FAST) and medians["fast"] else None
+    if aimbot is not None:
+        print(f"3.3 --fast / 2.3 --fast: {aimbot:.2f} (target >= {AIMBOT_SPEED_TARGET})", flush=True)
+    return {"medians": medians, "speedup": speedup, "aimbot_vs_zoo_fast": aimbot, "runs": runs}
 
 
 # %% 3. The from-scratch PPO of 2.4
@@ -325,7 +348,7 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
             rss = "-" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb'] / 1024:.2f} GB"
             lines.append(f"| {row['setup']} | {row['n_envs']} | {_fmt(row['steps_per_second'])} | {rss} |")
         lines.append("")
-    stock = ppo["medians"]["stock"] if ppo else None
+    stock = ppo["medians"].get("stock") if ppo else None
     top = ceiling["ceiling_steps_per_second"] if ceiling else None
 
     def row(label: str, value: float | None) -> str:
@@ -341,6 +364,9 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
         lines.append(row(f"SB3 PPO --fast (ale_vector, {machine.get('levers') or 'measured levers'})", ppo["medians"]["fast"]))
         if STOCK_MATCHED in ppo["medians"]:
             lines.append(row("SB3 PPO stock, torch threads chosen like --fast", ppo["medians"][STOCK_MATCHED]))
+        if AIMBOT_FAST in ppo["medians"]:
+            lines.append(row(f"3.3 aimbot PPO --fast ({_fmt(ppo['aimbot_vs_zoo_fast'], 2)}x 2.3 --fast)",
+                             ppo["medians"][AIMBOT_FAST]))
     if scratch and "medians" in scratch:
         # the precision 2.5 really ran (its summary.json), not the one asked for: bf16 falls back to fp32
         fast_run = (scratch["runs"]["fast"] or [{}])[0]
@@ -373,7 +399,7 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
     return "\n".join(lines) + "\n"
 
 
-# %% Settings: the flags, the run folder, the machine
+# %% Flags, run folder, machine
 args = parse_args()
 check_env_id(args.env)
 run = Run.from_args(__file__, args)
@@ -390,7 +416,7 @@ if busy_before > 0.5:
 env_rows = measure_envs(args) if "env" in args.parts else []
 
 # %% SB3 PPO: stock against --fast, alternating
-ppo = measure_ppo(args) if "ppo" in args.parts else None
+ppo = measure_ppo(args) if {"ppo", "aimbot"} & set(args.parts) else None
 
 # %% The from-scratch PPO of 2.4
 scratch = measure_scratch(args, run.dir) if "scratch" in args.parts else None
@@ -453,10 +479,11 @@ for pair_result in parity.values():
 print("\n" + table, flush=True)
 fast_sps = ppo["medians"]["fast"] if ppo else None
 scratch_fast = scratch["medians"]["fast"] if scratch and "medians" in scratch else None
-stock_sps = ppo["medians"]["stock"] if ppo else None
+stock_sps = ppo["medians"].get("stock") if ppo else None
 run.finish(
     timesteps=args.timesteps, steps_per_second=fast_sps, speedup=ppo["speedup"] if ppo else None,
-    stock_steps_per_second=stock_sps, scratch_speedup=scratch_fast / stock_sps if scratch_fast and stock_sps else None,
+    stock_steps_per_second=stock_sps, aimbot_vs_zoo_fast=ppo["aimbot_vs_zoo_fast"] if ppo else None,
+    scratch_speedup=scratch_fast / stock_sps if scratch_fast and stock_sps else None,
     table=table, table_path=str(run.dir / TABLE_FILE), env_stepping=env_rows, ppo=ppo, scratch=scratch,
     ceiling=ceiling, ceiling_fractions=fractions, levers=levers, peak=peak, breakdown=breakdown,
     physical_limit=limit_rows, machine=machine, n_envs=args.n_envs,

@@ -57,12 +57,17 @@ def test_tiny_benchmark(tmp_path: Path, logdir: Path) -> None:
     assert {r["backend"] for r in ppo["runs"]["stock"]} == {"classic"}
     assert ppo["runs"]["stock"][0]["torch_threads"] == 1  # --stock-torch-threads
     assert ppo["runs"]["stock_threads"][0]["threads"]["torch_threads"] >= 1  # --matched-stock
+    # part "aimbot": 3.3's training (the aimbot view, batched on ale_vector) against 2.3's --fast
+    assert {r["backend"] for r in ppo["runs"]["aimbot_fast"]} == {"ale_vector"}
+    assert summary["aimbot_vs_zoo_fast"] == pytest.approx(ppo["medians"]["aimbot_fast"] / ppo["medians"]["fast"])
     assert summary["scratch"]["medians"] == {"stock": FAKE_SCRATCH_STEPS_PER_SECOND, "fast": FAKE_SCRATCH_STEPS_PER_SECOND}
 
     table = (path.parent / "benchmark.md").read_text()
     assert table == summary["table"]
     assert "| SubprocVecEnv | 2 |" in table and "SB3 PPO --fast" in table and "2.4 from scratch" in table
     assert "chosen like --fast" in table
+    assert f"3.3 aimbot PPO --fast ({summary['aimbot_vs_zoo_fast']:.2f}x 2.3 --fast)" in table
+    assert "3.3 --fast / 2.3 --fast:" in result.stdout
     assert "2.5: 2.4 with its speed levers (ale_vector, fp32 update" in table  # the precision it ran, not asked
 
     # the ceiling: the parts of a --fast iteration timed alone, and each side's share of it

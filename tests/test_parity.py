@@ -12,6 +12,7 @@ import pytest
 
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.speed.parity import (
+    AIMBOT_PAIR,
     PARITY_PAIRS,
     SCRATCH_PAIR,
     ZOO_PAIR,
@@ -50,6 +51,14 @@ def test_the_from_scratch_pair_is_2_4_against_2_5_with_their_own_flags() -> None
         assert command[command.index("--eval-games") + 1] == "30" and command[command.index("--gif-games") + 1] == "0"
         assert "--eval-episodes" not in command and "--eval-freq" not in command and "--fast" not in command
     assert stock[2:] == fast[2:]  # same steps, seed, games: only the script differs
+
+
+def test_the_aimbot_pair_differs_only_in_the_env_backend() -> None:
+    stock = parity_command(AIMBOT_PAIR, "stock", 50_000, 2, 30, "runs/parity")
+    fast = parity_command(AIMBOT_PAIR, "fast", 50_000, 2, 30, "runs/parity")
+    assert Path(stock[1]).name == Path(fast[1]).name == "3.3_aimbot_training.py"
+    assert stock[-3:] == ["--fast", "--backend", "classic"] and fast[-1] == "--fast"
+    assert stock[:-3] == fast[:-1]  # same script, steps, seed, games and quiet flags
 
 
 @pytest.mark.parametrize("pair", PARITY_PAIRS.values(), ids=PARITY_PAIRS)

@@ -52,6 +52,10 @@ PPO_SIDES: tuple[str, ...] = ("stock", "fast")
 #: Optional third side: stock SB3 with torch threads chosen from the free cores as --fast does,
 #: which separates the thread lever from the others on a busy machine.
 STOCK_MATCHED = "stock_threads"
+#: 3.3's training: --fast on the aimbot view (the batched aimbot on ale_vector), measured against 2.3's --fast.
+AIMBOT_FAST = "aimbot_fast"
+#: The observation wrapper each side trains on (2.3's Atari stack unless named here).
+SIDE_WRAPPER = {AIMBOT_FAST: "aimbot"}
 #: rl-baselines3-zoo's Atari PPO (atari.yml), as constants; schedules do not change speed.
 ZOO_PPO: dict[str, Any] = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 2.5e-4,
                            "clip_range": 0.1, "ent_coef": 0.01, "vf_coef": 0.5}
@@ -189,8 +193,10 @@ class IterationClock(BaseCallback):
 
 def _build_ppo(side: str, n_envs: int, env_id: str, seed: int, *, tiny: bool, stock_torch_threads: int,
                device: str) -> tuple[PPO, SpeedSettings, dict[str, Any]]:
-    """The PPO of one side of the benchmark: ``stock`` (classic, fp32), ``fast``, or :data:`STOCK_MATCHED`."""
+    """The PPO of one side of the benchmark: ``stock`` (classic, fp32), ``fast``, :data:`STOCK_MATCHED`,
+    or :data:`AIMBOT_FAST` (``fast`` on 3.3's aimbot view)."""
     hyper = TINY_PPO if tiny else ZOO_PPO
+    wrapper = SIDE_WRAPPER.get(side, "atari")
     if side == STOCK_MATCHED:
         threads = configure_threads(n_envs)
         settings = SpeedSettings(torch_threads=threads["torch_threads"], ale_threads=threads["ale_threads"])
@@ -199,10 +205,11 @@ def _build_ppo(side: str, n_envs: int, env_id: str, seed: int, *, tiny: bool, st
             torch.set_num_threads(stock_torch_threads)
         settings = SpeedSettings()
     else:
-        settings = fast_settings(True, device=device, env_id=env_id, n_envs=n_envs, batch_size=hyper["batch_size"],
-                                 verbose=False, timesteps=None if tiny else DECIDE_FOR_TIMESTEPS,
-                                 n_epochs=hyper["n_epochs"])
-    venv = make_env(env_id, n_envs, seed=seed, backend=settings.backend, ale_threads=settings.ale_threads)
+        settings = fast_settings(True, device=device, env_id=env_id, wrapper=wrapper, n_envs=n_envs,
+                                 batch_size=hyper["batch_size"], verbose=False,
+                                 timesteps=None if tiny else DECIDE_FOR_TIMESTEPS, n_epochs=hyper["n_epochs"])
+    venv = make_env(env_id, n_envs, seed=seed, wrapper=wrapper, backend=settings.backend,
+                    ale_threads=settings.ale_threads)
     model = PPO(settings.policy_class, venv, seed=seed, device=device, verbose=0,
                 policy_kwargs=settings.policy_kwargs or None, **hyper)
     return model, settings, hyper

@@ -6,8 +6,9 @@ agrees: for each seed, a :class:`ParityPair` trains ``steps`` env steps on its s
 and on its fast side (the two alternating, so a slow hour hits both), each evaluated over
 the same whole games, and the fast side's scores must lie within the spread of stock's
 seeds (:func:`within_spread`). Two pairs cover every lever: 2.3 stock against 2.3
-``--fast`` (SB3), and 2.4 against 2.5 (the from-scratch PPO with its levers). Short runs
-learn little, so this is a sanity check, not proof.
+``--fast`` (SB3), and 2.4 against 2.5 (the from-scratch PPO with its levers); a third, 3.3
+``--fast`` on the classic envs against 3.3 ``--fast`` on ale_vector, checks the batched
+aimbot view alone. Short runs learn little, so this is a sanity check, not proof.
 
 ``RLBREAKOUT_COMPILE=1`` in the environment reaches the fast runs, so a lever that a short
 run would not choose (torch.compile) can be checked the same way.
@@ -50,6 +51,8 @@ class ParityPair:
     quiet_flags: tuple[str, ...] = ("--gif-games", "0")
     #: what the table calls each side
     labels: tuple[str, str] = ("stock", "fast")
+    #: flags of the stock side only (e.g. the same levers with the classic envs)
+    stock_flags: tuple[str, ...] = ()
 
     def script(self, side: str) -> Path:
         return self.stock_script if side == "stock" else self.fast_script
@@ -65,16 +68,23 @@ ZOO_PAIR = ParityPair("2.3", CHAPTER_2 / "2.3_copying_hp_zoo.py", CHAPTER_2 / "2
 #: The from-scratch PPO: 2.4 (classic envs, fp32) against 2.5 (its speed levers, bf16 acting and update).
 SCRATCH_PAIR = ParityPair("2.5", CHAPTER_2 / "2.4_ppo_atari_from_scratch.py", CHAPTER_2 / "2.5_ppo_fast.py",
                           labels=("2.4", "2.5"))
-PARITY_PAIRS = {pair.name: pair for pair in (ZOO_PAIR, SCRATCH_PAIR)}
+CHAPTER_3 = REPO_ROOT / "3_obswrapper"
+#: The aimbot view: 3.3 ``--fast`` on the classic envs (the Python wrapper) against 3.3 ``--fast``
+#: on ale_vector (the batched view); every other lever is the same on both sides.
+AIMBOT_PAIR = ParityPair("3.3", CHAPTER_3 / "3.3_aimbot_training.py", CHAPTER_3 / "3.3_aimbot_training.py",
+                         ("--fast",), "--eval-episodes", ("--eval-freq", "0", "--gif-games", "0"),
+                         ("3.3 --fast, classic envs", "3.3 --fast, ale_vector"),
+                         stock_flags=("--fast", "--backend", "classic"))
+PARITY_PAIRS = {pair.name: pair for pair in (ZOO_PAIR, SCRATCH_PAIR, AIMBOT_PAIR)}
 
 
 def parity_command(pair: ParityPair, side: str, steps: int, seed: int, eval_games: int, logdir: str | Path,
                    extra: Sequence[str] = ()) -> list[str]:
     """The command line of one run: ``pair``'s ``side`` for ``steps`` on ``seed``, its final
     evaluation over ``eval_games`` games, no periodic evaluation or gif (they cost time, not learning)."""
-    fast_flags = pair.fast_flags if side == "fast" else ()
+    side_flags = pair.fast_flags if side == "fast" else pair.stock_flags
     return [sys.executable, str(pair.script(side)), "--timesteps", str(steps), "--seed", str(seed),
-            pair.eval_flag, str(eval_games), *pair.quiet_flags, "--logdir", str(logdir), *fast_flags, *extra]
+            pair.eval_flag, str(eval_games), *pair.quiet_flags, "--logdir", str(logdir), *side_flags, *extra]
 
 
 def run_command(command: Sequence[str]) -> dict[str, Any]:
