@@ -8,6 +8,7 @@ does the same: the learner's edits of the Settings cell are applied to the code 
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import sys
@@ -48,6 +49,7 @@ class SpyderConsole:
     """A spyder-kernels console in ``cwd``; :meth:`run_script` sends a script's cells in order."""
 
     cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
     outputs: list[CellResult] = field(default_factory=list)
 
     def __enter__(self) -> "SpyderConsole":
@@ -55,7 +57,7 @@ class SpyderConsole:
         self.manager._kernel_spec = KernelSpec(  # what Spyder's SpyderKernelSpec starts
             argv=[sys.executable, "-m", "spyder_kernels.console", "-f", "{connection_file}"],
             display_name="Spyder console", language="python")
-        self.manager.start_kernel(cwd=str(self.cwd))
+        self.manager.start_kernel(cwd=str(self.cwd), env={**os.environ, **self.env})
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=STARTUP_TIMEOUT_SECONDS)
@@ -87,6 +89,11 @@ class SpyderConsole:
         result = CellResult(title, reply["content"]["status"] == "ok" and not error, "".join(stdout), error)
         self.outputs.append(result)
         return result
+
+    def reset(self) -> None:
+        """An empty namespace, as Spyder's "Remove all variables before execution" gives each run."""
+        assert self.execute("get_ipython().run_line_magic('reset', '-f')", "reset").ok
+        self.outputs.clear()
 
     def value(self, expression: str) -> Any:
         """An expression's value in the console (its repr, evaluated back here)."""
