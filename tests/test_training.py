@@ -252,3 +252,5 @@ def test_a_resumed_fast_run_keeps_its_recorded_levers_without_measuring(tmp_path
                               n_envs=2, batch_size=32, resume=str(tmp_path))
     speed = speed_settings(args)
     assert speed.levers == {**recorded, "compile": False}  # recorded before compile was a lever: eager
+    # the backend --fast picked is written back to the flags, so config.json records it
+    assert args.backend == speed.backend == "ale_vector"
