@@ -37,6 +37,7 @@ from rlbreakout.training import (
     EVAL_SEED_OFFSET,
     LATEST_CHECKPOINT,
     MAX_EVAL_ENVS,
+    continue_schedules,
     load_policy,
     load_ppo,
     parse_ppo_args,
@@ -83,6 +84,7 @@ if args.load:
 elif args.resume:
     model = load_ppo(run.dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=env, device=args.device)
     model.tensorboard_log = str(run.dir)
+    continue_schedules(model, args.timesteps)  # prints what each schedule does from this step on
 else:
     model = PPO(
         speed.policy_class,  # "CnnPolicy"

@@ -41,7 +41,7 @@ from stable_baselines3.common.utils import explained_variance
 from torch.distributions.categorical import Categorical
 
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
-from rlbreakout.env_ids import env_settings, register_ale
+from rlbreakout.env_ids import EVAL_BACKEND, env_settings, register_ale
 from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.schedules import constant_schedule, linear_schedule
@@ -341,8 +341,8 @@ with run.training(model):  # timed; the weights are saved at the end (and on Ctr
                       1.0 - done_before / (num_iterations * batch_size), speed.autocast)
         run.log(stats, global_step)  # --- log: SB3's tags at env steps, so 2.3's curves overlay these
 
-# %% Evaluate: whole games (5 lives), unclipped scores, actions sampled as in training
-scores, lengths = run.evaluate(model, lambda n, seed: make_envs(args.env, n, seed, args.backend))
+# %% Evaluate: whole games (5 lives), unclipped scores, actions sampled as in training, on the classic stack
+scores, lengths = run.evaluate(model, lambda n, seed: make_envs(args.env, n, seed, EVAL_BACKEND))
 
 # %% Replay: a gif of the real screen (--gif-games 3 plays 9 games in a 3x3 grid)
 gif_path = run.replay(model, frame_stack=FRAME_STACK)

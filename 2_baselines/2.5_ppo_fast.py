@@ -39,6 +39,7 @@ import torch
 
 from rlbreakout.cli import parse_script_args
 from rlbreakout.definitions import load_definitions
+from rlbreakout.env_ids import EVAL_BACKEND
 from rlbreakout.errors import ConfigError
 from rlbreakout.scratch_run import ScratchRun
 from rlbreakout.speed.scratch_speed import overlap_pays, speed_levers, with_send_recv
@@ -146,8 +147,8 @@ with run.training(model):  # timed; the weights are saved at the end (and on Ctr
                           1.0 - done_before / (num_iterations * batch_size), speed.autocast)
         run.log(stats, global_step)
 
-# %% Evaluate: 2.4's whole-game evaluation
-scores, lengths = run.evaluate(model, lambda n, seed: ppo.make_envs(args.env, n, seed, args.backend))
+# %% Evaluate: 2.4's whole-game evaluation, on the classic stack whatever trained (FIRE after a lost life)
+scores, lengths = run.evaluate(model, lambda n, seed: ppo.make_envs(args.env, n, seed, EVAL_BACKEND))
 
 # %% Replay: a gif of the real screen (the C++ vector env keeps no RGB screen: SB3's stack plays it)
 gif_path = run.replay(model, frame_stack=ppo.FRAME_STACK)

@@ -46,6 +46,7 @@ from rlbreakout.training import (
     EVAL_SEED_OFFSET,
     LATEST_CHECKPOINT,
     MAX_EVAL_ENVS,
+    continue_schedules,
     load_policy,
     load_ppo,
     parse_ppo_args,
@@ -105,6 +106,7 @@ if args.load:  # --load MODEL: no training, just evaluate and replay a saved mod
 elif args.resume:  # --resume RUN_DIR: the checkpoint holds weights, optimiser and step count
     model = load_ppo(run.dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=env, device=args.device)
     model.tensorboard_log = str(run.dir)
+    continue_schedules(model, args.timesteps)  # prints what each schedule does from this step on
 else:
     model = PPO(
         speed.policy_class,  # "CnnPolicy"; with --fast the same network in the measured precision/layout

@@ -29,7 +29,7 @@ import optuna
 from rlbreakout.aimbot import COLOUR_CHOICES, CROP_CHOICES, PREDICTION_CHOICES
 from rlbreakout.callbacks import GameScoreCallback
 from rlbreakout.cli import parse_script_args
-from rlbreakout.env_ids import BREAKOUT_ENV_IDS
+from rlbreakout.env_ids import BREAKOUT_ENV_IDS, EVAL_BACKEND
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
@@ -179,4 +179,4 @@ else:
 # %% Summary
 sampled = sorted({t.params["env_id"] for t in study1.get_trials(deepcopy=False) if "env_id" in t.params})
 run.finish(timesteps=args.timesteps, promote_timesteps=args.promote_timesteps, **final, promoted_trials=promoted,
-           study1=short, sampled_env_ids=sampled)
+           study1=short, sampled_env_ids=sampled, backend="classic", eval_backend=EVAL_BACKEND)  # trials: classic envs

@@ -28,6 +28,7 @@ import optuna
 
 from rlbreakout.callbacks import GameScoreCallback
 from rlbreakout.cli import parse_script_args
+from rlbreakout.env_ids import EVAL_BACKEND
 from rlbreakout.envs import make_env
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.runs import Run
@@ -145,4 +146,4 @@ plots = save_study_plots(study, run.dir / "plots")
 result = study_summary(study, storage_url)
 print(f"best schedules: {result['best_params']} scored {result['best_value']}", flush=True)
 run.finish(timesteps=args.timesteps, eval_env=eval_id, trained_trials=trained, **result,
-           plots=[str(p) for p in plots])
+           plots=[str(p) for p in plots], backend="classic", eval_backend=EVAL_BACKEND)  # trials: classic envs

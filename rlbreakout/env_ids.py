@@ -34,6 +34,11 @@ WRAPPER_CHOICES: tuple[str, ...] = ("atari", "aimbot", "none")
 VEC_ENV_CHOICES: tuple[str, ...] = ("dummy", "subproc")
 #: ``classic``: gymnasium envs + SB3 wrappers in Python; ``ale_vector``: ale-py's C++ vector env.
 BACKEND_CHOICES: tuple[str, ...] = ("classic", "ale_vector")
+#: What each backend is, in the words a flag cell or a start line uses (``--fast (C++ vector envs)``).
+BACKEND_LABELS: dict[str, str] = {"classic": "classic envs", "ale_vector": "C++ vector envs"}
+#: Every evaluation (final and periodic) plays here, whatever backend trained the model: the
+#: classic stack presses FIRE after a lost life, and one eval env keeps scores comparable.
+EVAL_BACKEND = "classic"
 
 #: Frames per agent action, applied once (by the wrapper or by the emulator, never both).
 DEFAULT_FRAME_SKIP = 4

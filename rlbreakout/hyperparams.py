@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.schedules import SCHEDULE_CHOICES, Schedule, make_schedule
+from rlbreakout.schedules import DEFAULT_HALF_LIFE, SCHEDULE_CHOICES, Schedule, make_schedule
 
 #: The zoo's budget for Atari PPO; chapter scripts shorten it with --timesteps.
 ZOO_TIMESTEPS = 10_000_000
@@ -44,7 +44,8 @@ class PPOConfig:
     lr_schedule: str = _hp("linear", "learning-rate schedule", choices=SCHEDULE_CHOICES)
     clip_range: float = _hp(0.1, "initial PPO clip range")
     clip_schedule: str = _hp("linear", "clip-range schedule", choices=SCHEDULE_CHOICES)
-    half_life: float | None = _hp(None, "env steps per halving for exponential schedules (default: timesteps / 4)")
+    half_life: float | None = _hp(DEFAULT_HALF_LIFE, "env steps per halving of an exponential schedule, "
+                                  "whatever the run's length")
     ent_coef: float = _hp(0.01, "entropy bonus coefficient")
     vf_coef: float = _hp(0.5, "value-loss coefficient")
     gamma: float = _hp(0.99, "discount factor")
@@ -86,14 +87,15 @@ class PPOConfig:
 
     def learning_rate_schedule(self, total_timesteps: int) -> Schedule:
         return make_schedule(self.lr_schedule, self.learning_rate, total_timesteps=total_timesteps,
-                             half_life=self._half_life(total_timesteps))
+                             half_life=self._half_life())
 
     def clip_range_schedule(self, total_timesteps: int) -> Schedule:
         return make_schedule(self.clip_schedule, self.clip_range, total_timesteps=total_timesteps,
-                             half_life=self._half_life(total_timesteps))
+                             half_life=self._half_life())
 
-    def _half_life(self, total_timesteps: int) -> float:
-        return self.half_life or max(total_timesteps / 4, 1.0)
+    def _half_life(self) -> float:
+        """A fixed number of env steps (:data:`~rlbreakout.schedules.DEFAULT_HALF_LIFE` unless set), not a share of the run."""
+        return DEFAULT_HALF_LIFE if self.half_life is None else self.half_life
 
     def ppo_kwargs(self, total_timesteps: int) -> dict[str, Any]:
         """The keyword arguments of ``stable_baselines3.PPO`` this config sets, schedules built.

@@ -37,7 +37,7 @@ from rlbreakout.hyperparams import markdown_table
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import record_gif
 from rlbreakout.runs import Run
-from rlbreakout.speed.scratch_speed import SpeedLevers, finished_games
+from rlbreakout.speed.scratch_speed import SpeedLevers, finished_games, vector_env_backend
 from rlbreakout.training import EVAL_SEED_OFFSET, MAX_EVAL_ENVS, REPLAY_GIF
 
 MODEL_FILE = "model.pt"
@@ -114,6 +114,8 @@ class ScratchRun:
         self.iterations = 0
         self.first_iteration_seconds = 0.0
         self.model_path = self.dir / MODEL_FILE
+        #: the backend of the envs the final evaluation played on (summary.json's ``eval_backend``)
+        self.eval_backend: str | None = None
         self._started = time.perf_counter()
 
     def record_games(self, infos: dict[str, Any], global_step: int) -> None:
@@ -156,10 +158,18 @@ class ScratchRun:
         torch.save(model.state_dict(), self.model_path)
 
     def evaluate(self, model: torch.nn.Module, make_envs: VectorEnvFactory) -> tuple[list[float], list[int]]:
-        """``--eval-games`` whole games (5 lives) of ``model`` (:func:`acting_policy`), unclipped scores; prints them."""
+        """``--eval-games`` whole games (5 lives) of ``model`` (:func:`acting_policy`), unclipped scores; prints them.
+
+        The backend of the envs ``make_envs`` built is kept for summary.json (``eval_backend``).
+        """
+        def recorded(num_envs: int, seed: int) -> Any:
+            envs = make_envs(num_envs, seed)
+            self.eval_backend = vector_env_backend(envs)
+            return envs
+
         scores, lengths = [], []
         if self.args.eval_games:
-            scores, lengths = evaluate_games(acting_policy(model, self.speed), make_envs, self.args.eval_games,
+            scores, lengths = evaluate_games(acting_policy(model, self.speed), recorded, self.args.eval_games,
                                              self.args.seed + EVAL_SEED_OFFSET)
         print(f"scores of {len(scores)} whole games:", scores)
         return scores, lengths
@@ -186,4 +196,4 @@ class ScratchRun:
                                eval_lengths=lengths, gif_path=gif_path,
                                train_game_scores=self.train_scores[-SCORE_WINDOW:], n_envs=self.args.n_envs,
                                steps_per_second_after_first_iteration=steady, loss=self.args.loss,
-                               **self.speed.to_config(), **extra)
+                               **self.speed.to_config(), eval_backend=self.eval_backend, **extra)

@@ -18,6 +18,7 @@ from typing import Any
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.utils import FloatSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlbreakout.callbacks import (
@@ -29,13 +30,14 @@ from rlbreakout.callbacks import (
     StepCheckpointCallback,
 )
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
-from rlbreakout.env_ids import BACKEND_CHOICES, VEC_ENV_CHOICES, check_env_id
+from rlbreakout.env_ids import BACKEND_CHOICES, EVAL_BACKEND, VEC_ENV_CHOICES, check_env_id
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
 from rlbreakout.runs import Run, load_run_config, score_stats
+from rlbreakout.schedules import continue_schedule
 from rlbreakout.speed.fast import DEFAULT_N_EPOCHS, fast_settings
 from rlbreakout.speed.policies import policy_class
 
@@ -123,15 +125,19 @@ def speed_settings(args: argparse.Namespace, *, wrapper: str = "atari", wrapper_
                    env_kwargs: dict[str, Any] | None = None) -> Any:
     """What ``--fast``, ``--precision`` and ``--backend`` resolve to here.
 
-    A resumed run keeps the levers its config.json recorded, without measuring again.
+    A resumed run keeps the levers its config.json recorded, without measuring again. The
+    env backend chosen is written back to ``args.backend``, so config.json records the
+    backend ``--fast`` picked, not the flag's empty default.
     """
     levers = load_run_config(args.resume).get("levers") if getattr(args, "resume", None) else None
-    return fast_settings(
+    speed = fast_settings(
         args.fast, None if args.precision == "auto" else args.precision, args.backend, args.device,
         env_id=args.env, wrapper=wrapper, n_envs=args.n_envs, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs,
         batch_size=args.batch_size, levers=levers, verbose=True, timesteps=getattr(args, "timesteps", None),
         n_epochs=getattr(args, "n_epochs", DEFAULT_N_EPOCHS),
     )
+    args.backend = speed.backend
+    return speed
 
 
 def build_ppo(config: PPOConfig, env: VecEnv, *, timesteps: int, policy_kwargs: dict[str, Any] | None = None,
@@ -153,7 +159,7 @@ def make_eval_envs(env_ids: dict[str, str], n_games: int, *, seed: int, **env_op
     stalling policy could play to the frame limit) and keeps scores comparable across backends.
     """
     n_envs = min(n_games, MAX_EVAL_ENVS)
-    return {label: make_env(env_id, n_envs, seed=seed, **env_options) for label, env_id in env_ids.items()}
+    return {label: make_env(env_id, n_envs, seed=seed, backend=EVAL_BACKEND, **env_options) for label, env_id in env_ids.items()}
 
 
 def load_policy(path: str | Path, device: str = "auto") -> Any:
@@ -191,6 +197,27 @@ def steps_left(model: PPO, timesteps: int, run_dir: Path) -> int:
         raise RLBreakoutError(f"{run_dir} already has {model.num_timesteps} steps >= --timesteps {timesteps}; "
                               f"pass a larger --timesteps to extend it.")
     return remaining
+
+
+def continue_schedules(model: PPO, timesteps: int) -> None:
+    """Make a resumed model's schedules go on from the step it reached towards ``--timesteps``; one line each.
+
+    SB3 computes ``progress_remaining`` against the total of the ``learn`` call, so a run
+    extended to another ``--timesteps`` would see its schedules jump; each is continued by
+    :func:`~rlbreakout.schedules.continue_schedule` (a refusal names the fix). The total the
+    checkpoint trained towards is SB3's ``_total_timesteps``, saved with the model.
+    """
+    step, planned = int(model.num_timesteps), int(model._total_timesteps)
+    if timesteps <= step:  # nothing left to train: steps_left says so
+        return
+    lr, lr_line = continue_schedule(model.learning_rate, name="learning rate", flag="--lr-schedule", step=step,
+                                    planned_total=planned, new_total=timesteps)
+    clip, clip_line = continue_schedule(model.clip_range, name="clip range", flag="--clip-schedule", step=step,
+                                        planned_total=planned, new_total=timesteps)
+    model.learning_rate, model.clip_range = lr, FloatSchedule(clip)
+    model._setup_lr_schedule()
+    print(f"resumed at step {step:,} of {timesteps:,}: {lr_line}")
+    print(f"resumed at step {step:,} of {timesteps:,}: {clip_line}")
 
 
 def save_model(model: PPO, run_dir: Path, checkpoint: StepCheckpointCallback | None = None) -> Path:
@@ -267,7 +294,8 @@ def train_ppo(
                         levers=speed.levers, **(config_extra or {}))
     env_options = dict(frame_stack=config.frame_stack, wrapper=wrapper, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs)
     eval_envs = make_eval_envs(eval_ids, args.eval_episodes, seed=args.seed + EVAL_SEED_OFFSET, **env_options)
-    extra: dict[str, Any] = {"n_envs": args.n_envs, "backend": speed.backend, "precision": speed.precision}
+    extra: dict[str, Any] = {"n_envs": args.n_envs, "backend": speed.backend, "eval_backend": EVAL_BACKEND,
+                             "precision": speed.precision}
     if loaded is not None:
         model, model_path = loaded, Path(args.load)
         extra["loaded_model"] = str(args.load)
@@ -312,6 +340,7 @@ def _learn(args: argparse.Namespace, config: PPOConfig, run: Run, speed: Any, en
     if args.resume:
         model = load_ppo(run.dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=env, device=args.device)
         model.tensorboard_log = str(run.dir)
+        continue_schedules(model, args.timesteps)
     else:
         model = build_ppo(config, env, timesteps=args.timesteps, policy_kwargs=speed.policy_kwargs,
                           tensorboard_log=run.dir, seed=args.seed, device=args.device)

@@ -261,6 +261,8 @@ def test_fast_settings_keeps_the_measured_fastest(bf16: Callable[[bool], None], 
     assert speed.policy_kwargs["features_extractor_kwargs"] == {"bf16": supported, "channels_last": True}
     assert speed.policy_kwargs["optimizer_kwargs"] == {"eps": 1e-5, "fused": True}  # SB3's eps kept
     out = capsys.readouterr().out
+    assert out.startswith("fast: env backend ale_vector (C++ vector envs), recorded in config.json and summary.json; "
+                          "evaluation plays on the classic envs\n")
     assert f"fast: levers {expected} channels_last (ms per training minibatch of 256 on cpu: fp32 NCHW 400" in out
     assert "fast: backend=ale_vector" in out
 

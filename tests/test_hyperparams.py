@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import SB3_DEFAULT_PPO, ZOO_ATARI_PPO, PPOConfig, add_ppo_flags
-from rlbreakout.schedules import ExponentialSchedule
+from rlbreakout.schedules import DEFAULT_HALF_LIFE, ExponentialSchedule
 from rlbreakout.training import build_ppo
 
 TOTAL_STEPS = 1_000
@@ -114,3 +114,14 @@ def test_presets_are_configs_with_the_zoo_and_sb3_values() -> None:
 def test_validate_names_the_flag(changes: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         ZOO_ATARI_PPO.replace(**changes).validate()
+
+
+def test_default_exponential_schedules_agree_at_the_same_step_for_1e6_and_1e7_step_runs() -> None:
+    """The default half-life is a number of env steps, not a share of the run (issue 35)."""
+    config = ZOO_ATARI_PPO.replace(lr_schedule="exponential", clip_schedule="exponential")
+    step, short, long = 500_000, 1_000_000, 10_000_000
+    for schedule in ("learning_rate_schedule", "clip_range_schedule"):
+        at_short = getattr(config, schedule)(short)(1 - step / short)
+        at_long = getattr(config, schedule)(long)(1 - step / long)
+        assert at_short == pytest.approx(at_long)
+        assert at_short == pytest.approx(getattr(config, schedule.split("_schedule")[0]) * 0.5 ** (step / DEFAULT_HALF_LIFE))

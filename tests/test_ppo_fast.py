@@ -74,3 +74,4 @@ def test_tiny_run_end_to_end(logdir: Path) -> None:
     assert summary["overlap"] is overlap_pays(summary, 2) and summary["torch_threads"] == 1
     assert f"overlap: {'on' if summary['overlap'] else 'off'} (torch threads 1" in result.stdout
     assert summary["backend"] == "ale_vector" and summary["n_games"] == 1 and summary["steps_per_second"] > 0
+    assert summary["eval_backend"] == "classic"  # evaluation plays on the classic stack, whatever trained

@@ -329,8 +329,10 @@ def test_same_seed_gives_bit_identical_parameters(backend: str, tmp_path: Path) 
 @pytest.mark.slow
 def test_tiny_run_end_to_end(ppo: ModuleType, logdir: Path) -> None:
     result = run_script(SCRIPT, *TINY_FLAGS, "--eval-games", "1", "--gif-games", "1", "--gif-max-steps", "20",
-                        "--logdir", str(logdir))
+                        "--backend", "ale_vector", "--logdir", str(logdir))
     _, summary = summary_of(result)
+    # trained on the C++ vector envs, evaluated on the classic stack (FIRE after a lost life)
+    assert (summary["backend"], summary["eval_backend"]) == ("ale_vector", "classic")
     for key in ("script", "env_id", "timesteps", "seed", "run_dir", "wall_seconds", "steps_per_second",
                 "mean_reward", "median_reward", "model_path", "gif_path", "loss", "backend", "precision"):
         assert key in summary, key

@@ -53,6 +53,20 @@ def test_a_table_row_is_the_mean_of_per_seed_means_with_min_max() -> None:
     assert "0 of 1 (to run: 0)" in missing_row and "–" in missing_row
 
 
+def test_the_flag_cell_names_the_backend_fast_trained_on() -> None:
+    """From each entry's summary.json; a group not yet run names none."""
+    zoo = [plan for plan in CAMPAIGN if plan.name == "2.3_copying_hp_zoo" and plan.fast]
+    short = next(plan for plan in zoo if plan.timesteps == 1_000_000)
+    entry = entry_for(short, {NO_FRAMESKIP: 10.0, V5: 5.0})
+    for backend, label in (("ale_vector", "`--fast` (C++ vector envs)"), ("classic", "`--fast` (classic envs)")):
+        entry["summary"]["backend"] = backend
+        rows = [line for line in render_block("chapter2", {short.key: entry}).splitlines() if "2.3_copying" in line]
+        assert [row.split(" | ")[2] for row in rows] == [label if "1,000,000" in row else "`--fast`" for row in rows]
+    entry["summary"].pop("backend")  # a backend nobody recorded is not guessed
+    rows = [line for line in render_block("chapter2", {short.key: entry}).splitlines() if "2.3_copying" in line]
+    assert all(row.split(" | ")[2] == "`--fast`" for row in rows)
+
+
 def test_the_comparison_says_the_ratio_or_which_run_will_make_it() -> None:
     by_name = {(plan.name, plan.env_id, plan.seed): plan for plan in CAMPAIGN if plan.timesteps == 1_000_000}
     aimbot, zoo = by_name[("3.3_aimbot_training", NO_FRAMESKIP, 0)], by_name[("2.3_copying_hp_zoo", NO_FRAMESKIP, 0)]

@@ -1,4 +1,4 @@
-"""Schedules: values, readable reprs, and the scale-invariant exponential schedule."""
+"""Schedules: values, readable reprs, the scale-invariant exponential schedule, and continuing them on a resume."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import pickle
 import pytest
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.schedules import constant_schedule, exponential_schedule, linear_schedule, make_schedule
+from rlbreakout.schedules import (
+    ExponentialSchedule,
+    ReplannedLinearSchedule,
+    constant_schedule,
+    continue_schedule,
+    exponential_schedule,
+    linear_schedule,
+    make_schedule,
+)
 
 
 def progress_at(step: int, total: int) -> float:
@@ -59,3 +67,45 @@ def test_make_schedule_by_name_and_errors() -> None:
         make_schedule("cosine", 0.1)
     with pytest.raises(ConfigError, match="half_life"):
         exponential_schedule(1.0, 0, 100)
+
+
+def extend(schedule, step: int, planned: int, new_total: int):
+    return continue_schedule(schedule, name="learning rate", flag="--lr-schedule", step=step,
+                             planned_total=planned, new_total=new_total)
+
+
+@pytest.mark.parametrize("schedule", [constant_schedule(0.1), linear_schedule(0.1), exponential_schedule(0.1, 300, 1_000)])
+def test_a_resume_with_the_same_total_keeps_the_schedule(schedule) -> None:
+    kept, line = extend(schedule, 400, 1_000, 1_000)
+    assert kept is schedule and "goes on from step 400" in line
+
+
+@pytest.mark.parametrize("schedule", [linear_schedule(0.1), exponential_schedule(0.1, 300, 1_000), constant_schedule(0.1)])
+def test_an_extension_goes_on_from_the_value_it_had_when_it_stopped(schedule) -> None:
+    """SB3 recomputes progress against the extended total; the continued schedule has no jump."""
+    stopped = schedule(progress_at(400, 1_000))
+    continued, line = extend(schedule, 400, 1_000, 3_000)
+    assert continued(progress_at(400, 3_000)) == pytest.approx(stopped)
+    assert line.startswith(f"learning rate {repr(schedule).split('(')[0]}: ")
+
+
+def test_an_extended_linear_schedule_is_replanned_to_zero_over_the_steps_left() -> None:
+    continued, line = extend(linear_schedule(0.1), 400, 1_000, 3_000)
+    assert isinstance(continued, ReplannedLinearSchedule)
+    assert continued(progress_at(1_700, 3_000)) == pytest.approx(0.06 / 2)  # halfway from 0.06 at 400 to 0 at 3000
+    assert continued(progress_at(3_000, 3_000)) == 0.0
+    assert line == "learning rate linear: re-planned from 0.06 at step 400 to 0 at step 3,000 (over the 2,600 steps left)"
+    again, _ = extend(continued, 1_700, 3_000, 5_000)  # extended twice: still no jump
+    assert again(progress_at(1_700, 5_000)) == pytest.approx(0.03)
+
+
+def test_an_extended_exponential_schedule_keeps_halving_per_env_step() -> None:
+    continued, line = extend(exponential_schedule(0.8, 300, 1_000), 600, 1_000, 3_000)
+    assert isinstance(continued, ExponentialSchedule) and continued.total_timesteps == 3_000
+    assert continued(progress_at(900, 3_000)) == pytest.approx(0.1)  # 3 half-lives
+    assert line.startswith("learning rate exponential: keeps halving every 300 env steps, 0.2 at step 600")
+
+
+def test_a_finished_linear_schedule_cannot_be_extended_and_the_error_names_the_fix() -> None:
+    with pytest.raises(ConfigError, match=r"reached 0 at step 1,000.*--timesteps 2000.*--lr-schedule exponential"):
+        extend(linear_schedule(0.1), 1_000, 1_000, 2_000)

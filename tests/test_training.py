@@ -11,11 +11,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 from conftest import REPO_ROOT, TINY_PPO_FLAGS, scalar_steps
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
-from rlbreakout.training import CHECKPOINT_DIR, LATEST_CHECKPOINT, parse_ppo_args, ppo_parser, train_ppo, validate_ppo_args
+from rlbreakout.training import (
+    CHECKPOINT_DIR,
+    LATEST_CHECKPOINT,
+    build_ppo,
+    continue_schedules,
+    load_ppo,
+    parse_ppo_args,
+    ppo_parser,
+    train_ppo,
+    validate_ppo_args,
+)
 
 SCRIPT = "2_baselines/2.3_copying_hp_zoo.py"
 
@@ -76,8 +88,9 @@ def test_same_seed_identical_parameters_different_seed_different(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_resume_continues_step_count_schedule_and_tensorboard_curve(tmp_path: Path) -> None:
-    _, args = tiny_args(tmp_path, "--lr-schedule", "linear", "--n-steps", "16")
+def test_resume_continues_step_count_schedule_and_tensorboard_curve(tmp_path: Path, capsys) -> None:
+    _, args = tiny_args(tmp_path, "--lr-schedule", "exponential", "--clip-schedule", "exponential",
+                        "--half-life", "64", "--n-steps", "16")
     first = train_ppo(args, script=SCRIPT)
     run_dir = first.run_dir
     assert first.model.num_timesteps == 64
@@ -86,19 +99,80 @@ def test_resume_continues_step_count_schedule_and_tensorboard_curve(tmp_path: Pa
     resumed_args = parse_ppo_args(parser, ["--resume", str(run_dir), "--timesteps", "128"])
     assert resumed_args.n_steps == 16 and resumed_args.n_envs == 2
     second = train_ppo(resumed_args, script=SCRIPT)
+    assert "learning rate exponential: keeps halving every 64 env steps, 0.000125 at step 64" in capsys.readouterr().out
     assert second.run_dir == run_dir
     assert second.model.num_timesteps == 128
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 128 and summary["resumed_from_step"] == 64
-    # the linear schedule went on from the step count over the extended budget: the last update
-    # (after the rollout that ended at step 96 of 128) used a quarter of the initial rate
+    # the schedule kept halving every 64 env steps over the extended budget: the last update
+    # (after the rollout that ended at step 96 of 128) used 0.5 ** (96 / 64) of the initial rate
     last_step, last_rate = scalar_values(run_dir, "train/learning_rate")[-1]
     assert last_step == 128
-    assert last_rate == pytest.approx(ZOO_ATARI_PPO.learning_rate * (1 - 96 / 128), rel=1e-6)
+    assert last_rate == pytest.approx(ZOO_ATARI_PPO.learning_rate * 0.5 ** (96 / 64), rel=1e-6)
     assert second.model._total_timesteps == 128
     steps = scalar_steps(run_dir, "train/learning_rate")
     assert steps and max(steps) > 64 and min(steps) <= 64
     assert len({p.parent for p in run_dir.rglob("events.out.tfevents.*")}) == 1  # one curve folder
+
+
+@pytest.mark.slow
+def test_a_finished_linear_run_is_not_extended_and_the_error_names_the_fix(tmp_path: Path) -> None:
+    _, args = tiny_args(tmp_path)  # the zoo's linear schedules, at 0 after the 64 steps
+    run_dir = train_ppo(args, script=SCRIPT).run_dir
+    resumed = parse_ppo_args(ppo_parser("test", ZOO_ATARI_PPO, timesteps=999), ["--resume", str(run_dir), "--timesteps", "128"])
+    with pytest.raises(ConfigError, match="reached 0 at step 64.*--lr-schedule exponential"):
+        train_ppo(resumed, script=SCRIPT)
+
+
+class StopAt(BaseCallback):
+    """Stop ``learn`` at ``step`` env steps, as Ctrl-C or the campaign's deadline parks a run."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.step
+
+
+class ScheduleProbe(BaseCallback):
+    """The learning rate and clip range SB3 computes at each rollout start: its own progress formula."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[int, tuple[float, float]] = {}
+
+    def _on_rollout_start(self) -> None:
+        progress = 1.0 - self.model.num_timesteps / self.model._total_timesteps
+        self.values[self.model.num_timesteps] = (self.model.lr_schedule(progress), self.model.clip_range(progress))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "total"), [("linear", 192), ("linear", 320), ("exponential", 320), ("constant", 320)])
+def test_a_parked_run_resumes_its_schedules_from_the_step_it_reached(tmp_path: Path, kind: str, total: int) -> None:
+    """Trained towards 192 steps, parked at 64, resumed towards ``total``: no jump at step 64, and they go on."""
+    config = ZOO_ATARI_PPO.replace(n_envs=2, n_steps=32, batch_size=32, n_epochs=1, lr_schedule=kind,
+                                   clip_schedule=kind, half_life=100)
+    env = make_env("BreakoutNoFrameskip-v4", 2, seed=0)
+    model = build_ppo(config, env, timesteps=192, device="cpu", seed=0)
+    model.learn(192, callback=StopAt(64))
+    progress = 1.0 - model.num_timesteps / model._total_timesteps
+    stopped = (model.lr_schedule(progress), model.clip_range(progress))
+    model.save(tmp_path / "latest.zip")
+    resumed = load_ppo(tmp_path / "latest.zip", env=env, device="cpu")
+    continue_schedules(resumed, total)
+    probe = ScheduleProbe()
+    resumed.learn(total - resumed.num_timesteps, callback=probe, reset_num_timesteps=False)
+    env.close()
+    assert resumed.num_timesteps == total
+    assert probe.values[64] == pytest.approx(stopped)
+    lr, clip = probe.values[256 if total == 320 else 128]
+    steps_left = {"linear": (total - 256 if total == 320 else 64) / (total - 64), "constant": 1.0,
+                  "exponential": 0.5 ** ((256 - 64) / 100)}[kind]
+    assert (lr, clip) == pytest.approx((stopped[0] * steps_left, stopped[1] * steps_left))
 
 
 def scalar_values(run_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -116,7 +190,8 @@ def scalar_values(run_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 @pytest.mark.slow
 def test_resume_with_an_abbreviated_flag_extends_the_run(tmp_path: Path) -> None:
-    _, args = tiny_args(tmp_path, "--n-steps", "16")
+    # exponential schedules: a finished linear one is at 0 and refuses an extension
+    _, args = tiny_args(tmp_path, "--n-steps", "16", "--lr-schedule", "exponential", "--clip-schedule", "exponential")
     run_dir = train_ppo(args, script=SCRIPT).run_dir
     parser = ppo_parser("test", ZOO_ATARI_PPO, timesteps=999)
     resumed = parse_ppo_args(parser, ["--resume", str(run_dir), "--times", "128"])  # argparse's abbreviation
@@ -177,3 +252,5 @@ def test_a_resumed_fast_run_keeps_its_recorded_levers_without_measuring(tmp_path
                               n_envs=2, batch_size=32, resume=str(tmp_path))
     speed = speed_settings(args)
     assert speed.levers == {**recorded, "compile": False}  # recorded before compile was a lever: eager
+    # the backend --fast picked is written back to the flags, so config.json records it
+    assert args.backend == speed.backend == "ale_vector"

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlbreakout.env_ids import BACKEND_LABELS
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.results.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, MILLION, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
 from rlbreakout.results.ledger import GroupFigures, aggregate, env_label
@@ -62,9 +63,24 @@ def _seeds_cell(runs: Sequence[PlannedRun], figures: GroupFigures | None) -> str
     return text + (f" (to run: {', '.join(map(str, missing))})" if missing else "")
 
 
-def _flags(plan: PlannedRun) -> str:
+def _flags(plan: PlannedRun, backends: Sequence[str] = ()) -> str:
+    """The flags of a group; ``--fast`` names the env backend it trained on (``--fast (C++ vector envs)``)."""
     flags = " ".join(" ".join(tokens) for name, tokens in plan.flag_groups() if name not in DISPLAY_ONLY_FLAGS)
-    return f"`{flags}`" if flags else "defaults"
+    cell = f"`{flags}`" if flags else "defaults"
+    if plan.fast and backends:
+        cell += f" ({' / '.join(BACKEND_LABELS.get(b, b) for b in backends)})"
+    return cell
+
+
+def fast_backends(runs: Sequence[PlannedRun], ledger: Ledger) -> list[str]:
+    """The env backends a group's ``--fast`` runs trained on, as their summary.json recorded them.
+
+    A group not yet run names none: which backend ``--fast`` picks depends on the code that
+    will run it (3.3's aimbot view trained on the classic envs in the ledger's runs, and has
+    an ale_vector path since).
+    """
+    return sorted({backend for plan in runs if plan.key in ledger
+                   if (backend := ledger[plan.key].get("summary", {}).get("backend"))})
 
 
 def render_table(plans: Sequence[PlannedRun], ledger: Ledger, scripts: tuple[str, ...] | None) -> str:
@@ -81,7 +97,7 @@ def render_table(plans: Sequence[PlannedRun], ledger: Ledger, scripts: tuple[str
         if scripts is not None and first.name not in scripts:
             continue
         figures = group_figures(runs, ledger)
-        row = [first.label, f"`{first.name}.py`", _flags(first), first.env_id, f"{first.timesteps:,}",
+        row = [first.label, f"`{first.name}.py`", _flags(first, fast_backends(runs, ledger)), first.env_id, f"{first.timesteps:,}",
                _seeds_cell(runs, figures)]
         for env_id in eval_envs:
             for table in ("means", "medians"):
@@ -96,8 +112,9 @@ def render_table(plans: Sequence[PlannedRun], ledger: Ledger, scripts: tuple[str
     games = plans[0].eval_games
     lines.append("")
     lines.append(f"Each cell: the mean over seeds of each seed's mean (or median) over {games} whole games, "
-                 f"with the seeds' min–max when there are several. Runs not yet in `results/` show {MISSING}; "
-                 f"{HOW_TO_FILL} makes them.")
+                 f"with the seeds' min–max when there are several. `--fast (...)` names the env backend the runs "
+                 f"trained on, from their summary.json; evaluation plays on the classic envs whatever trained. "
+                 f"Runs not yet in `results/` show {MISSING}; {HOW_TO_FILL} makes them.")
     return "\n".join(lines)
 
 

@@ -47,7 +47,14 @@ from typing import Any
 import torch
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 
-from rlbreakout.env_ids import ALE_VECTOR_WRAPPERS, BACKEND_CHOICES, DEFAULT_ALE_THREADS, ale_vector_unsupported_reason
+from rlbreakout.env_ids import (
+    ALE_VECTOR_WRAPPERS,
+    BACKEND_CHOICES,
+    BACKEND_LABELS,
+    DEFAULT_ALE_THREADS,
+    EVAL_BACKEND,
+    ale_vector_unsupported_reason,
+)
 from rlbreakout.errors import ConfigError
 from rlbreakout.speed.allocator import keep_freed_memory
 from rlbreakout.speed.hardware import resolve_device, resolve_precision
@@ -139,7 +146,7 @@ class SpeedSettings:
 
     def to_config(self) -> dict[str, Any]:
         """JSON-ready, for config.json; ``fast_settings(..., levers=<this dict>)`` reuses the choice."""
-        return {"backend": self.backend, **self.levers, "torch_threads": self.torch_threads,
+        return {"backend": self.backend, "eval_backend": EVAL_BACKEND, **self.levers, "torch_threads": self.torch_threads,
                 "ale_threads": self.ale_threads, "keeps_freed_memory": self.keeps_freed_memory,
                 "notes": list(self.notes), "timings_ms": {k: round(v * 1000, 2) for k, v in self.timings.items()},
                 "compile_seconds": None if self.compile_seconds is None else round(self.compile_seconds, 2),
@@ -206,6 +213,9 @@ def fast_settings(
     where = resolve_device(device)  # resolved once; everything below is handed the result
     notes: list[str] = []
     backend = _choose_backend(fast, backend, env_id, wrapper, env_kwargs, wrapper_kwargs, notes)
+    if verbose and fast:  # first, before any measuring: what the games will run on
+        print(f"fast: env backend {backend} ({BACKEND_LABELS[backend]}), recorded in config.json and summary.json; "
+              f"evaluation plays on the {BACKEND_LABELS[EVAL_BACKEND]}", flush=True)
     explicit = resolve_precision(precision, where) if precision is not None else None
     if not fast:
         chosen = {"precision": explicit or "fp32", "channels_last": False, "compile": False}

@@ -47,6 +47,11 @@ LAYOUT_BATCH_SIZE = 256
 
 
 # %% The ALE vector env, in gymnasium's vector API
+def vector_env_backend(envs: Any) -> str:
+    """``ale_vector`` for ale-py's C++ vector env (under any wrappers), else ``classic``: what a run played on."""
+    return "ale_vector" if isinstance(getattr(envs, "unwrapped", envs), AtariVectorEnv) else "classic"
+
+
 class ClipRewardKeepScore(gym.vector.VectorWrapper):
     """Atari detail 5 for the ALE vector env, in Python, after adding up the unclipped score.
 
