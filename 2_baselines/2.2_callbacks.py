@@ -35,11 +35,10 @@ from rlbreakout.runs import Run
 from rlbreakout.training import (
     CHECKPOINT_DIR,
     EVAL_SEED_OFFSET,
-    LATEST_CHECKPOINT,
     MAX_EVAL_ENVS,
     continue_schedules,
+    load_checkpoint,
     load_policy,
-    load_ppo,
     parse_ppo_args,
     ppo_parser,
     save_model,
@@ -82,7 +81,7 @@ eval_env = make_env(args.env, min(args.eval_episodes, MAX_EVAL_ENVS), seed=args.
 if args.load:
     model = load_policy(args.load, device=args.device)
 elif args.resume:
-    model = load_ppo(run.dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=env, device=args.device)
+    model = load_checkpoint(run.dir, env=env, device=args.device)  # latest.zip, else previous.zip
     model.tensorboard_log = str(run.dir)
     continue_schedules(model, args.timesteps)  # prints what each schedule does from this step on
 else:

@@ -34,12 +34,15 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.scalar.metadata import create_summary_metadata
 
 from rlbreakout.errors import ConfigError
+from rlbreakout.files import atomic_path
 from rlbreakout.progress import ProgressLine
 from rlbreakout.runs import score_stats
 from rlbreakout.tags import description
 
 BEST_MODEL_FILE = "best_model.zip"
 LATEST_CHECKPOINT = "latest.zip"
+#: The checkpoint before the latest: ``--resume`` falls back to it when ``latest.zip`` is damaged.
+PREVIOUS_CHECKPOINT = "previous.zip"
 
 
 class DescribedWriter:
@@ -204,7 +207,8 @@ class MultiEnvEvalCallback(EventCallback):
             self.best_score = score
             self.best_mean_reward = self.last_mean_reward
             if self.best_model_save_path is not None:
-                self.model.save(self.best_model_save_path / BEST_MODEL_FILE)
+                with atomic_path(self.best_model_save_path / BEST_MODEL_FILE) as partial:
+                    self.model.save(partial)
         continue_training = self.after_evaluation(results)
         if self.callback is not None:
             continue_training = continue_training and self._on_event()
@@ -277,7 +281,8 @@ class StepCheckpointCallback(BaseCallback):
 
     The model zip holds the weights, optimiser state and ``num_timesteps``; the
     schedules are functions of progress, so they resume from the step count alone.
-    ``latest.zip`` always points at the newest checkpoint.
+    ``latest.zip`` always points at the newest checkpoint and ``previous.zip`` at the one
+    before it (the last two are kept: see :func:`rlbreakout.training.load_checkpoint`).
     """
 
     def __init__(self, save_freq: int, save_dir: str | os.PathLike[str], verbose: int = 0) -> None:
@@ -287,6 +292,8 @@ class StepCheckpointCallback(BaseCallback):
         self.save_freq = int(save_freq)
         self.save_dir = Path(save_dir)
         self.next_save_step = self.save_freq
+        #: The steps of the checkpoint this callback wrote last: the same steps are not written twice.
+        self.saved_step: int | None = None
 
     def _init_callback(self) -> None:
         self.save_dir.mkdir(parents=True, exist_ok=True)
@@ -301,18 +308,21 @@ class StepCheckpointCallback(BaseCallback):
         return True
 
     def save(self) -> Path:
-        """Write ``latest.zip`` (atomically: a Ctrl-C mid-write cannot corrupt it).
+        """Write ``latest.zip`` and keep the one it replaces as ``previous.zip``.
 
-        A Ctrl-C during the write is held until the file is complete, then raised: raised
-        inside ``torch.save`` it would surface as a RuntimeError from the zip writer, a
-        traceback instead of the clean interrupt that saves a checkpoint and says how to resume.
+        The write is atomic (:func:`rlbreakout.files.atomic_path`): a kill or a full disk
+        mid-write leaves the last complete checkpoint in place (a full disk: one line naming
+        the path and the space left). A Ctrl-C during the write is held until the file is
+        complete, then raised: raised inside ``torch.save`` it would surface as a RuntimeError
+        from the zip writer, a traceback instead of the clean interrupt that saves a
+        checkpoint and says how to resume.
         """
-        self.save_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.save_dir / "latest.tmp.zip"
-        with ctrl_c_held():
-            self.model.save(tmp)
         final = self.save_dir / LATEST_CHECKPOINT
-        os.replace(tmp, final)
+        if self.saved_step == self.model.num_timesteps and final.is_file():
+            return final  # e.g. the end of training right after a periodic checkpoint
+        with ctrl_c_held(), atomic_path(final, keep_previous=self.save_dir / PREVIOUS_CHECKPOINT) as partial:
+            self.model.save(partial)
+        self.saved_step = self.model.num_timesteps
         if self.verbose:
             print(f"checkpoint at {self.model.num_timesteps} steps: {final}", flush=True)
         return final

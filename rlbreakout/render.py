@@ -20,6 +20,7 @@ import numpy as np
 
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
+from rlbreakout.files import atomic_path
 from rlbreakout.frames import GRID_GAP, agent_view_frame, side_by_side, tile_grid
 
 #: Gifs committed to the repo must stay under this size (DEVELOPERS.md).
@@ -63,7 +64,8 @@ def write_gif(
     path.parent.mkdir(parents=True, exist_ok=True)
     chosen, frame_fps = list(frames), float(fps)
     while True:
-        imageio.mimsave(path, chosen, duration=1000.0 / frame_fps, loop=0)
+        with atomic_path(path) as partial:  # a full disk keeps the previous gif and says so in one line
+            imageio.mimsave(partial, chosen, format="GIF", duration=1000.0 / frame_fps, loop=0)
         if path.stat().st_size <= max_bytes or len(chosen) <= 2:
             return path
         chosen, frame_fps = chosen[::2], max(frame_fps / 2, 1.0)

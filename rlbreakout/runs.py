@@ -27,6 +27,7 @@ import torch
 
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.expected_time import expected_time_line, measured_speed
+from rlbreakout.files import write_text_atomic
 from rlbreakout.provenance import gpu_model, provenance
 
 #: Keys every summary.json carries (the tutorial's CLI contract); evaluation and model keys
@@ -81,10 +82,10 @@ def _jsonable(value: Any) -> Any:
 
 def save_run_config(run_dir: Path, config: dict[str, Any], argv: list[str] | None = None) -> None:
     """Write ``config.json`` and ``command.txt`` so the run can be reproduced from its folder."""
-    (run_dir / CONFIG_FILE).write_text(json.dumps(_jsonable(config), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(run_dir / CONFIG_FILE, json.dumps(_jsonable(config), indent=2, sort_keys=True) + "\n")
     argv = sys.argv if argv is None else argv
     command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *argv])
-    (run_dir / COMMAND_FILE).write_text(command + "\n")
+    write_text_atomic(run_dir / COMMAND_FILE, command + "\n")
 
 
 def load_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any], *, announce: bool = True) -> Path:
-    """Write ``summary.json`` into ``run_dir`` and, by convention, print its path last.
+    """Write ``summary.json`` into ``run_dir`` (whole or not at all) and, by convention, print its path last.
 
     Missing required keys are a programming error, so they raise ``KeyError`` here
     rather than produce a summary that downstream tools cannot read.
@@ -102,7 +103,7 @@ def write_summary(run_dir: Path, summary: dict[str, Any], *, announce: bool = Tr
     if missing:
         raise KeyError(f"summary.json is missing required keys: {missing}")
     path = Path(run_dir) / SUMMARY_FILE
-    path.write_text(json.dumps(_jsonable(summary), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(_jsonable(summary), indent=2, sort_keys=True) + "\n")
     if announce:
         print(path, flush=True)
     return path

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from rlbreakout.callbacks import (
     LATEST_CHECKPOINT,
+    PREVIOUS_CHECKPOINT,
     GameScoreCallback,
     HyperparamTableCallback,
     MultiEnvEvalCallback,
@@ -33,6 +36,7 @@ from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import BACKEND_CHOICES, EVAL_BACKEND, VEC_ENV_CHOICES, check_env_id
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.files import atomic_path, link_or_copy
 from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
@@ -42,6 +46,8 @@ from rlbreakout.speed.fast import DEFAULT_N_EPOCHS, fast_settings
 from rlbreakout.speed.policies import policy_class
 
 CHECKPOINT_DIR = "checkpoints"
+#: A damaged ``latest.zip`` that ``--resume`` stepped over is kept under this name, for a look.
+DAMAGED_SUFFIX = ".damaged"
 FINAL_MODEL_FILE = "model.zip"
 #: Policy weights without optimiser state (a third of model.zip), loadable with ``--load``.
 POLICY_FILE = "policy.pt"
@@ -98,7 +104,8 @@ def ppo_parser(
 def parse_ppo_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the flags; ``--resume RUN_DIR`` needs that run's checkpoint (see :func:`~rlbreakout.cli.parse_script_args`)."""
     args = parse_script_args(parser, argv)
-    if args.resume and not (Path(args.resume) / CHECKPOINT_DIR / LATEST_CHECKPOINT).is_file():
+    if args.resume and not any((Path(args.resume) / CHECKPOINT_DIR / name).is_file()
+                               for name in (LATEST_CHECKPOINT, PREVIOUS_CHECKPOINT)):
         raise RLBreakoutError(
             f"cannot resume {args.resume}: no {CHECKPOINT_DIR}/{LATEST_CHECKPOINT} in it. "
             f"Pass the run folder printed by the first run (it holds summary.json or checkpoints/)."
@@ -190,6 +197,32 @@ def load_ppo(path: str | Path, env: Any = None, device: str = "auto") -> PPO:
         raise RLBreakoutError(f"cannot load model {path}: {type(exc).__name__}: {exc}. Is it a complete SB3 PPO .zip?") from exc
 
 
+def load_checkpoint(run_dir: str | Path, env: Any = None, device: str = "auto") -> PPO:
+    """The run's ``checkpoints/latest.zip``; a damaged one falls back to ``previous.zip`` with one line.
+
+    A checkpoint is written atomically, so a damaged one comes from outside (a copy cut
+    short, a disk error). The damaged file is kept as ``latest.zip.damaged`` and the previous
+    checkpoint becomes the latest, so the next checkpoint again keeps two good ones.
+    """
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    latest, previous = folder / LATEST_CHECKPOINT, folder / PREVIOUS_CHECKPOINT
+    try:
+        return load_ppo(latest, env=env, device=device)
+    except RLBreakoutError as exc:
+        if not previous.is_file():
+            raise RLBreakoutError(f"cannot resume {run_dir}: {latest} is unusable and there is no {PREVIOUS_CHECKPOINT} "
+                                  f"to fall back to ({exc}). Start the run again without --resume.") from exc
+        model = load_ppo(previous, env=env, device=device)
+        if latest.exists():
+            os.replace(latest, latest.with_name(latest.name + DAMAGED_SUFFIX))
+        with atomic_path(latest) as partial:
+            link_or_copy(previous, partial)
+        print(f"{latest} is unusable; resuming from the checkpoint before it, {previous} "
+              f"({model.num_timesteps:,} steps); the damaged file is kept as {latest.name}{DAMAGED_SUFFIX}.",
+              file=sys.stderr, flush=True)
+        return model
+
+
 def steps_left(model: PPO, timesteps: int, run_dir: Path) -> int:
     """Env steps still to train towards ``--timesteps`` (a resumed run has some already)."""
     remaining = int(timesteps) - int(model.num_timesteps)
@@ -228,8 +261,10 @@ def save_model(model: PPO, run_dir: Path, checkpoint: StepCheckpointCallback | N
     """
     model.logger.dump(model.num_timesteps)
     path = Path(run_dir) / FINAL_MODEL_FILE
-    model.save(path)
-    model.policy.save(str(Path(run_dir) / POLICY_FILE))
+    with atomic_path(path) as partial:
+        model.save(partial)
+    with atomic_path(Path(run_dir) / POLICY_FILE) as partial:
+        model.policy.save(str(partial))
     if checkpoint is not None:
         checkpoint.save()
     return path
@@ -338,7 +373,7 @@ def _learn(args: argparse.Namespace, config: PPOConfig, run: Run, speed: Any, en
                    ale_threads=speed.ale_threads,
                    **env_options)
     if args.resume:
-        model = load_ppo(run.dir / CHECKPOINT_DIR / LATEST_CHECKPOINT, env=env, device=args.device)
+        model = load_checkpoint(run.dir, env=env, device=args.device)
         model.tensorboard_log = str(run.dir)
         continue_schedules(model, args.timesteps)
     else:

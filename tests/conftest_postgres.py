@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,8 +40,8 @@ import optuna
 from rlbreakout.tune.storage import open_storage, worker_seed
 from rlbreakout.tune.workers import run_worker
 
-url, name, n_trials, markers, sleep, heartbeat, grace, seed = sys.argv[1:]
-storage = open_storage(url, heartbeat_interval=int(heartbeat), grace_period=int(grace))
+url, name, n_trials, markers, sleep, heartbeat, grace, seed, outage = sys.argv[1:]
+storage = open_storage(url, heartbeat_interval=int(heartbeat), grace_period=int(grace), outage_seconds=float(outage))
 sampler = optuna.samplers.RandomSampler(seed=worker_seed(storage, name, int(seed)))
 study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
                             load_if_exists=True)
@@ -60,11 +60,15 @@ print(json.dumps(run_worker(study, objective, int(n_trials), poll_seconds=float(
 
 def start_worker(
     url: str, study_name: str, n_trials: int, markers: Path, *,
-    sleep: float, heartbeat: int = 1, grace: int = 2, seed: int = 0,
+    sleep: float, heartbeat: int = 1, grace: int = 2, seed: int = 0, outage: float = 60.0,
 ) -> subprocess.Popen[str]:
-    """A worker process running cheap trials until the study holds ``n_trials`` finished ones."""
+    """A worker process running cheap trials until the study holds ``n_trials`` finished ones.
+
+    ``outage``: how long it rides out a lost database before it exits (see rlbreakout/tune/outage.py).
+    """
     markers.mkdir(parents=True, exist_ok=True)
-    args = [url, study_name, str(n_trials), str(markers), str(sleep), str(heartbeat), str(grace), str(seed)]
+    args = [url, study_name, str(n_trials), str(markers), str(sleep), str(heartbeat), str(grace), str(seed),
+            str(outage)]
     return subprocess.Popen([sys.executable, "-c", WORKER_CODE, *args], cwd=REPO_ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -92,9 +96,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PostgresServer:
+    """A running test server: its URL, and a crash and a restart on demand."""
+
+    def __init__(self, url: str, crash: Callable[[], None], start: Callable[[], None]) -> None:
+        self.url, self.crash, self.start = url, crash, start
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Start PostgreSQL on a free 127.0.0.1 port; yield a SQLAlchemy URL to a fresh database."""
+    with postgres_handle() as server:
+        yield server.url
+
+
+@contextmanager
+def postgres_handle() -> Iterator[PostgresServer]:
+    """Start PostgreSQL on a free 127.0.0.1 port; yield it, with a fresh database.
+
+    ``crash()`` stops it the way a crash does (``pg_ctl stop -m immediate``: every process
+    quits at once, no shutdown checkpoint, recovery on the next start); ``start()`` starts it again.
+    """
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         message = (f"no PostgreSQL server binaries under {POSTGRES_BIN_GLOB}; "
@@ -118,15 +140,23 @@ def postgres_server() -> Iterator[str]:
             server_log = log.read_text()[-2000:] if log.exists() else ""
             raise AssertionError(f"{' '.join(cmd)} failed: {result.stdout}{result.stderr}{server_log}")
 
-    try:
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=trust", "--no-sync", "-E", "UTF8")
-        options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
+
+    def start() -> None:
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w",
             "-t", str(SERVER_START_TIMEOUT_S), "start")
+
+    def crash() -> None:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+
+    try:
+        run(str(bin_dir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=trust", "--no-sync", "-E", "UTF8")
+        start()
         try:
             run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER, TEST_DATABASE)
-            yield f"postgresql+psycopg2://{POSTGRES_USER}@127.0.0.1:{port}/{TEST_DATABASE}"
+            yield PostgresServer(f"postgresql+psycopg2://{POSTGRES_USER}@127.0.0.1:{port}/{TEST_DATABASE}", crash, start)
         finally:
-            run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, timeout=SERVER_START_TIMEOUT_S)  # already stopped by a test: fine
     finally:
         shutil.rmtree(base, ignore_errors=True)

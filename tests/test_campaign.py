@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -204,3 +205,56 @@ def test_campaign_script_lists_the_plan(tmp_path: Path) -> None:
     assert part.stdout.splitlines()[0].startswith("0 of 2 planned runs")
     typo = run_script("pictures/campaign.py", "--only", "2.9", expect_ok=False)
     assert typo.returncode == 2 and "--only 2.9 matches no planned run" in typo.stderr
+
+
+def test_campaign_script_names_a_ledger_file_broken_by_a_hand_edit_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    broken = tmp_path / "results" / "2.1_envs.json"
+    broken.write_text('{"key": "2.1_envs"')  # cut short
+    result = run_script("pictures/campaign.py", "--list", "--ledger", str(tmp_path / "results"),
+                        "--logdir", str(tmp_path / "runs"), "--in-progress", str(tmp_path / "in_progress"),
+                        expect_ok=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(broken) in line and "not valid JSON" in line and "line 1 column" in line
+
+
+#: A real campaign whose child is a stand-in that waits: it holds the lock while "training".
+CAMPAIGN_HOLDER = """
+import sys
+from pathlib import Path
+from rlbreakout.results.campaign import ChildRun, PlannedRun, run_campaign
+logdir, waiter = Path(sys.argv[1]), sys.argv[2]
+plan = PlannedRun("1_gym/1.3_train.py", "BreakoutNoFrameskip-v4", 0, 128, (), eval_games=1, label="tiny")
+run_campaign([plan], 1.0, ledger_dir=logdir / "ledger", logdir=logdir, child=ChildRun(python=waiter), dirty=False,
+             in_progress=logdir / "in_progress")
+"""
+
+
+def test_a_second_campaign_refuses_naming_the_running_one_and_a_killed_one_leaves_no_lock(tmp_path: Path) -> None:
+    logdir, started = tmp_path / "runs", tmp_path / "child_started"
+    waiter = tmp_path / "waiter.sh"
+    waiter.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 600\n")
+    waiter.chmod(0o755)
+    flags = ["--logdir", str(logdir), "--ledger", str(tmp_path / "ledger"), "--in-progress", str(tmp_path / "ip"),
+             "--only", "1.3_train"]
+    # its own session, so the kill below reaches the stand-in child too (and nothing else)
+    holder = subprocess.Popen([sys.executable, "-c", CAMPAIGN_HOLDER, str(logdir), str(waiter)], cwd=REPO_ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():  # an event: the campaign started its run
+            assert holder.poll() is None, holder.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "the holding campaign never started its run"
+            time.sleep(0.05)
+        # hours too short for any run: refused by the lock, or (were the lock broken) skipping, never training
+        second = run_script("pictures/campaign.py", "--hours", "0.0001", *flags, expect_ok=False)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        (line,) = second.stderr.strip().splitlines()
+        assert f"another campaign is running on this repository (pid {holder.pid}, started " in line
+        assert f"running {PlannedRun('1_gym/1.3_train.py', 'BreakoutNoFrameskip-v4', 0, 128, ()).key}" in line
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)  # our own holder and its stand-in child, as kill -9 would
+        holder.wait(timeout=30)
+    after = run_script("pictures/campaign.py", "--hours", "0.0001", *flags)  # no stuck lock: it runs (and skips)
+    assert "skipped 1.3_train" in after.stdout

@@ -129,3 +129,14 @@ def test_each_exported_model_is_the_file_its_record_names() -> None:
 def test_a_model_block_without_its_record_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RLBreakoutError, match="export_best_policy.py"):
         render_model("nothing", {}, models_dir=tmp_path)
+
+
+def test_make_tables_names_a_ledger_file_broken_by_a_hand_edit_in_one_line(tmp_path: Path) -> None:
+    ledger_dir = tmp_path / "results"
+    ledger_dir.mkdir()
+    broken = ledger_dir / "1.3_train.json"
+    broken.write_text('{"key": "1.3_train", "summary": {"seed": 0,}}\n')  # a trailing comma
+    result = run_script("pictures/make_tables.py", "--check", "--ledger", str(ledger_dir), expect_ok=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(broken) in line and "line 1 column" in line and "restore it with git" in line

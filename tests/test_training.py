@@ -11,17 +11,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from conftest import REPO_ROOT, TINY_PPO_FLAGS, scalar_steps
+from rlbreakout.callbacks import PREVIOUS_CHECKPOINT, StepCheckpointCallback
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.training import (
     CHECKPOINT_DIR,
+    DAMAGED_SUFFIX,
     LATEST_CHECKPOINT,
     build_ppo,
     continue_schedules,
+    load_checkpoint,
     load_ppo,
     parse_ppo_args,
     ppo_parser,
@@ -254,3 +258,29 @@ def test_a_resumed_fast_run_keeps_its_recorded_levers_without_measuring(tmp_path
     assert speed.levers == {**recorded, "compile": False}  # recorded before compile was a lever: eager
     # the backend --fast picked is written back to the flags, so config.json records it
     assert args.backend == speed.backend == "ale_vector"
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path, capsys) -> None:
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=32, batch_size=32, device="cpu", seed=0)
+    callback = StepCheckpointCallback(0, tmp_path / CHECKPOINT_DIR)
+    callback.init_callback(model)
+    for steps in (32, 64):
+        model.num_timesteps = steps
+        latest = callback.save()
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # a copy cut short
+    capsys.readouterr()
+
+    assert load_checkpoint(tmp_path).num_timesteps == 32
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(latest) in err[0] and PREVIOUS_CHECKPOINT in err[0] and "32 steps" in err[0]
+    assert (latest.parent / f"{LATEST_CHECKPOINT}{DAMAGED_SUFFIX}").is_file()  # kept for a look
+    assert load_checkpoint(tmp_path).num_timesteps == 32  # latest.zip is whole again
+    assert capsys.readouterr().err == ""
+
+    (latest.parent / PREVIOUS_CHECKPOINT).unlink()
+    latest.unlink()
+    latest.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(RLBreakoutError) as caught:
+        load_checkpoint(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and f"no {PREVIOUS_CHECKPOINT}" in message and "without --resume" in message

@@ -9,6 +9,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
+from conftest import run_script
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.tune.storage import (
     STORAGE_ENV_VAR,
@@ -95,3 +96,24 @@ def test_a_missing_study_is_one_line_naming_the_studies_there(tmp_path: Path) ->
     require_study(storage, "there", url)  # no error
     with pytest.raises(RLBreakoutError, match=r"no study 'gone' in sqlite:///.*; it holds: there\. Pass --study-name"):
         require_study(storage, "gone", url)
+
+
+def test_a_damaged_sqlite_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    good = tmp_path / "good.db"
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{good}"), study_name="kept")
+    for number in range(3):  # a few pages of trials, so that cutting the file loses tables
+        study.add_trial(create_trial(params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, value=number,
+                                     user_attrs={"notes": "n" * 20_000}))
+    cut, garbage = tmp_path / "cut.db", tmp_path / "garbage.db"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a copy cut short
+    garbage.write_bytes(b"SQLite format 2\0" + bytes(range(256)) * 8)  # not a database at all
+    for path, reason in ((cut, "database disk image is malformed"), (garbage, "file is not a database")):
+        with pytest.raises(RLBreakoutError) as caught:
+            open_storage(f"sqlite:///{path}")
+        message = str(caught.value)
+        assert message.startswith(f"Optuna storage file {path} is damaged: {reason}.") and "\n" not in message
+    result = run_script("4_tuning/4.0_study_explore.py", "--storage", f"sqlite:///{cut}", "--study-name", "kept",
+                        "--logdir", str(tmp_path / "runs"), expect_ok=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: Optuna storage file {cut} is damaged")

@@ -15,14 +15,16 @@ and a run folder per attempt give all three.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.files import exclusive_lock
 from rlbreakout.results.child_run import INTERRUPTED_EXIT, ChildRun, in_repo
 from rlbreakout.results.ledger import LEDGER_DIR, Evaluation, build_entry, read_ledger, write_entry
 from rlbreakout.results.long_runs import (
@@ -49,6 +51,8 @@ EVAL_ENVS: tuple[str, ...] = (NO_FRAMESKIP, V5)
 EVAL_GAMES = 20
 #: Where the campaign's run folders go (git-ignored, like every run folder).
 CAMPAIGN_LOGDIR = REPO_ROOT / "runs" / "campaign"
+#: Held (flock) by a running campaign in its logdir, with its pid and run written in it.
+LOCK_FILE = "campaign.lock"
 MILLION = 1_000_000
 #: The published budget of the zoo and of the original tutorial's aimbot ("7 hours on my pc").
 LONG_RUN_STEPS = 10 * MILLION
@@ -397,9 +401,23 @@ def run_campaign(plans: Sequence[PlannedRun], hours: float, *, ledger_dir: Path 
 
     A run that spans sittings (:attr:`PlannedRun.spans_sittings`) is trained anyway, until the
     hours are up; then it saves a checkpoint, is parked, and the campaign stops. Returns the
-    ledger files written. A run that fails stops the campaign with one line.
+    ledger files written. A run that fails stops the campaign with one line, and so does a
+    second campaign on the same ``logdir`` (:data:`LOCK_FILE` names the running one).
     """
-    child = child or ChildRun()
+    holder = f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M')}"
+    with exclusive_lock(logdir / LOCK_FILE, holder, _refusal) as lock:
+        return _run_plans(plans, hours, ledger_dir, logdir, child or ChildRun(), dirty, allow_dirty, in_progress,
+                          lambda plan: lock.note(f"{holder}, running {plan.key}"))
+
+
+def _refusal(holder: str) -> str:
+    return (f"another campaign is running on this repository ({holder}); wait for it to end, or stop it "
+            f"(kill -INT <its pid>: it keeps its checkpoint) and start this one again.")
+
+
+def _run_plans(plans: Sequence[PlannedRun], hours: float, ledger_dir: Path, logdir: Path, child: ChildRun,
+               dirty: bool | None, allow_dirty: bool, in_progress: Path, starting: Callable[[PlannedRun], None]
+               ) -> list[Path]:
     deadline = time.monotonic() + hours * 3600
     written = []
     for plan in plans:
@@ -413,6 +431,7 @@ def run_campaign(plans: Sequence[PlannedRun], hours: float, *, ledger_dir: Path 
             print(f"skipped {status.plan.key}: expected {status.estimate.text()}, {left / 60:.0f} min left", flush=True)
             continue
         require_clean_tree(git_dirty() if dirty is None else dirty, allow_dirty)  # evaluation runs code too
+        starting(plan)  # the lock file names the run now training
         timed = ChildRun(child.python, child.echo, child.root, deadline if plan.spans_sittings else None,
                          lambda started, plan=plan: may_stop(plan, logdir, started))
         path = complete(status.plan, logdir, ledger_dir, timed, in_progress)

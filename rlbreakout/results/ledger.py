@@ -14,7 +14,6 @@ mean across seeds of each seed's mean (and median), with the seeds' min and max.
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 
 
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.files import write_text_atomic
 from rlbreakout.provenance import REPO_ROOT, machine_label
 from rlbreakout.results.plots import read_scalars, scalar_events_per_file
 from rlbreakout.runs import COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE, sanitize_env_id
@@ -148,17 +148,13 @@ def dumps(entry: Mapping[str, Any]) -> str:
 
 
 def write_entry(entry: Mapping[str, Any], ledger_dir: Path = LEDGER_DIR) -> Path:
-    """Write the entry atomically (a killed process leaves no half file); refuse an oversized one."""
+    """Write the entry atomically (a killed process or a full disk leaves no half file); refuse an oversized one."""
     text = dumps(entry)
     if len(text.encode()) > MAX_LEDGER_BYTES:
         raise RLBreakoutError(f"ledger entry {entry['key']} is {len(text.encode())} bytes, over {MAX_LEDGER_BYTES}; "
                               f"thin its curves (MAX_CURVE_POINTS).")
     ledger_dir.mkdir(parents=True, exist_ok=True)
-    path = ledger_dir / ledger_name(str(entry["key"]))
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-    return path
+    return write_text_atomic(ledger_dir / ledger_name(str(entry["key"])), text)
 
 
 def read_ledger(ledger_dir: Path = LEDGER_DIR) -> dict[str, dict[str, Any]]:

@@ -31,6 +31,7 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.files import disk_full_error, is_disk_full, write_text_atomic
 from rlbreakout.results.plots import scalar_events_by_prefix
 from rlbreakout.provenance import REPO_ROOT, cpu_model, git_commit, git_dirty
 from rlbreakout.runs import COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE
@@ -78,10 +79,7 @@ def read_segments(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _write_segments(run_dir: Path, segments: list[dict[str, Any]]) -> None:
-    path = Path(run_dir) / SEGMENTS_FILE
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(segments, indent=2) + "\n")
-    partial.replace(path)
+    write_text_atomic(Path(run_dir) / SEGMENTS_FILE, json.dumps(segments, indent=2) + "\n")
 
 
 def open_segment(run_dir: Path, *, steps: int, started: float | None = None, commit: str | None = None,
@@ -181,7 +179,8 @@ def _model_file(run_dir: Path) -> Path | None:
 def park(key: str, run_dir: Path, in_progress: Path = IN_PROGRESS_DIR) -> Path:
     """Copy what resuming ``run_dir`` needs into ``in_progress/<key>/`` (replacing an older park); its path.
 
-    Written beside, then swapped in, so a park killed half-way leaves the previous one whole.
+    Written beside, then swapped in, so a park killed half-way, or stopped by a full disk
+    (one line naming the folder and the space left), leaves the previous one whole.
     """
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT_DIR / LATEST_CHECKPOINT).is_file():
@@ -191,6 +190,25 @@ def park(key: str, run_dir: Path, in_progress: Path = IN_PROGRESS_DIR) -> Path:
     target = Path(in_progress) / key
     staging = target.with_name(f".{key}.partial")
     shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _stage(key, run_dir, staging, segments)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(exc, staging):
+            raise disk_full_error(target) from exc
+        raise
+    if target.exists():
+        old = target.with_name(f".{key}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old)
+    else:
+        staging.rename(target)
+    return target
+
+
+def _stage(key: str, run_dir: Path, staging: Path, segments: list[dict[str, Any]]) -> None:
     (staging / CHECKPOINT_DIR).mkdir(parents=True)
     for name in (CONFIG_FILE, COMMAND_FILE, SUMMARY_FILE):
         if (run_dir / name).is_file():
@@ -204,15 +222,6 @@ def park(key: str, run_dir: Path, in_progress: Path = IN_PROGRESS_DIR) -> Path:
     (staging / PARKED_FILE).write_text(json.dumps({
         "key": key, "run_folder": run_dir.name, "checkpoint_steps": checkpoint_steps(run_dir),
         "finished": (run_dir / SUMMARY_FILE).is_file(), "parked_at": _stamp(time.time())}, indent=2) + "\n")
-    if target.exists():
-        old = target.with_name(f".{key}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old)
-    else:
-        staging.rename(target)
-    return target
 
 
 def parked(key: str, in_progress: Path = IN_PROGRESS_DIR) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ Any SQLAlchemy URL works (``postgresql://user@host/db``), and every worker start
 same storage and study name joins the same study. :func:`open_storage` turns on Optuna's
 heartbeats, so the trial of a worker killed mid-trial (even by SIGKILL) becomes FAIL and is
 enqueued again, and turns any connection problem into one line naming the storage and the fix.
+A database that goes away mid-study is ridden out for a while (:mod:`rlbreakout.tune.outage`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.tune.outage import STORAGE_OUTAGE_SECONDS, OutageTolerantStorage
 
 #: Environment variable holding the storage URL when ``--storage`` is not given.
 STORAGE_ENV_VAR = "OPTUNA_STORAGE"
@@ -77,15 +86,17 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
-def _connect(url: str, backend: str, *, heartbeat_interval: int, grace_period: int, max_retry: int,
-             connect_timeout: int) -> RDBStorage:
+def _connect(url: str, backend: str, *, shown: str, heartbeat_interval: int, grace_period: int, max_retry: int,
+             connect_timeout: int, outage_seconds: float) -> RDBStorage:
     for attempt in range(1, SCHEMA_CREATE_ATTEMPTS + 1):
         try:
             with warnings.catch_warnings():
                 # heartbeats are marked experimental; the warning would greet every learner
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
+                return OutageTolerantStorage(
                     url,
+                    shown_url=shown,
+                    outage_seconds=outage_seconds,
                     engine_kwargs=_engine_kwargs(backend, connect_timeout),
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
@@ -107,12 +118,15 @@ def open_storage(
     grace_period: int = GRACE_PERIOD_SECONDS,
     max_retry: int = MAX_TRIAL_RETRIES,
     connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+    outage_seconds: float = STORAGE_OUTAGE_SECONDS,
 ) -> RDBStorage:
     """Connect to (and if needed create) the Optuna database at ``url``, with crash safety on.
 
     A running trial writes a heartbeat every ``heartbeat_interval`` seconds; one silent for
     ``grace_period`` seconds is marked FAIL by the next worker that looks, and a copy is
     enqueued (``RetryHeartbeatStaleTrialCallback``), so a killed worker's trial is run again.
+    A server lost mid-study is retried for up to ``outage_seconds``, then the worker exits with
+    one line (:class:`~rlbreakout.tune.outage.OutageTolerantStorage`).
 
     :raises RLBreakoutError: one line naming the storage and the reason when it cannot be reached
     """
@@ -128,13 +142,18 @@ def open_storage(
     try:
         if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        return _connect(url, backend, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                        max_retry=max_retry, connect_timeout=connect_timeout)
+        return _connect(url, backend, shown=shown, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                        max_retry=max_retry, connect_timeout=connect_timeout, outage_seconds=outage_seconds)
     except ImportError as exc:
         raise RLBreakoutError(
             f"cannot reach Optuna storage {shown}: {_first_line(exc)} "
             f"Install the database's Python driver (PostgreSQL: pip install -e '.[postgres]')."
         ) from exc
+    except DatabaseError as exc:
+        if backend == "sqlite" and not isinstance(exc, OperationalError):  # the file opened; no database in it
+            raise RLBreakoutError(f"Optuna storage file {parsed.database} is damaged: {_first_line(exc)}. Restore it "
+                                  f"from a copy, or pass another --storage (a new file starts empty).") from exc
+        raise RLBreakoutError(f"cannot reach Optuna storage {shown}: {_first_line(exc)}. {STORAGE_HINT}.") from exc
     except (SQLAlchemyError, OSError, RuntimeError) as exc:
         raise RLBreakoutError(f"cannot reach Optuna storage {shown}: {_first_line(exc)}. {STORAGE_HINT}.") from exc
 
