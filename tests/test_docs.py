@@ -11,7 +11,8 @@ import pytest
 from helpers import script_help
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-READMES = sorted([REPO_ROOT / "README.md", *REPO_ROOT.glob("*/README.md")])
+#: The repository's READMEs (not those of hidden folders such as .pytest_cache, which come and go).
+READMES = sorted([REPO_ROOT / "README.md", *(p for p in REPO_ROOT.glob("*/README.md") if not p.parent.name.startswith("."))])
 #: ``python some/script.py --flags`` inside the text (continuation lines joined first).
 COMMAND = re.compile(r"python3? ((?:[\w.-]+/)*[\w.-]+\.py)((?:[ \t]+[^\s`|#;&)]+)*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
