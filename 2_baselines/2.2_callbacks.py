@@ -4,8 +4,8 @@ What you learn: what the training curve hides, and how SB3 callbacks hook into
 `model.learn`. PPO trains on per-life episodes with rewards clipped to +1, so the reward
 it optimises is not the score a player sees; `rollout/ep_rew_mean` shows whole-game scores
 (it reads the Monitor under the Atari wrappers), but of training games only, averaged over
-the last 100. Three callbacks make the score visible, constructed below and passed to
-`learn` as a list:
+the last 100. Five callbacks are constructed below and passed to `learn` as a list; three
+make the score visible:
 
 * `MultiEnvEvalCallback` (rlbreakout/callbacks.py) plays whole games (all 5 lives) on a
   separate eval env built by the same factory as the training env (same wrappers, so
@@ -13,7 +13,10 @@ the last 100. Three callbacks make the score visible, constructed below and pass
 * `GameScoreCallback` writes `game/score`, the unclipped score of every finished
   training game, at the env step where it ended;
 * `GamesPlayedCallback`, written in this script: the smallest useful `BaseCallback`,
-  as SB3's callback guide teaches it.
+  as SB3's callback guide teaches it;
+
+and two keep the run safe and visible: `StepCheckpointCallback` (a resumable
+checkpoints/latest.zip every --checkpoint-freq env steps) and `ProgressLineCallback`.
 
 Run it:    python 2_baselines/2.2_callbacks.py --timesteps 200000 --eval-freq 25000
 In Spyder: edit the Settings cell (no flag reaches a cell), then run it cell by cell; env, model

@@ -1,12 +1,14 @@
-"""4.1 Train on each Breakout version, score on all three: deterministic training does not transfer.
+"""4.1 Train on each Breakout version, score on all three: does deterministic training transfer?
 
 What you learn: Breakout-v4 (random frameskip 2-4), BreakoutNoFrameskip-v4 (fully
 deterministic: frameskip 4 in the wrapper, no sticky actions) and ALE/Breakout-v5
 (frameskip 4, sticky actions 25 %) are different games for an agent. With settings
 equalised (same PPO, same wrapper, frameskip applied once, 4 actions), one model is
 trained on each and every model is evaluated on all three through MultiEnvEvalCallback
-(TensorBoard tags eval/v4, eval/v4NoFS, eval/v5). The table shows the original tutorial's
-finding: a model trained on NoFrameskip-v4 scores well at home and badly elsewhere.
+(TensorBoard tags eval/v4, eval/v4NoFS, eval/v5). The original tutorial found that a model
+trained on NoFrameskip-v4 scores well at home and badly elsewhere; at 3e5 steps per env
+(4_tuning/README.md) every model is still a beginner and the NoFrameskip model even scored a
+little higher on v5 than at home: the table measures the gap at your budget.
 Each training is one trial of a small Optuna study (a grid over the train env), so
 several workers can share the three trainings.
 

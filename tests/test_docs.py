@@ -3,16 +3,16 @@ every picture, gif and model they link is in the repository."""
 
 from __future__ import annotations
 
-import functools
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import script_help
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-READMES = sorted([REPO_ROOT / "README.md", *REPO_ROOT.glob("*/README.md")])
+#: The repository's READMEs (not those of hidden folders such as .pytest_cache, which come and go).
+READMES = sorted([REPO_ROOT / "README.md", *(p for p in REPO_ROOT.glob("*/README.md") if not p.parent.name.startswith("."))])
 #: ``python some/script.py --flags`` inside the text (continuation lines joined first).
 COMMAND = re.compile(r"python3? ((?:[\w.-]+/)*[\w.-]+\.py)((?:[ \t]+[^\s`|#;&)]+)*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
@@ -34,14 +34,6 @@ def commands() -> list[tuple[str, str, str]]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
-def help_text(script: str) -> str:
-    result = subprocess.run([sys.executable, script, "--help"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, f"{script} --help failed:\n{result.stderr[-2000:]}"
-    return result.stdout
-
-
 def test_the_readmes_have_commands_to_check() -> None:
     assert len(commands()) > 20
 
@@ -54,7 +46,7 @@ def test_every_script_a_readme_runs_exists(script: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted({s for _, s, _ in commands() if (REPO_ROOT / s).is_file()}))
 def test_every_flag_in_a_readme_command_is_a_flag_of_its_script(script: str) -> None:
-    options = set(FLAG.findall(help_text(script)))
+    options = set(FLAG.findall(script_help(script)))
     unknown = sorted({(readme, flag) for readme, s, rest in commands() if s == script
                       for flag in FLAG.findall(rest) if flag not in options})
     assert not unknown, f"flags of {script} that its --help does not list: {unknown}"

@@ -179,3 +179,15 @@ def test_only_optional_dependencies_are_imported_inside_functions() -> None:
                     if top not in OPTIONAL_MODULES:
                         hidden.append(f"{name}.{function.name}: {ast.unparse(node)}")
     assert not hidden, "imports inside functions (move them to the top of the module):\n" + "\n".join(hidden)
+
+
+def test_the_module_map_names_every_folder_of_the_package_and_each_says_where_to_start() -> None:
+    """The map's opening sentence lists the package's folders; each folder's __init__.py has a docstring."""
+    section = README.read_text().split(MODULE_MAP_HEADING, 1)[1]
+    listed = re.search(r"a folder per family of concepts \(([^)]*)\)", re.sub(r"\s+", " ", section))
+    assert listed, "README.md's module map no longer lists the package's folders"
+    named = sorted(re.findall(r"`(\w+)/`", listed.group(1)))
+    folders = sorted(path.parent.name for path in PACKAGE_DIR.glob("*/__init__.py"))
+    assert named == folders, f"the module map lists {named}; the package's folders are {folders}"
+    silent = [folder for folder in folders if not ast.get_docstring(ast.parse((PACKAGE_DIR / folder / "__init__.py").read_text()))]
+    assert not silent, f"folders whose __init__.py does not say which module to open first: {silent}"

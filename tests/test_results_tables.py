@@ -140,3 +140,25 @@ def test_make_tables_names_a_ledger_file_broken_by_a_hand_edit_in_one_line(tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert str(broken) in line and "line 1 column" in line and "restore it with git" in line
+
+
+def test_a_model_block_quotes_the_picking_evaluation_as_such_and_a_fresh_one_as_the_score(tmp_path: Path) -> None:
+    """The seed that picked a model scored best of three: its figure is labelled, never quoted as the file's score."""
+    plans = [plan for plan in CAMPAIGN if plan.name == "3.3_aimbot_training" and plan.timesteps == 1_000_000
+             and plan.env_id == NO_FRAMESKIP]
+    ledger = {plan.key: {**entry_for(plan, {NO_FRAMESKIP: 80.0 + plan.seed, V5: 40.0}), "command": "python x.py"}
+              for plan in plans}
+    for entry in ledger.values():
+        for evaluation in entry["evaluations"].values():
+            evaluation["n_games"] = 20
+    record = {"ledger_key": plans[-1].key, "picked_by": f"highest mean on {NO_FRAMESKIP}", "sha256": "0"}
+    (tmp_path / "m.json").write_text(json.dumps(record))
+    text = render_model("m", ledger, models_dir=tmp_path)
+    assert f"the best of {len(plans)} seeds" in text and "they are not its score" in text
+    assert "**" not in text and "still to run" in text  # nothing in bold: no figure is the file's score
+    record["fresh_evaluations"] = {NO_FRAMESKIP: {"mean": 61.23, "standard_error": 3.04, "median": 55.0,
+                                                  "n_games": 100, "seed": 100}}
+    (tmp_path / "m.json").write_text(json.dumps(record))
+    text = render_model("m", ledger, models_dir=tmp_path)
+    assert ("mean **61.2** (standard error 3.0), median **55.0** over 100 whole games, `--seed 100`" in text
+            and "still to run" not in text)

@@ -37,6 +37,8 @@ TABLE_SCRIPTS: dict[str, tuple[str, ...] | None] = {
 MODEL_BLOCK_PREFIX = "model-"
 MODEL_RECORD_SUFFIX = ".json"
 MODELS_DIR = REPO_ROOT / "models"
+#: Whole games on each env of the fresh evaluation that a model's quoted score comes from.
+FRESH_GAMES = 100
 MISSING = "–"
 HOW_TO_FILL = "`make results HOURS=...` (pictures/campaign.py)"
 Ledger = Mapping[str, Mapping[str, Any]]
@@ -199,9 +201,25 @@ def render_model(stem: str, ledger: Ledger, models_dir: Path = MODELS_DIR) -> st
              f"{' (dirty)' if summary.get('git_dirty') else ''}, {summary['cpu_model']} CPU"
              f"{' with an ' + summary['gpu_model'] + ' GPU' if summary.get('gpu_model') else ''}), trained by:",
              "", "```bash", entry["command"].replace("python3 ", "python ", 1), "```", ""]
+    group = record["ledger_key"].rsplit("__s", 1)[0]
+    seeds = sum(key.rsplit("__s", 1)[0] == group for key in ledger)
+    lines += [f"Its evaluation in the ledger, with the seed it trained with, picked it ({record['picked_by']}, "
+              f"the best of {seeds} seeds). The best of several noisy means is most likely a lucky one (the "
+              f"winner's curse), so these figures overstate the file; they are not its score:", ""]
     for env_id, evaluation in entry["evaluations"].items():
-        lines.append(f"* {env_id}: mean **{evaluation['mean_reward']:.2f}**, median **{evaluation['median_reward']:.1f}** "
+        lines.append(f"* {env_id}: mean {evaluation['mean_reward']:.2f}, median {evaluation['median_reward']:.1f} "
                      f"over {evaluation['n_games']} whole games")
+    fresh = record.get("fresh_evaluations", {})
+    if fresh:
+        lines += ["", "Its score, from a fresh evaluation of this very file (seeds apart from those that picked it):",
+                  ""]
+        lines += [f"* {env_id}: mean **{figures['mean']:.1f}** (standard error {figures['standard_error']:.1f}), "
+                  f"median **{figures['median']:.1f}** over {figures['n_games']} whole games, `--seed {figures['seed']}`"
+                  for env_id, figures in fresh.items()]
+    else:
+        lines += ["", f"A fresh evaluation of this very file ({FRESH_GAMES} whole games on each env, seeds apart from "
+                  "those that picked it, with the standard error) is still to run; `fresh_evaluations` in "
+                  f"`models/{stem}{MODEL_RECORD_SUFFIX}` will hold it, and this block will quote it."]
     return "\n".join(lines)
 
 
