@@ -83,7 +83,9 @@ def run_module(module: str, tests: list[str]) -> list[str]:
     work = prepare(module, tests)
     run = mutmut(work, "run", "--max-children", str(max(1, (os.cpu_count() or 2) // 2)))
     if run.returncode != 0:
-        return [f"## {module}", "", f"mutmut failed ({run.returncode}):", "", "```", run.stderr[-3000:], "```", ""]
+        print(f"{module}: mutmut failed ({run.returncode}); see the report", flush=True)
+        return [f"## {module}", "", f"mutmut failed ({run.returncode}) in {work}:", "", "```",
+                (run.stdout + run.stderr)[-3000:], "```", ""]
     total, alive = survivors(work)
     explained = [name for name in alive if name in EQUIVALENT]
     killed = total - len(alive)
