@@ -49,8 +49,8 @@ def test_matmul_peak_is_the_counted_work_over_the_time_of_one_product() -> None:
         start = time.perf_counter()
         torch.mm(a, b)
         seconds.append(time.perf_counter() - start)
-    # rate x time = work, within the noise of a busy CPU (a factor 20 either way; a wrong power
+    # rate x time = work, within the noise of a busy CPU (a factor 64 either way; a wrong power
     # of the size is a factor 256 off)
-    assert 0.05 < rate * min(seconds) / work < 20
+    assert 1 / 64 < rate * min(seconds) / work < 64
     with pytest.raises(KeyError):
         matmul_peak("fp8", size=8)
