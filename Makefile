@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(subst /,_,$(subst =,_,$(TORCH_SPEC)))
 DEMO_LOGDIR ?= runs
 DEMO_TIMESTEPS ?= 40000
 
-.PHONY: install demo test benchmark plots tables results clean
+.PHONY: install demo test benchmark plots tables results mutation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Mutation testing (not part of `make test`: slow): mutmut changes one thing at a time in each
+# module of tests/mutation.py's FAST_MODULES and reruns its tests; the survivors go to
+# build/mutation/report.md. `make mutation MODULES=rlbreakout/schedules.py` runs only those.
+MODULES ?=
+mutation: install
+	$(PY) tests/mutation.py $(MODULES)
 
 benchmark: install
 	$(PY) 0_setup/0.2_benchmark.py

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,12 @@ def split_cells(path: Path) -> list[Cell]:
     return cells
 
 
-def run_cells(script: str, *flags: str) -> dict[str, Any]:
+def run_cells(script: str, *flags: str, before_cell: Callable[[Cell, dict[str, Any]], None] | None = None
+              ) -> dict[str, Any]:
     """Run ``script``'s cells one after another in a fresh InteractiveShell; return its namespace.
+
+    ``before_cell(cell, namespace)``, if given, runs before each cell, as a learner may inspect
+    or change a variable in the console between two cells.
 
     ``sys.argv`` is ``[script, *flags]`` (Spyder's console has ``['']``; tests pass tiny
     settings), the working directory is the repository root, and ``__file__`` is set, as
@@ -61,6 +66,8 @@ def run_cells(script: str, *flags: str) -> dict[str, Any]:
     os.chdir(REPO_ROOT)
     try:
         for cell in split_cells(path):
+            if before_cell is not None:
+                before_cell(cell, shell.user_ns)
             result = shell.run_cell(cell.code, store_history=False)
             if not result.success:
                 error = result.error_in_exec or result.error_before_exec

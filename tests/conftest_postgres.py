@@ -8,7 +8,8 @@ authentication, and stops it afterwards. As root it runs them as the ``postgres`
 ``start_worker()`` starts a worker *process* that joins a study through the same
 ``open_storage``, ``optuna.create_study`` and ``run_worker`` as the chapter-4 scripts, with an objective
 that sleeps instead of training, so crash and sharing tests take seconds. Each trial
-touches ``started_<n>`` in a marker folder when it begins and ``done_<n>_<pid>`` when it ends.
+touches ``started_<n>`` in a marker folder when it begins and ``done_<n>_<pid>`` when it ends;
+a worker's first trial also touches ``worker_<pid>`` (see ``meet``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 POSTGRES_USER = "postgres"
@@ -40,7 +43,7 @@ import optuna
 from rlbreakout.tune.storage import open_storage, worker_seed
 from rlbreakout.tune.workers import run_worker
 
-url, name, n_trials, markers, sleep, heartbeat, grace, seed, outage = sys.argv[1:]
+url, name, n_trials, markers, sleep, heartbeat, grace, seed, outage, meet, meet_timeout = sys.argv[1:]
 storage = open_storage(url, heartbeat_interval=int(heartbeat), grace_period=int(grace), outage_seconds=float(outage))
 sampler = optuna.samplers.RandomSampler(seed=worker_seed(storage, name, int(seed)))
 study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
@@ -50,6 +53,14 @@ markers = Path(markers)
 def objective(trial):
     x = trial.suggest_float("x", 0.0, 1.0)
     (markers / f"started_{trial.number}").touch()
+    first = not (markers / f"worker_{os.getpid()}").exists()
+    (markers / f"worker_{os.getpid()}").touch()
+    deadline = time.monotonic() + float(meet_timeout)
+    while first and len(list(markers.glob("worker_*"))) < int(meet):  # hold the first trial until all have one
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(list(markers.glob('worker_*')))} of {meet} workers started a trial "
+                               f"within {meet_timeout} s")
+        time.sleep(0.05)
     time.sleep(float(sleep))
     (markers / f"done_{trial.number}_{os.getpid()}").touch()
     return x
@@ -60,28 +71,26 @@ print(json.dumps(run_worker(study, objective, int(n_trials), poll_seconds=float(
 
 def start_worker(
     url: str, study_name: str, n_trials: int, markers: Path, *,
-    sleep: float, heartbeat: int = 1, grace: int = 2, seed: int = 0, outage: float = 60.0,
+    sleep: float, heartbeat: int = 1, grace: int = 2, seed: int = 0, outage: float = 60.0, meet: int = 0,
+    meet_timeout: float = 180.0,
 ) -> subprocess.Popen[str]:
     """A worker process running cheap trials until the study holds ``n_trials`` finished ones.
 
-    ``outage``: how long it rides out a lost database before it exits (see rlbreakout/tune/outage.py).
+    :param outage: how long it rides out a lost database before it exits (see rlbreakout/tune/outage.py)
+    :param meet: its first trial waits until this many workers have each started one (touched
+        ``worker_<pid>``), so a sharing test does not depend on how fast each process starts;
+        after ``meet_timeout`` seconds that trial fails with a line saying how many came
     """
     markers.mkdir(parents=True, exist_ok=True)
     args = [url, study_name, str(n_trials), str(markers), str(sleep), str(heartbeat), str(grace), str(seed),
-            str(outage)]
+            str(outage), str(meet), str(meet_timeout)]
     return subprocess.Popen([sys.executable, "-c", WORKER_CODE, *args], cwd=REPO_ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_for(path: Path, timeout: float, process: subprocess.Popen[str] | None = None) -> None:
     """Poll until ``path`` exists (failing early if ``process`` died)."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"worker exited {process.returncode} before {path.name}: {process.stderr.read()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} did not appear within {timeout} s")
-        time.sleep(0.05)
+    wait_until(path.exists, timeout, str(path), process, poll=0.05)
 
 
 def postgres_bin_dir() -> Path | None:

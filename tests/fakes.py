@@ -40,37 +40,6 @@ class ScriptedGameEnv(gym.Env):
         return np.zeros(OBS_SHAPE, np.uint8), float(self.returns[k]) if over else 0.0, over, False, {}
 
 
-class _FakeAle:
-    def __init__(self, env: "LivesGameEnv") -> None:
-        self.env = env
-
-    def lives(self) -> int:
-        return self.env.lives_left
-
-
-class LivesGameEnv(gym.Env):
-    """A Breakout-like game: ``lives`` lives of ``life_steps`` steps, each step breaks a ``points`` brick."""
-
-    observation_space = gym.spaces.Box(0, 255, OBS_SHAPE, np.uint8)
-    action_space = gym.spaces.Discrete(2)
-
-    def __init__(self, lives: int = 3, life_steps: int = 5, points: float = 4.0) -> None:
-        self.lives, self.life_steps, self.points = lives, life_steps, points
-        self.ale = _FakeAle(self)
-        self.lives_left, self.t = lives, 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        self.lives_left, self.t = self.lives, 0
-        return np.zeros(OBS_SHAPE, np.uint8), {"lives": self.lives_left}
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        self.t += 1
-        if self.t % self.life_steps == 0:
-            self.lives_left -= 1
-        return np.zeros(OBS_SHAPE, np.uint8), self.points, self.lives_left == 0, False, {"lives": self.lives_left}
-
-
 def scripted_vec_env(per_env_returns: list[list[float]], per_env_lengths: list[list[int]]) -> DummyVecEnv:
     return DummyVecEnv([
         (lambda r=r, l=l: Monitor(ScriptedGameEnv(r, l))) for r, l in zip(per_env_returns, per_env_lengths)
@@ -100,12 +69,15 @@ class FakeModel:
         self.logger = Logger(folder=None, output_formats=[self.writer])
         self.saved: list[tuple[int, Path]] = []
         self.weights = np.zeros(3)
+        #: the ``deterministic`` flag of every predict call, so tests see greedy versus sampled play
+        self.deterministic_calls: list[bool] = []
 
     def get_env(self) -> None:
         return None
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = False) -> tuple[np.ndarray, None]:
+        self.deterministic_calls.append(bool(deterministic))
         return np.zeros(len(observation), dtype=np.int64), None
 
     def save(self, path: str | Path) -> None:

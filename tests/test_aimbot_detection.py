@@ -8,6 +8,7 @@ import pytest
 
 from fakes import real_reset_frame as reset_frame
 from fakes import synthetic_frame
+from helpers import play_recording_raw_frames
 from rlbreakout.aimbot import geometry as G
 from rlbreakout.aimbot.detection import BallPosition, PaddleSpan, detect_ball, detect_paddle
 from rlbreakout.env_ids import register_ale
@@ -139,3 +140,21 @@ def test_detection_rejects_a_resized_frame() -> None:
     with pytest.raises(ConfigError, match="210x160x3"):
         detect_ball(np.zeros((84, 84, 1), dtype=np.uint8))
 
+
+
+@pytest.mark.slow
+def test_a_max_pooled_frame_shows_the_ball_twice_and_its_centre_is_their_union_s() -> None:
+    # MaxAndSkip pools the last two emulator frames of a step: the ball drawn at both places.
+    raw = play_recording_raw_frames(150, seed=0).raw
+    rows, cols = G.BALL_SEARCH_ROWS, G.BALL_SEARCH_COLS
+    pairs = 0
+    for first, second in zip(raw, raw[1:]):
+        a, b = detect_ball(first), detect_ball(second)
+        inside = all(ball is not None and not ball.entering and rows[0] + 2 < ball.row < rows[1] - 2
+                     and cols[0] + 3 < ball.col < cols[1] - 3 for ball in (a, b))
+        if not inside or (a.row, a.col) == (b.row, b.col):
+            continue
+        pooled = detect_ball(np.maximum(first, second))
+        assert (pooled.row, pooled.col) == ((a.row + b.row) / 2, (a.col + b.col) / 2)
+        pairs += 1
+    assert pairs >= 50

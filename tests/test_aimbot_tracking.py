@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fakes import ball_frame, bounce_path, synthetic_frame
+from helpers import PlayedFrames, play_recording_raw_frames
 from rlbreakout.aimbot import geometry as G
 from rlbreakout.aimbot.detection import detect_ball
 from rlbreakout.aimbot.tracking import MAX_MISSING_STEPS, BallMotion, BallTracker, predict_impact_column
@@ -131,3 +132,48 @@ def test_one_missing_frame_is_bridged() -> None:
     motion = tracker.update(detect_ball(ball_frame(124.5, 78.5)))
     assert (motion.v_row, motion.v_col) == (8.0, 6.0)
 
+
+
+# %% The promise on real frames: the predicted column against where the ball really crosses the paddle row
+
+#: Agent steps of the scripted game (frameskip 4, max-pooled): about 25 falls that reach the paddle row.
+REAL_GAME_STEPS = 600
+
+
+def falls_with_predictions(played: PlayedFrames) -> list[tuple[float, list[float]]]:
+    """Each fall seen crossing the paddle row: the true crossing column and the predictions made during it.
+
+    The truth comes from the emulator frames under MaxAndSkip: the ball's centre on the last
+    frame above the paddle row and the first on or below it, interpolated to the row. The fall
+    began after the last frame without a ball or with the ball going up; its predictions are
+    those of the agent steps whose observation pooled frames of the fall.
+    """
+    balls = [detect_ball(frame) for frame in played.raw]
+    falls = []
+    for k in range(len(balls) - 1):
+        above, below = balls[k], balls[k + 1]
+        if above is None or below is None or above.entering or not above.row < G.PADDLE_ROW <= below.row:
+            continue
+        column = above.col + (below.col - above.col) * (G.PADDLE_ROW - above.row) / (below.row - above.row)
+        start = k
+        while start > 0 and balls[start - 1] is not None and balls[start - 1].row < balls[start].row:
+            start -= 1
+        predictions = [impact for end, impact in played.steps if start <= end <= k and impact is not None]
+        if predictions:
+            falls.append((column, predictions))
+    return falls
+
+
+@pytest.mark.slow
+def test_predicted_column_meets_the_real_ball_at_the_paddle_row() -> None:
+    falls = falls_with_predictions(play_recording_raw_frames(REAL_GAME_STEPS, seed=0))
+    last = np.array([abs(predictions[-1] - column) for column, predictions in falls])
+    every = np.array([abs(impact - column) for column, predictions in falls for impact in predictions])
+    print(f"{len(falls)} falls, {len(every)} predictions: last one within 4 px {np.mean(last <= 4):.0%}, "
+          f"all within 2 px {np.mean(every <= 2):.0%}, within 4 px {np.mean(every <= 4):.0%}, "
+          f"median error {np.median(every):.2f} px")
+    assert len(falls) >= 15
+    # the prediction made when the ball was last seen going down: where the paddle must be
+    assert np.mean(last <= 4) >= 0.95
+    # every prediction of the fall, the first ones from a short segment included (3_obswrapper/README.md)
+    assert np.mean(every <= 2) >= 0.9 and np.mean(every <= 4) >= 0.93

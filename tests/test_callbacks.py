@@ -1,19 +1,24 @@
-"""MultiEnvEvalCallback, GameScoreCallback and checkpoints on fake envs with known answers."""
+"""MultiEnvEvalCallback, GameScoreCallback and checkpoints: fake envs with known answers, real games from make_env."""
 
 from __future__ import annotations
 
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
 
-from fakes import FakeModel, LivesGameEnv, scripted_vec_env
-from rlbreakout.callbacks import BEST_MODEL_FILE, MultiEnvEvalCallback, ctrl_c_held
+from fakes import FakeModel, scripted_vec_env
+from rlbreakout.callbacks import (
+    BEST_MODEL_FILE,
+    LATEST_CHECKPOINT,
+    MultiEnvEvalCallback,
+    StepCheckpointCallback,
+    ctrl_c_held,
+)
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -87,32 +92,66 @@ def test_bad_arguments() -> None:
         MultiEnvEvalCallback({}, eval_freq=1)
 
 
-def _lives_env() -> DummyVecEnv:
-    # The factory's order: Monitor (whole game, raw points) under EpisodicLife and ClipReward.
-    return DummyVecEnv([lambda: ClipRewardEnv(EpisodicLifeEnv(Monitor(LivesGameEnv(lives=3, life_steps=5, points=4.0))))])
+class RandomModel(FakeModel):
+    """A FakeModel that presses random buttons (its own generator), so real games score and end."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(n_envs=1)
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[np.ndarray, None]:
+        super().predict(observation, state, episode_start, deterministic)
+        return self.rng.integers(0, 4, size=len(observation)), None
 
 
-def test_whole_game_score_versus_per_life_clipped_reward() -> None:
-    venv = _lives_env()
-    venv.reset()
-    life_rewards, life_reward, episodes = [], 0.0, []
-    for _ in range(13):  # 15 game steps; EpisodicLifeEnv's reset plays 1 no-op after each lost life
-        _, reward, done, infos = venv.step(np.array([0]))
+def _play_one_game(venv: Any, model: RandomModel) -> tuple[list[float], dict]:
+    """Step ``venv`` with ``model`` until the Monitor reports a game; the clipped reward summed per life."""
+    observations = venv.reset()
+    life_rewards, life_reward = [], 0.0
+    for _ in range(10_000):
+        actions, _ = model.predict(observations)
+        observations, reward, done, infos = venv.step(actions)
         life_reward += float(reward[0])
         if done[0]:
             life_rewards.append(life_reward)
             life_reward = 0.0
         if "episode" in infos[0]:
-            episodes.append(infos[0]["episode"]["r"])
-    assert life_rewards == [5.0, 4.0, 4.0]  # what PPO sees: 3 "episodes" of clipped +1 bricks
-    assert episodes == [60.0]  # what a player sees: one game, 3 lives x 5 bricks x 4 points
+            return life_rewards, infos[0]["episode"]
+    raise AssertionError("no game ended in 10,000 steps")
+
+
+def test_whole_game_score_versus_per_life_clipped_reward() -> None:
+    # The factory's own order (make_env): Monitor (whole game, raw points) under EpisodicLife and ClipReward.
+    venv = make_env("BreakoutNoFrameskip-v4", 1, seed=0, frame_stack=1)
+    life_rewards, game = _play_one_game(venv, RandomModel(seed=5))
+    venv.close()
+    assert len(life_rewards) == 5  # what PPO sees: 5 "episodes", one per life, of clipped +1 bricks
+    assert all(reward == int(reward) for reward in life_rewards)
+    assert game["r"] >= sum(life_rewards) > 0  # what a player sees: one game of raw points (1, 4 or 7 a brick)
 
 
 def test_sb3_evaluate_policy_counts_whole_games_under_the_life_wrapper() -> None:
     # What the eval callback and every chapter script rely on: SB3's evaluate_policy reads the
     # Monitor under EpisodicLife, so it returns whole-game scores, not per-life clipped ones.
-    scores, lengths = evaluate_policy(FakeModel(), _lives_env(), n_eval_episodes=2, return_episode_rewards=True)
-    assert scores == [60.0, 60.0] and lengths == [15, 15]  # Monitor counts every game step
+    venv = make_env("BreakoutNoFrameskip-v4", 1, seed=0, frame_stack=1)
+    life_rewards, game = _play_one_game(venv, RandomModel(seed=5))
+    scores, lengths = evaluate_policy(RandomModel(seed=5), make_env("BreakoutNoFrameskip-v4", 1, seed=0, frame_stack=1),
+                                      n_eval_episodes=1, return_episode_rewards=True)
+    venv.close()
+    assert scores == [game["r"]] and lengths == [game["l"]]  # the same game, to the point and the frame
+    assert len(life_rewards) == 5
+
+
+def test_evaluation_samples_actions_unless_asked_for_greedy_ones() -> None:
+    # Breakout agents often stall when greedy, so every evaluation samples from the policy by default.
+    for kwargs, expected in (({}, {False}), ({"deterministic": True}, {True})):
+        model = FakeModel(n_envs=1)
+        callback = MultiEnvEvalCallback({"eval": scripted_vec_env([[3]], [[4]])}, eval_freq=1, n_eval_episodes=2,
+                                        verbose=0, **kwargs)
+        callback.init_callback(model)
+        _drive(callback, model, 1)
+        assert model.deterministic_calls and set(model.deterministic_calls) == expected
 
 
 def test_ctrl_c_inside_a_held_block_is_raised_when_it_ends() -> None:
@@ -138,3 +177,18 @@ def test_a_held_block_without_ctrl_c_raises_nothing_and_an_ignored_one_stays_ign
             os.kill(os.getpid(), signal.SIGINT)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_checkpoints_come_every_save_freq_env_steps_of_a_real_training(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from stable_baselines3 import PPO
+
+    # 2 envs: the step count goes 2, 4, 6, ...; a save lands on each multiple of 40 (not of 40 calls)
+    venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1)
+    model = PPO("CnnPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    capsys.readouterr()
+    model.learn(128, callback=StepCheckpointCallback(40, tmp_path, verbose=1))
+    venv.close()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("checkpoint at")]
+    assert lines == [f"checkpoint at {step} steps: {tmp_path / LATEST_CHECKPOINT}" for step in (40, 80, 120)]
+    assert PPO.load(tmp_path / LATEST_CHECKPOINT, device="cpu").num_timesteps == 120

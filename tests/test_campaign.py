@@ -7,12 +7,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO_ROOT, run_script
+from helpers import wait_until
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.results.campaign import (
     CAMPAIGN,
@@ -155,6 +155,7 @@ def test_campaign_trains_evaluates_both_envs_and_writes_the_ledger(tmp_path: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # a loaded 2-core machine took 5 minutes to reach a script's first checkpoint
 def test_an_interrupted_run_is_resumed_in_its_folder(tmp_path: Path) -> None:
     plan = tiny_plan(2048, "--checkpoint-freq", "64")  # a save every rollout: SIGINT may land inside one
     logdir = tmp_path / "runs"
@@ -162,9 +163,8 @@ def test_an_interrupted_run_is_resumed_in_its_folder(tmp_path: Path) -> None:
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not list(logdir.rglob("checkpoints/latest.zip")):
-            time.sleep(0.2)
+        wait_until(lambda: list(logdir.rglob("checkpoints/latest.zip")), 600,
+                   "checkpoint after the first rollout (--checkpoint-freq 64)", proc, poll=0.2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:

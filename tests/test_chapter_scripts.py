@@ -3,11 +3,14 @@ whole files from a terminal, and cell by cell in IPython as Spyder runs them."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from cells import run_cells
 from conftest import TINY_PPO_FLAGS, event_files, run_script, summary_of
@@ -16,6 +19,9 @@ from rlbreakout.runs import REQUIRED_SUMMARY_KEYS
 #: The chapter scripts whose lesson is SB3's PPO call, written out in the script.
 SB3_LESSON_SCRIPTS = ["1_gym/1.3_train.py", "2_baselines/2.1_envs.py", "2_baselines/2.2_callbacks.py",
                       "2_baselines/2.3_copying_hp_zoo.py"]
+#: The scripts that evaluate every --eval-freq steps and write summary.json's eval_history.
+PERIODIC_EVAL_SCRIPTS = {"2_baselines/2.2_callbacks.py", "2_baselines/2.3_copying_hp_zoo.py",
+                         "3_obswrapper/3.3_aimbot_training.py"}
 
 
 def assert_common_outputs(summary_path: Path, summary: dict, *, gif_key: str | None = "gif_path") -> None:
@@ -47,8 +53,10 @@ def test_sb3_training_scripts(logdir: Path, script: str) -> None:
     assert summary["median_reward"] == pytest.approx(np.median(scores))
     assert event_files(Path(summary["run_dir"]))
     assert "steps/s, last games:" in result.stdout  # no terminal here: progress lines instead of a bar
-    if "eval_history" in summary:  # the scripts with periodic evaluation
+    if script in PERIODIC_EVAL_SCRIPTS:
         assert [entry["step"] for entry in summary["eval_history"]] == [32, 64]
+    else:  # 1.3 and 2.1 evaluate once, at the end
+        assert "eval_history" not in summary
 
 
 @pytest.mark.slow
@@ -61,6 +69,57 @@ def test_sb3_scripts_run_cell_by_cell_and_leave_env_and_model(logdir: Path, scri
     assert isinstance(namespace["env"], VecEnv)
     assert isinstance(namespace["model"], PPO) and namespace["model"].num_timesteps == 64
     assert len(namespace["scores"]) == 1
+
+
+class GameWatch(VecEnvWrapper):
+    """Passes every step through, counting each env's lost lives (EpisodicLife's done) per game."""
+
+    def __init__(self, venv: Any) -> None:
+        super().__init__(venv)
+        self.lives_lost = [0] * venv.num_envs
+        self.games: list[tuple[float, int]] = []  # (Monitor score, lives lost) of each finished game
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_wait(self) -> tuple:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        for i, (done, info) in enumerate(zip(dones, infos)):
+            self.lives_lost[i] += int(done)
+            if "episode" in info:
+                self.games.append((float(info["episode"]["r"]), self.lives_lost[i]))
+                self.lives_lost[i] = 0
+        return observations, rewards, dones, infos
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["1_gym/1.3_train.py", "2_baselines/2.3_copying_hp_zoo.py"])
+def test_every_evaluation_score_is_a_whole_game_with_sampled_actions(logdir: Path, script: str) -> None:
+    """The Evaluate cell as it runs: the model asked for sampled actions, and each score ended with the 5th life."""
+    greedy: list[bool] = []
+    watch: dict[str, GameWatch] = {}
+
+    def before(cell: Any, namespace: dict[str, Any]) -> None:
+        if not cell.title.startswith("Evaluate"):
+            return
+        model = namespace["model"]
+        predict = model.predict
+
+        def watched_predict(*args: Any, deterministic: bool = False, **kwargs: Any) -> Any:
+            greedy.append(deterministic)
+            return predict(*args, deterministic=deterministic, **kwargs)
+
+        model.predict = watched_predict
+        watch["env"] = namespace["eval_env"] = GameWatch(namespace["eval_env"])
+
+    namespace = run_cells(script, *TINY_PPO_FLAGS, "--eval-episodes", "2", "--logdir", str(logdir), before_cell=before)
+    assert greedy and not any(greedy), "evaluation actions are sampled"
+    scores = namespace["scores"]
+    assert len(scores) == 2
+    games = watch["env"].games
+    assert all(lives == 5 for _, lives in games), f"each game ends after its 5th lost life: {games}"
+    # each score is one of those games' Monitor score (a game past an env's quota is played but not counted)
+    assert not Counter(scores) - Counter(score for score, _ in games)
 
 
 @pytest.mark.parametrize("script", SB3_LESSON_SCRIPTS)

@@ -10,6 +10,7 @@ from helpers import is_channel_first_uint8
 from rlbreakout.env_ids import BREAKOUT_ENV_IDS, env_settings
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.scripted_player import player_for
 
 FIRE = 1
 
@@ -111,35 +112,47 @@ def test_wrong_arguments_raise_one_clear_line(kwargs: dict, fragment: str) -> No
         make_env("BreakoutNoFrameskip-v4", n_envs, **kwargs)
 
 
-def test_env_seeding_is_reproducible() -> None:
+def test_env_seeding_is_reproducible_and_env_i_takes_seed_plus_i() -> None:
+    # v5 is stochastic (sticky actions, the no-op reset), so each seed plays its own game;
+    # both envs get the same buttons, so only their seeds can tell them apart.
     def rollout(seed: int) -> np.ndarray:
         venv = make_env("ALE/Breakout-v5", 2, seed=seed)
         obs = [venv.reset()]
         rng = np.random.default_rng(0)
         for _ in range(30):
-            obs.append(venv.step(rng.integers(0, 4, size=2))[0])
+            obs.append(venv.step(np.repeat(rng.integers(0, 4), 2))[0])
         venv.close()
         return np.stack(obs)
 
-    assert np.array_equal(rollout(5), rollout(5))
+    five, six = rollout(5), rollout(5 + 1)
+    assert np.array_equal(five, rollout(5))
+    assert not np.array_equal(five[:, 0], five[:, 1]), "the two envs of one seed play different games"
+    assert np.array_equal(five[:, 1], six[:, 0]), "env 1 of seed 5 is env 0 of seed 6 (seed + i)"
 
 
 def test_monitor_reports_whole_game_unclipped_score() -> None:
-    # A random agent loses all 5 lives; the factory's Monitor sits below EpisodicLifeEnv, so
-    # "episode" appears once per game although `done` fires at each of the 5 lost lives.
+    # The scripted player plays until it breaks a brick worth more than 1 point, then random
+    # buttons lose all 5 lives; the factory's Monitor sits below EpisodicLifeEnv and ClipRewardEnv,
+    # so "episode" appears once per game, with the raw points, although `done` fires at each
+    # lost life and PPO's reward is clipped to +1 a brick.
     venv = make_env("BreakoutNoFrameskip-v4", 1, seed=1, frame_stack=1)
     venv.reset()
-    dones, episodes = 0, []
+    player = player_for("BreakoutNoFrameskip-v4", random_action_prob=0.0)
     rng = np.random.default_rng(1)
-    for _ in range(3000):
-        _, _, done, infos = venv.step(rng.integers(0, 4, size=1))
+    dones, clipped, episodes, aimed = 0, 0.0, [], True
+    for _ in range(20_000):
+        raw = float(np.sum(venv.get_attr("rewards", [0])[0]))  # the Monitor's points of this game so far
+        aimed = aimed and raw <= clipped
+        action = player.act(venv.get_images()[0]) if aimed else rng.integers(0, 4)
+        _, reward, done, infos = venv.step(np.array([action]))
+        clipped += float(reward[0])
         dones += int(done[0])
         if "episode" in infos[0]:
             episodes.append(infos[0]["episode"])
             break
     venv.close()
-    assert len(episodes) == 1
-    assert dones == 5
+    assert len(episodes) == 1 and dones == 5
+    assert episodes[0]["r"] > clipped > 0, "the Monitor's score is the raw one, above the clipped sum"
 
 
 @pytest.mark.slow

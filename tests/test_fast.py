@@ -680,4 +680,8 @@ def test_ppo_learns_and_resumes_with_a_compiled_step(tmp_path: Path, monkeypatch
     assert type(loaded.policy) is policies.MixedPrecisionCnnPolicy and loaded.policy.compile_training is True
     obs = venv.reset()
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    resumed = {n: p.detach().clone() for n, p in loaded.policy.named_parameters()}
+    loaded.learn(64, reset_num_timesteps=False)  # and it learns again, through a compiled step of its own
+    assert loaded.num_timesteps == 128 and loaded.policy._compiled_evaluate_actions is not None
+    assert any(not torch.equal(resumed[n], p) for n, p in loaded.policy.named_parameters())
     venv.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import statistics
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from conftest import TINY_PPO_FLAGS, run_script
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.provenance import REPO_ROOT
+from rlbreakout.results.campaign import CAMPAIGN, EVAL_GAMES
 from rlbreakout.results.ledger import (
     LEDGER_DIR,
     MAX_LEDGER_BYTES,
@@ -18,6 +22,7 @@ from rlbreakout.results.ledger import (
     build_entry,
     dumps,
     env_label,
+    ledger_name,
     read_ledger,
     spread,
     start_provenance,
@@ -126,3 +131,34 @@ def test_the_ledger_is_the_repositorys_results_folder() -> None:
     """Resolved against the repository (not the module's folder, which moved into results/)."""
     assert LEDGER_DIR == REPO_ROOT / "results" and any(LEDGER_DIR.glob("*.json"))
     assert (REPO_ROOT / "README.md").is_file() and (REPO_ROOT / "rlbreakout" / "__init__.py").is_file()
+
+
+def test_the_committed_entries_hold_what_the_tables_are_made_of() -> None:
+    """Each entry in results/: the planned number of whole games per eval env, the figures equal
+    to its own scores' mean and median, and a clean commit of this repository's history."""
+    plans = {plan.key: plan for plan in CAMPAIGN}
+    entries = read_ledger()
+    assert entries
+    for key, entry in entries.items():
+        assert (LEDGER_DIR / ledger_name(key)).is_file()
+        plan = plans[key]  # every entry is a run of the campaign's plan
+        assert entry["planned"]["eval_games"] == plan.eval_games == EVAL_GAMES == 20, key
+        assert set(entry["evaluations"]) == set(entry["planned"]["eval_envs"]) == set(plan.eval_envs), key
+        for env_id, evaluation in entry["evaluations"].items():
+            scores = evaluation["scores"]
+            assert evaluation["env_id"] == env_id and evaluation["n_games"] == len(scores) == 20, (key, env_id)
+            assert evaluation["mean_reward"] == pytest.approx(statistics.fmean(scores), abs=1e-9), (key, env_id)
+            assert evaluation["median_reward"] == pytest.approx(statistics.median(scores), abs=1e-9), (key, env_id)
+        summary = entry["summary"]
+        assert summary["git_dirty"] is False and re.fullmatch(r"[0-9a-f]{40}", summary["git_commit"]), key
+        assert summary["git_commit_at_finish"] == summary["git_commit"], key
+        known = subprocess.run(["git", "cat-file", "-e", f"{summary['git_commit']}^{{commit}}"], cwd=REPO_ROOT,
+                               capture_output=True)
+        assert known.returncode == 0 or shallow_clone(), f"{key}: commit {summary['git_commit']} not in this history"
+
+
+def shallow_clone() -> bool:
+    """True in a shallow clone (or without git), where old commits may be missing."""
+    result = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=REPO_ROOT, capture_output=True,
+                            text=True)
+    return result.returncode != 0 or result.stdout.strip() != "false"

@@ -8,6 +8,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
+from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
 from rlbreakout.render import (
     CAPTION_HEIGHT,
@@ -22,8 +23,16 @@ SCREEN = (210, 160, 3)
 RIGHT, LEFT = 2, 3  # Breakout's minimal action set: NOOP, FIRE, RIGHT, LEFT
 
 
-def random_policy(observations: np.ndarray) -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 4, size=len(observations))
+class RandomPolicy:
+    """Random buttons from one generator (so they vary from step to step), each batch kept for a replay."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.actions: list[np.ndarray] = []
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        self.actions.append(self.rng.integers(0, 4, size=len(observations)))
+        return self.actions[-1]
 
 
 def test_write_gif_drops_frames_until_under_the_size_cap(tmp_path: Path) -> None:
@@ -37,15 +46,30 @@ def test_write_gif_drops_frames_until_under_the_size_cap(tmp_path: Path) -> None
 
 
 def test_record_games_plays_whole_games_on_the_real_screen() -> None:
-    recording = record_games(random_policy, "BreakoutNoFrameskip-v4", n_games=2, seed=0, max_steps=3000, frame_every=5)
+    policy = RandomPolicy(seed=5)
+    recording = record_games(policy, "BreakoutNoFrameskip-v4", n_games=2, seed=0, max_steps=3000, frame_every=5)
     assert all(recording.finished)
-    assert len(recording.scores) == 2 and all(score >= 0 for score in recording.scores)
     assert recording.frames[0][0].shape == SCREEN
-    assert all(length > 0 for length in recording.lengths)
+    assert len(set(np.concatenate(policy.actions))) == 4, "the policy pressed every button"
+    # Replay the same buttons on the factory's envs: each game must end after its 5th lost life
+    # (EpisodicLifeEnv's done), with the Monitor's raw score and frame count as recorded.
+    venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0)
+    venv.reset()
+    lost_lives, games = [0, 0], [None, None]
+    for actions in policy.actions:
+        _, _, dones, infos = venv.step(actions)
+        for i in range(2):
+            if games[i] is None:
+                lost_lives[i] += int(dones[i])
+                games[i] = infos[i].get("episode")
+    venv.close()
+    assert lost_lives == [5, 5]
+    assert recording.scores == [game["r"] for game in games] and recording.lengths == [game["l"] for game in games]
+    assert max(recording.scores) > 0
 
 
 def test_record_gif_grid_of_games(tmp_path: Path) -> None:
-    path, recording = record_gif(random_policy, tmp_path / "grid.gif", "ALE/Breakout-v5", grid=2, max_steps=30)
+    path, recording = record_gif(RandomPolicy(), tmp_path / "grid.gif", "ALE/Breakout-v5", grid=2, max_steps=30)
     frame = imageio.mimread(path)[0]
     assert frame.shape[:2] == (2 * 210 + 2, 2 * 160 + 2)
     assert len(recording.frames) == 4 and not any(recording.finished)

@@ -109,3 +109,17 @@ def test_an_extended_exponential_schedule_keeps_halving_per_env_step() -> None:
 def test_a_finished_linear_schedule_cannot_be_extended_and_the_error_names_the_fix() -> None:
     with pytest.raises(ConfigError, match=r"reached 0 at step 1,000.*--timesteps 2000.*--lr-schedule exponential"):
         extend(linear_schedule(0.1), 1_000, 1_000, 2_000)
+
+
+def test_each_schedule_by_name_and_each_bad_argument_named() -> None:
+    assert repr(make_schedule("constant", 0.1)) == "constant(0.1)" and make_schedule("constant", 0.1)(0.0) == 0.1
+    # the smallest valid half-life and run length (any positive number of env steps)
+    assert exponential_schedule(1.0, half_life=1, total_timesteps=1)(0.0) == pytest.approx(0.5)
+    assert exponential_schedule(1.0, half_life=0.5, total_timesteps=2)(0.5) == pytest.approx(0.25)
+    with pytest.raises(ConfigError, match=r"^total_timesteps must be > 0, got 0\.$"):
+        exponential_schedule(1.0, 100, 0)
+    with pytest.raises(ConfigError, match=r"^half_life must be > 0 env steps, got -1\.$"):
+        exponential_schedule(1.0, -1, 100)
+    for missing in ({"total_timesteps": 100}, {"half_life": 50.0}):  # either one missing is an error
+        with pytest.raises(ConfigError, match=r"^an exponential schedule needs total_timesteps and half_life\.$"):
+            make_schedule("exponential", 1.0, **missing)

@@ -94,6 +94,14 @@ def test_random_actions_happen_at_the_asked_rate_but_never_just_before_impact() 
     rising = [player.act(ball_frame(150.5 - 8 * i, 60.5, paddle_left=50)) for i in range(6)]
     assert len(set(rising)) > 1, "all-random actions vary"
 
+    # No ball on the screen: the player's own choice is FIRE, so every other action is a random one.
+    # A random action is one of the 4 buttons, FIRE included: 3 in 4 of them show, at 0.75 x the rate.
+    no_ball = synthetic_frame()
+    player = ScriptedPlayer(random_action_prob=0.2, seed=1)
+    actions = [player.act(no_ball) for _ in range(2000)]
+    shown = sum(action != FIRE for action in actions) / len(actions)
+    assert shown == pytest.approx(0.75 * 0.2, abs=0.03), "random actions at 0.2 x 3/4 (+-5 standard deviations)"
+
     class NoDraws:
         def random(self) -> float:
             raise AssertionError("no random action may be drawn just before impact")

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from conftest import REPO_ROOT, TINY_PPO_FLAGS, scalar_steps
+from helpers import wait_until
 from rlbreakout.callbacks import PREVIOUS_CHECKPOINT, StepCheckpointCallback
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
@@ -209,10 +209,18 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
         parse_ppo_args(parser, ["--resume", str(tmp_path)])
 
 
+def adam_steps(model) -> int:
+    """Optimiser steps taken so far (Adam's per-parameter counter; 0 before the first update)."""
+    state = model.policy.optimizer.state_dict()["state"]
+    return int(state[0]["step"]) if state else 0
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # a loaded 2-core machine took 5 minutes to reach the first checkpoint
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     flags = [f for f in TINY_PPO_FLAGS]
     flags[flags.index("--timesteps") + 1] = "1000000"
+    flags[flags.index("--checkpoint-freq") + 1] = "64"  # a checkpoint after every rollout of 2 x 32 steps
     # A shell that starts the suite in the background (``make test &``) makes its children
     # ignore SIGINT, and Python then installs no Ctrl-C handler: give the child the default back.
     proc = subprocess.Popen(
@@ -220,11 +228,9 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not list(tmp_path.rglob("PPO_1/events.out.tfevents.*")):
-            time.sleep(0.5)
-        time.sleep(3)
+    try:  # training has started once the first rollout's checkpoint is written
+        wait_until(lambda: list(tmp_path.rglob(f"{CHECKPOINT_DIR}/{LATEST_CHECKPOINT}")), 600,
+                   "checkpoint after the first rollout (--checkpoint-freq 64)", proc)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -236,7 +242,25 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     assert "--resume" in err
     from stable_baselines3 import PPO
 
-    assert PPO.load(checkpoint, device="cpu").num_timesteps > 0
+    saved = PPO.load(checkpoint, device="cpu")
+    assert saved.num_timesteps >= 64
+    # Resume for two more rollouts: the run goes on from the checkpoint's step, weights and optimiser
+    # (two: the linear schedule's last update has a learning rate of 0)
+    run_dir = checkpoint.parent.parent
+    resumed_args = parse_ppo_args(ppo_parser("test", ZOO_ATARI_PPO, timesteps=64),
+                                  ["--resume", str(run_dir), "--timesteps", str(saved.num_timesteps + 128)])
+    resumed = train_ppo(resumed_args, script=SCRIPT).model
+    assert resumed.num_timesteps == saved.num_timesteps + 128
+    assert adam_steps(resumed) == adam_steps(saved) + 4  # two rollouts of 64 in minibatches of 32, one epoch
+    assert_few_updates_from(saved, resumed, updates=4)
+
+
+def assert_few_updates_from(saved, resumed, updates: int) -> None:
+    """``resumed`` holds ``saved``'s weights moved by a few Adam steps (each under about the learning rate)."""
+    lr = saved.lr_schedule(1.0)  # the first (largest) learning rate of the schedule
+    after = dict(resumed.policy.named_parameters())
+    moved = [float((after[name] - before).abs().max()) for name, before in saved.policy.named_parameters()]
+    assert 0 < max(moved) <= updates * 3 * lr, f"moved {max(moved):.2e} with a learning rate of {lr:.2e}"
 
 
 def test_a_resumed_fast_run_keeps_its_recorded_levers_without_measuring(tmp_path: Path, monkeypatch) -> None:

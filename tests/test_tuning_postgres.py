@@ -34,7 +34,9 @@ def postgres_url() -> Iterator[str]:
 
 def test_two_workers_share_one_study_without_losing_or_repeating_trials(postgres_url: str, tmp_path: Path) -> None:
     markers = tmp_path / "markers"
-    workers = [start_worker(postgres_url, "shared", N_TRIALS, markers, sleep=TRIAL_SLEEP_S, seed=seed) for seed in (0, 1)]
+    # each worker's first trial waits for the other's first trial: both share the work however slowly they start
+    workers = [start_worker(postgres_url, "shared", N_TRIALS, markers, sleep=TRIAL_SLEEP_S, seed=seed, meet=2)
+               for seed in (0, 1)]
     ran: list[list[int]] = []
     for worker in workers:
         out, err = worker.communicate(timeout=WORKER_TIMEOUT_S)
