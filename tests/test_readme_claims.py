@@ -59,11 +59,16 @@ NEGATIVE_CLAIMS = [
     ("3_obswrapper/README.md", "3.3 writes its replay gif into its run folder and takes neither flag",
      ["--save-pictures", "--pictures"], ["3_obswrapper/3.3_aimbot_training.py"]),
     ("5_sonic/README.md", "No `--fast` here.", ["--fast"], [s for s in CHAPTER_SCRIPTS if s.startswith("5_sonic/")]),
+    ("4_tuning/README.md", "as `--fast` is not one of their flags", ["--fast"],
+     [s for s in STUDY_SCRIPTS if not s.startswith("4_tuning/4.1")]),
 ]
 #: Sentences whose flag belongs to scripts they do not name: (README, words of the sentence, the scripts).
 SCOPE_OVERRIDES = [
     ("README.md", "by the finished model with the script's own `--load`", TRAINING_SCRIPTS),
     ("README.md", "a 1e6-step `--fast` run takes about 50 minutes", SB3_FAST_SCRIPTS),
+    ("4_tuning/README.md", "Start the workers again when the server is back", STUDY_SCRIPTS),
+    *((readme, "names the env backend the runs trained on", SB3_FAST_SCRIPTS)  # under each ledger table
+      for readme in ("README.md", "1_gym/README.md", "2_baselines/README.md", "3_obswrapper/README.md")),
 ]
 
 
