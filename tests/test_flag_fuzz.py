@@ -19,6 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from flag_fuzz import chapter_scripts  # noqa: E402
 
+#: ~2,000 forked children: about a minute of CPU time; the wall time grows on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
 #: The scripts that take no flag at all (the fuzzer finds no parser in them).
 NO_FLAGS: set[str] = set()
 
