@@ -26,6 +26,7 @@ from rlbreakout.cli import common_parser, parse_script_args
 from rlbreakout.env_ids import check_env_id, register_ale
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import output_file
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import copy_picture
 from rlbreakout.runs import Run
@@ -45,7 +46,7 @@ PICTURES = Path(__file__).resolve().parents[1] / "pictures"
 
 def parse_args():
     parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=N_ENVS)
-    parser.add_argument("--picture", default=None, help="also copy the rendered frame to this path")
+    parser.add_argument("--picture", type=output_file, default=None, help="also copy the rendered frame to this path")
     parser.add_argument("--save-pictures", dest="picture", action="store_const", const=str(PICTURES / FRAME_FILE),
                         help=f"also replace the committed pictures/{FRAME_FILE} with the rendered frame")
     return parse_script_args(parser)

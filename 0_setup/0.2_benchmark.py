@@ -49,6 +49,7 @@ from typing import Any
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import check_env_id
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_ENVS, MAX_THREADS, whole
 from rlbreakout.runs import Run
 from rlbreakout.speed.benchmark import (
     AIMBOT_FAST,
@@ -117,26 +118,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The flags (in Spyder: the defaults, about 15 minutes; --tiny for seconds)."""
     parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=N_ENVS,
                            device="cpu")
-    parser.add_argument("--train-steps", dest="timesteps", type=int,
+    parser.add_argument("--train-steps", dest="timesteps", type=whole(1),
                         help="PPO env steps per training measurement (same as --timesteps)")
     parser.add_argument("--n-envs-list", default="8,16", help="env counts of the env-stepping and memory table")
-    parser.add_argument("--repeats", type=int, default=REPEATS, help="measurements of each side (medians are reported)")
-    parser.add_argument("--env-steps", type=int, default=4000, help="env steps per env-stepping measurement")
+    parser.add_argument("--repeats", type=whole(1, 100), default=REPEATS,
+                        help="measurements of each side (medians are reported)")
+    parser.add_argument("--env-steps", type=whole(1), default=4000, help="env steps per env-stepping measurement")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"which tables to measure: {', '.join(ALL_PARTS)}")
-    parser.add_argument("--stock-torch-threads", type=int, default=0,
+    parser.add_argument("--stock-torch-threads", type=whole(0, MAX_THREADS), default=0,
                         help="torch threads of the stock PPO side (0: torch's default, what stock SB3 gets)")
     parser.add_argument("--matched-stock", action="store_true",
                         help="also measure stock SB3 with torch threads chosen like --fast (isolates that lever)")
     parser.add_argument("--scratch-script", default=str(SCRATCH_SCRIPT), help="the from-scratch PPO script (2.4)")
     parser.add_argument("--fast-scratch-script", default=str(FAST_SCRATCH_SCRIPT),
                         help="its fastest path (2.5: ale_vector, bf16 where it pays, overlapped stepping where the cores allow)")
-    parser.add_argument("--zoo-steps", type=int, default=0,
+    parser.add_argument("--zoo-steps", type=whole(0), default=0,
                         help="also train 2.3 --fast for this many env steps on --device and evaluate it "
                              f"over {ZOO_EVAL_GAMES} games (1000000 on a GPU gives the README's figures; 0: skip)")
-    parser.add_argument("--parity-steps", type=int, default=0,
+    parser.add_argument("--parity-steps", type=whole(0), default=0,
                         help="also train each parity pair this many env steps, stock and fast, for each parity "
                              "seed and compare the scores (50000 gives the README's table; 0: skip)")
-    parser.add_argument("--parity-seeds", type=int, default=3, help="seeds 0..N-1 of the parity runs")
+    parser.add_argument("--parity-seeds", type=whole(1, 100), default=3, help="seeds 0..N-1 of the parity runs")
     parser.add_argument("--parity-pairs", default=",".join(PARITY_PAIRS),
                         help="which stock / fast pairs the parity runs train: 2.3 (2.3 stock against 2.3 --fast), "
                              "2.5 (2.4 against 2.5), 3.3 (3.3 --fast on the classic envs against ale_vector)")
@@ -154,16 +156,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.tiny:
         for key, value in TINY_SETTINGS.items():
             setattr(args, key, value)
-    if args.repeats < 1 or args.env_steps < 1 or args.timesteps < 1 or not args.n_envs_list:
-        raise ConfigError("--repeats, --env-steps, --timesteps and --n-envs-list must be positive.")
+    if not args.n_envs_list or not 1 <= min(args.n_envs_list) <= max(args.n_envs_list) <= MAX_ENVS:
+        raise ConfigError(f"--n-envs-list must be env counts from 1 to {MAX_ENVS}, e.g. 8,16; got {args.n_envs_list}.")
     args.parity_pairs = [name.strip() for name in str(args.parity_pairs).split(",") if name.strip()]
     unknown_pairs = sorted(set(args.parity_pairs) - set(PARITY_PAIRS))
     if unknown_pairs or not args.parity_pairs:
         raise ConfigError(f"unknown --parity-pairs {unknown_pairs or args.parity_pairs}; choose from "
                           f"{', '.join(PARITY_PAIRS)}, comma-separated.")
-    if args.parity_steps < 0 or args.parity_seeds < 1:
-        raise ConfigError(f"--parity-steps must be >= 0 (0 skips parity) and --parity-seeds >= 1; "
-                          f"got {args.parity_steps} and {args.parity_seeds}.")
     args.device = resolve_device(args.device)  # envs always step on the CPU; --device moves the network
     return args
 

@@ -17,6 +17,7 @@ import numpy as np
 from rlbreakout.cli import common_parser, parse_script_args
 from rlbreakout.env_ids import check_env_id, register_ale
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_COUNT, whole
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import write_gif
 from rlbreakout.runs import Run
@@ -32,7 +33,7 @@ GIF_FRAME_EVERY = 2
 
 def parse_args():
     parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
-    parser.add_argument("--games", type=int, default=GAMES, help="whole games the random agent plays")
+    parser.add_argument("--games", type=whole(1, MAX_COUNT), default=GAMES, help="whole games the random agent plays")
     return parse_script_args(parser)
 
 

@@ -43,6 +43,7 @@ from torch.distributions.categorical import Categorical
 from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import EVAL_BACKEND, env_settings, register_ale
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import number, whole
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.schedules import constant_schedule, linear_schedule
 from rlbreakout.scratch_run import ScratchRun, add_replay_flags
@@ -74,34 +75,30 @@ def ppo_parser(description, backend="classic", precision="fp32"):
     add_speed_flags(parser, backend=backend, precision=precision)  # --backend, --precision, --torch-threads
     ppo = parser.add_argument_group("PPO")
     ppo.add_argument("--loss", choices=LOSS_CHOICES, default="sb3", help="sb3: SB3's loss; cleanrl: CleanRL's")
-    ppo.add_argument("--num-steps", type=int, default=zoo.n_steps, help="steps per env per rollout")
-    ppo.add_argument("--num-minibatches", type=int, default=zoo.n_steps * zoo.n_envs // zoo.batch_size,
+    ppo.add_argument("--num-steps", type=whole(1, 65_536), default=zoo.n_steps, help="steps per env per rollout")
+    ppo.add_argument("--num-minibatches", type=whole(1), default=zoo.n_steps * zoo.n_envs // zoo.batch_size,
                      help="minibatches per epoch")
-    ppo.add_argument("--update-epochs", type=int, default=zoo.n_epochs, help="passes over each rollout")
-    ppo.add_argument("--learning-rate", type=float, default=zoo.learning_rate, help="initial Adam learning rate")
-    ppo.add_argument("--clip-coef", type=float, default=zoo.clip_range, help="initial PPO clip range")
-    ppo.add_argument("--ent-coef", type=float, default=zoo.ent_coef, help="entropy bonus weight")
-    ppo.add_argument("--vf-coef", type=float, default=zoo.vf_coef, help="value loss weight")
-    ppo.add_argument("--max-grad-norm", type=float, default=zoo.max_grad_norm, help="global gradient-norm clip")
-    ppo.add_argument("--gamma", type=float, default=zoo.gamma, help="discount factor")
-    ppo.add_argument("--gae-lambda", type=float, default=zoo.gae_lambda, help="GAE lambda")
+    ppo.add_argument("--update-epochs", type=whole(1, 1000), default=zoo.n_epochs, help="passes over each rollout")
+    ppo.add_argument("--learning-rate", type=number(0, 1, low_open=True), default=zoo.learning_rate, help="initial Adam learning rate")
+    ppo.add_argument("--clip-coef", type=number(0, 1, low_open=True), default=zoo.clip_range, help="initial PPO clip range")
+    ppo.add_argument("--ent-coef", type=number(0, 1), default=zoo.ent_coef, help="entropy bonus weight")
+    ppo.add_argument("--vf-coef", type=number(0, 10), default=zoo.vf_coef, help="value loss weight")
+    ppo.add_argument("--max-grad-norm", type=number(0, 1000, low_open=True), default=zoo.max_grad_norm, help="global gradient-norm clip")
+    ppo.add_argument("--gamma", type=number(0, 1, low_open=True), default=zoo.gamma, help="discount factor")
+    ppo.add_argument("--gae-lambda", type=number(0, 1), default=zoo.gae_lambda, help="GAE lambda")
     add_replay_flags(parser)  # --eval-games, --gif-games, --gif-max-steps
     return parser
 
 
 def validate(args):
-    """Catch impossible settings before any work starts (and before the run folder), one line each."""
-    for flag in ("n_envs", "num_steps", "num_minibatches", "update_epochs"):
-        if getattr(args, flag) < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}.")
+    """Catch impossible settings before any work starts (and before the run folder), one line each;
+    each flag's own range (its ``type=``) argparse has checked already."""
     batch = args.n_envs * args.num_steps
     if batch % args.num_minibatches != 0:
         raise ConfigError(f"--num-minibatches {args.num_minibatches} must divide n_envs * num_steps = {batch}; try 4.")
     if args.timesteps < batch:
         raise ConfigError(f"--timesteps {args.timesteps} is less than one rollout (n_envs * num_steps = {batch}); "
                           f"raise it or shrink --num-steps.")
-    if min(args.eval_games, args.gif_games, args.torch_threads) < 0:
-        raise ConfigError("--eval-games, --gif-games and --torch-threads must be >= 0 (0: none / automatic).")
     check_backend(args.env, args.backend)
     return torch.device(resolve_device(args.device))  # an unknown or absent device fails here
 

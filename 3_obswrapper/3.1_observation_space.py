@@ -22,6 +22,7 @@ import numpy as np
 from rlbreakout.cli import common_parser, parse_script_args
 from rlbreakout.env_ids import check_env_id
 from rlbreakout.envs import make_env
+from rlbreakout.flag_types import output_folder
 from rlbreakout.render import copy_picture
 from rlbreakout.runs import Run
 from rlbreakout.scripted_player import record_fall
@@ -38,7 +39,7 @@ JPEG_QUALITY = 95
 
 def parse_args():
     parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
-    parser.add_argument("--pictures", default=None, metavar="DIR", help="also copy the jpeg and csv files into DIR")
+    parser.add_argument("--pictures", type=output_folder, default=None, metavar="DIR", help="also copy the jpeg and csv files into DIR")
     parser.add_argument("--save-pictures", dest="pictures", action="store_const", const=str(PICTURES),
                         help=f"also replace the committed pictures/: {', '.join(PICTURE_FILES)}")
     return parse_script_args(parser)

@@ -29,6 +29,7 @@ from rlbreakout.aimbot import COLOUR_CHOICES, CROP_CHOICES, DEFAULT_RESIZE, Aimb
 from rlbreakout.aimbot.geometry import TRIM_COLS, TRIM_ROWS
 from rlbreakout.cli import common_parser, parse_script_args
 from rlbreakout.env_ids import check_env_id, register_ale
+from rlbreakout.flag_types import output_folder
 from rlbreakout.render import copy_picture
 from rlbreakout.runs import Run
 from rlbreakout.scripted_player import record_fall
@@ -46,7 +47,7 @@ DPI = 100
 
 def parse_args():
     parser = common_parser(__doc__.splitlines()[0], env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
-    parser.add_argument("--pictures", default=None, metavar="DIR", help="also copy the two pictures into DIR")
+    parser.add_argument("--pictures", type=output_folder, default=None, metavar="DIR", help="also copy the two pictures into DIR")
     parser.add_argument("--save-pictures", dest="pictures", action="store_const", const=str(PICTURES),
                         help=f"also replace the committed pictures/{GRID_FILE} and pictures/{SEQUENCE_FILE}")
     return parse_script_args(parser)

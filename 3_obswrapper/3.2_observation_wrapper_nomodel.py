@@ -18,9 +18,11 @@ Read:      3_obswrapper/README.md
 # %% Imports
 from pathlib import Path
 
+from rlbreakout.aimbot.geometry import SCREEN_WIDTH
 from rlbreakout.cli import common_parser, parse_script_args
 from rlbreakout.env_ids import BACKEND_CHOICES, check_env_id
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_COUNT, MAX_GIF_STEPS, MAX_STEPS, number, output_folder, whole
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import copy_picture, write_gif
 from rlbreakout.runs import Run
@@ -52,17 +54,17 @@ TIMESTEPS = 1_000_000  # --timesteps: step budget; ten games at ALE's cap of 27,
 def parse_args():
     parser = common_parser(__doc__.splitlines()[0] + " (--n-envs and --device are unused: one env, no network)",
                            env=ENV_ID, timesteps=TIMESTEPS, seed=SEED, n_envs=1)
-    parser.add_argument("--episodes", type=int, default=EPISODES, help="whole games to play")
+    parser.add_argument("--episodes", type=whole(1, MAX_COUNT), default=EPISODES, help="whole games to play")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default=BACKEND,
                         help="the env's backend: classic, or ale_vector (the frames 3.3 --fast trains on)")
-    parser.add_argument("--random-action-prob", type=float, default=DEFAULT_RANDOM_ACTION_PROB,
+    parser.add_argument("--random-action-prob", type=number(0, 1), default=DEFAULT_RANDOM_ACTION_PROB,
                         help="share of random actions (breaks exact loops on deterministic envs)")
-    parser.add_argument("--aim-jitter", type=float, default=DEFAULT_AIM_JITTER,
+    parser.add_argument("--aim-jitter", type=number(0, SCREEN_WIDTH), default=DEFAULT_AIM_JITTER,
                         help="px of random aim offset per falling ball (varies the bounce)")
-    parser.add_argument("--max-game-frames", type=int, default=None,
+    parser.add_argument("--max-game-frames", type=whole(1, MAX_STEPS), default=None,
                         help="cut each game after this many emulator frames (default: ALE's 108000)")
-    parser.add_argument("--gif-steps", type=int, default=GIF_STEPS, help="steps of the first game in the gif (0: none)")
-    parser.add_argument("--pictures", default=None, metavar="DIR", help=f"also copy the gif into DIR as {SAVED_GIF_FILE}")
+    parser.add_argument("--gif-steps", type=whole(0, MAX_GIF_STEPS), default=GIF_STEPS, help="steps of the first game in the gif (0: none)")
+    parser.add_argument("--pictures", type=output_folder, default=None, metavar="DIR", help=f"also copy the gif into DIR as {SAVED_GIF_FILE}")
     parser.add_argument("--save-pictures", dest="pictures", action="store_const", const=str(PICTURES),
                         help=f"also replace the committed pictures/{SAVED_GIF_FILE}")
     return parse_script_args(parser)

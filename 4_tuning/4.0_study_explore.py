@@ -20,6 +20,7 @@ import argparse
 import optuna
 
 from rlbreakout.cli import DEFAULT_LOGDIR, parse_script_args
+from rlbreakout.flag_types import number, output_folder
 from rlbreakout.runs import Run
 from rlbreakout.tune.analysis import (
     PRUNED_IMPUTED_SCORE,
@@ -41,8 +42,8 @@ def parse_args():
     parser.add_argument("--storage", default=None,
                         help="study database URL (default: $OPTUNA_STORAGE, else <logdir>'s SQLite file)")
     parser.add_argument("--study-name", default=STUDY_NAME, help="the study to explore")
-    parser.add_argument("--logdir", default=DEFAULT_LOGDIR, help="root folder of the run folders (plots go to a new one)")
-    parser.add_argument("--impute-value", type=float, default=PRUNED_IMPUTED_SCORE,
+    parser.add_argument("--logdir", type=output_folder, default=DEFAULT_LOGDIR, help="root folder of the run folders (plots go to a new one)")
+    parser.add_argument("--impute-value", type=number(), default=PRUNED_IMPUTED_SCORE,
                         help="score given to pruned trials in the imputed views")
     return parse_script_args(parser)
 

@@ -32,6 +32,7 @@ from rlbreakout.cli import parse_script_args
 from rlbreakout.env_ids import BREAKOUT_ENV_IDS, EVAL_BACKEND
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_COUNT, whole
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
 from rlbreakout.runs import Run
 from rlbreakout.speed.threads import configure_threads
@@ -68,10 +69,10 @@ def parse_args():
     group = parser.add_argument_group("4.0: wrapper search and promotion")
     group.add_argument("--wrapper", choices=("aimbot", "atari"), default="aimbot",
                        help="observation wrapper of every trial (aimbot: its options are tuned too)")
-    group.add_argument("--top-k", type=int, default=TOP_K, help="best trials of study 1 trained again in study 2")
+    group.add_argument("--top-k", type=whole(1, MAX_COUNT), default=TOP_K, help="best trials of study 1 trained again in study 2")
     group.add_argument("--promote-study-name", default=None, help="study 2's name (default: <study-name>_promoted)")
-    group.add_argument("--promote-timesteps", type=int, default=PROMOTE_TIMESTEPS, help="env steps per study-2 trial")
-    group.add_argument("--promote-eval-episodes", type=int, default=PROMOTE_EVAL_EPISODES,
+    group.add_argument("--promote-timesteps", type=whole(1), default=PROMOTE_TIMESTEPS, help="env steps per study-2 trial")
+    group.add_argument("--promote-eval-episodes", type=whole(1, MAX_COUNT), default=PROMOTE_EVAL_EPISODES,
                        help="whole games per study-2 evaluation")
     return parse_script_args(parser)
 

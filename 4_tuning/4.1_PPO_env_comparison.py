@@ -26,7 +26,7 @@ import copy
 
 import optuna
 
-from rlbreakout.env_ids import BREAKOUT_ENV_IDS
+from rlbreakout.env_ids import BREAKOUT_ENV_IDS, check_env_id
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
 from rlbreakout.hyperparams import ZOO_ATARI_PPO
@@ -90,6 +90,7 @@ if args.n_trials is None:
     args.n_trials = len(args.train_envs)
 elif not 1 <= args.n_trials <= len(args.train_envs):
     raise ConfigError(f"--n-trials must be between 1 and the {len(args.train_envs)} train envs, got {args.n_trials}.")
+check_env_id(args.env)  # not trained on here (--train-envs is), but a typo still says so
 trial_args = {}  # train env -> the flags of its training, checked now (one line, nothing created)
 for env_id in args.train_envs:
     trial_args[env_id] = copy.copy(args)

@@ -28,7 +28,8 @@ from rlbreakout.cli import parse_script_args
 from rlbreakout.env_ids import EVAL_BACKEND
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
-from rlbreakout.hyperparams import ZOO_ATARI_PPO
+from rlbreakout.flag_types import whole
+from rlbreakout.hyperparams import MAX_EPOCHS, MAX_ROLLOUT_STEPS, ZOO_ATARI_PPO
 from rlbreakout.runs import Run
 from rlbreakout.speed.threads import configure_threads
 from rlbreakout.training import EVAL_SEED_OFFSET, FINAL_MODEL_FILE, MAX_EVAL_ENVS, build_ppo, load_ppo
@@ -61,9 +62,9 @@ def parse_args():
     )
     parser.set_defaults(seed=SEED)
     grid = parser.add_argument_group("4.2: the grid")
-    grid.add_argument("--batch-sizes", type=int, nargs="+", default=BATCH_SIZES)
-    grid.add_argument("--n-epochs-grid", type=int, nargs="+", default=N_EPOCHS_GRID)
-    grid.add_argument("--n-steps-grid", type=int, nargs="+", default=N_STEPS_GRID)
+    grid.add_argument("--batch-sizes", type=whole(1), nargs="+", default=BATCH_SIZES)
+    grid.add_argument("--n-epochs-grid", type=whole(1, MAX_EPOCHS), nargs="+", default=N_EPOCHS_GRID)
+    grid.add_argument("--n-steps-grid", type=whole(1, MAX_ROLLOUT_STEPS), nargs="+", default=N_STEPS_GRID)
     return parse_script_args(parser)
 
 

@@ -30,7 +30,8 @@ from rlbreakout.callbacks import GameScoreCallback
 from rlbreakout.cli import parse_script_args
 from rlbreakout.env_ids import EVAL_BACKEND
 from rlbreakout.envs import make_env
-from rlbreakout.hyperparams import ZOO_ATARI_PPO
+from rlbreakout.flag_types import whole
+from rlbreakout.hyperparams import MAX_EPOCHS, MAX_ROLLOUT_STEPS, ZOO_ATARI_PPO
 from rlbreakout.runs import Run
 from rlbreakout.schedules import SCHEDULE_CHOICES
 from rlbreakout.speed.threads import configure_threads
@@ -63,9 +64,9 @@ def parse_args():
     )
     parser.set_defaults(seed=SEED)
     ppo = parser.add_argument_group("PPO values kept fixed (e.g. the best point of 4.2)")
-    ppo.add_argument("--n-steps", type=int, default=N_STEPS, help="env steps per env per rollout")
-    ppo.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size")
-    ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
+    ppo.add_argument("--n-steps", type=whole(1, MAX_ROLLOUT_STEPS), default=N_STEPS, help="env steps per env per rollout")
+    ppo.add_argument("--batch-size", type=whole(1), default=BATCH_SIZE, help="minibatch size")
+    ppo.add_argument("--n-epochs", type=whole(1, MAX_EPOCHS), default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
     return parse_script_args(parser)
 
 

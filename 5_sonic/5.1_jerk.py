@@ -24,6 +24,7 @@ from stable_baselines3.common.logger import configure
 from rlbreakout.callbacks import tensorboard_writer
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_COUNT, whole
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import write_gif
 from rlbreakout.retro.cli import retro_parser, validate_retro_args
@@ -47,11 +48,11 @@ def parse_args():
     """JERK plays one env, deterministic by default (sticky 0) so that its replays work."""
     parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=1, sticky=0.0, reward_scale=None)
     parser.set_defaults(env=ENV_ID, seed=SEED)
-    parser.add_argument("--eval-replays", type=int, default=EVAL_REPLAYS,
+    parser.add_argument("--eval-replays", type=whole(1, MAX_COUNT), default=EVAL_REPLAYS,
                         help="replays of the best sequence at the end")
-    parser.add_argument("--breakout-replays", type=int, default=BREAKOUT_REPLAYS,
+    parser.add_argument("--breakout-replays", type=whole(0, MAX_COUNT), default=BREAKOUT_REPLAYS,
                         help="replays of one recorded action sequence on each Breakout id (0: skip)")
-    parser.add_argument("--breakout-actions", type=int, default=DEFAULT_BREAKOUT_ACTIONS,
+    parser.add_argument("--breakout-actions", type=whole(1), default=DEFAULT_BREAKOUT_ACTIONS,
                         help="length of the recorded Breakout action sequence")
     parser.add_argument("--gif", action=argparse.BooleanOptionalAction, default=True,
                         help="write a gif of the best run")

@@ -23,7 +23,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from rlbreakout.callbacks import GameScoreCallback, HyperparamTableCallback, MultiEnvEvalCallback, ProgressLineCallback
 from rlbreakout.cli import parse_script_args, resolve_device
 from rlbreakout.collapse import FreezeOnCollapseCallback
-from rlbreakout.hyperparams import ZOO_ATARI_PPO, markdown_table
+from rlbreakout.flag_types import number, whole
+from rlbreakout.hyperparams import MAX_EPOCHS, MAX_ROLLOUT_STEPS, ZOO_ATARI_PPO, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import write_gif
 from rlbreakout.retro.cli import add_run_arguments, env_kwargs_from_args, retro_parser, run_label, validate_run_args
@@ -45,10 +46,10 @@ def parse_args():
     parser = retro_parser(__doc__.splitlines()[0], timesteps=TIMESTEPS, n_envs=N_ENVS)
     parser.set_defaults(env=ENV_ID, seed=SEED)
     ppo = parser.add_argument_group("PPO (rl-baselines3-zoo's Atari values)")
-    ppo.add_argument("--n-steps", type=int, default=ZOO_ATARI_PPO.n_steps, help="env steps per env per rollout")
-    ppo.add_argument("--batch-size", type=int, default=ZOO_ATARI_PPO.batch_size, help="minibatch size")
-    ppo.add_argument("--n-epochs", type=int, default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
-    ppo.add_argument("--learning-rate", type=float, default=ZOO_ATARI_PPO.learning_rate,
+    ppo.add_argument("--n-steps", type=whole(1, MAX_ROLLOUT_STEPS), default=ZOO_ATARI_PPO.n_steps, help="env steps per env per rollout")
+    ppo.add_argument("--batch-size", type=whole(1), default=ZOO_ATARI_PPO.batch_size, help="minibatch size")
+    ppo.add_argument("--n-epochs", type=whole(1, MAX_EPOCHS), default=ZOO_ATARI_PPO.n_epochs, help="passes over each rollout")
+    ppo.add_argument("--learning-rate", type=number(0, 1, low_open=True), default=ZOO_ATARI_PPO.learning_rate,
                      help="initial, then linear to 0")
     add_run_arguments(parser, eval_freq=EVAL_FREQ)
     return parse_script_args(parser)

@@ -23,6 +23,7 @@ from rlbreakout.callbacks import GameScoreCallback, HyperparamTableCallback, Mul
 from rlbreakout.cli import parse_script_args, resolve_device
 from rlbreakout.collapse import FreezeOnCollapseCallback
 from rlbreakout.errors import ConfigError, RLBreakoutError
+from rlbreakout.flag_types import number, whole
 from rlbreakout.hyperparams import markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import write_gif
@@ -45,6 +46,7 @@ TIMESTEPS = 200_000  # --timesteps: env steps to train
 ALGO_CHOICES = ("qrdqn", "dqn")
 EVAL_FREQ = 25_000  # --eval-freq: env steps between evaluations
 BUFFER_SIZE = 50_000  # 50k stacked 84x84x4 frames, twice (obs and next obs): about 2.8 GB
+MAX_BUFFER_SIZE = 1_000_000  # the DQN paper's; past it the buffer outgrows any machine here (56 GB)
 LEARNING_STARTS = 10_000
 MULTI_STEP = 3  # Rainbow's n-step returns
 TARGET_UPDATE_INTERVAL = 1_000
@@ -61,12 +63,12 @@ def parse_args():
     parser.set_defaults(env=ENV_ID, seed=SEED)
     dqn = parser.add_argument_group("DQN family")
     dqn.add_argument("--algo", choices=ALGO_CHOICES, default="qrdqn", help="sb3-contrib QR-DQN or SB3 DQN")
-    dqn.add_argument("--buffer-size", type=int, default=BUFFER_SIZE, help="replay buffer transitions")
-    dqn.add_argument("--learning-starts", type=int, default=LEARNING_STARTS, help="random steps before learning")
-    dqn.add_argument("--multi-step", type=int, default=MULTI_STEP, help="n of the n-step return (1: plain 1-step)")
-    dqn.add_argument("--target-update", type=int, default=TARGET_UPDATE_INTERVAL,
+    dqn.add_argument("--buffer-size", type=whole(1, MAX_BUFFER_SIZE), default=BUFFER_SIZE, help="replay buffer transitions")
+    dqn.add_argument("--learning-starts", type=whole(0), default=LEARNING_STARTS, help="random steps before learning")
+    dqn.add_argument("--multi-step", type=whole(1, 1000), default=MULTI_STEP, help="n of the n-step return (1: plain 1-step)")
+    dqn.add_argument("--target-update", type=whole(1), default=TARGET_UPDATE_INTERVAL,
                      help="env steps between target-net copies")
-    dqn.add_argument("--exploration-fraction", type=float, default=EXPLORATION_FRACTION,
+    dqn.add_argument("--exploration-fraction", type=number(0, 1), default=EXPLORATION_FRACTION,
                      help="fraction of training over which epsilon falls from 1 to 0.01")
     add_run_arguments(parser, eval_freq=EVAL_FREQ)
     return parse_script_args(parser)

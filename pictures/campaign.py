@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import number, output_folder
 from rlbreakout.provenance import cpu_model
 from rlbreakout.results.campaign import (
     CAMPAIGN,
@@ -42,14 +43,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--list", action="store_true", help="only print the plan (the default without --hours)")
-    action.add_argument("--hours", type=float, help="run missing planned runs while they fit in this many hours "
+    action.add_argument("--hours", type=number(0, 10_000, low_open=True), help="run missing planned runs while they fit in this many hours "
                                                     "(a 1e7-step run trains until they are up, then is parked)")
     action.add_argument("--park", action="store_true",
                         help="copy every unfinished planned run's checkpoint, segments and curves into "
                              "results/in_progress/ (commit it before the sitting ends)")
-    parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
-    parser.add_argument("--logdir", default=str(CAMPAIGN_LOGDIR), help="root of the campaign's run folders")
-    parser.add_argument("--in-progress", default=str(IN_PROGRESS_DIR),
+    parser.add_argument("--ledger", type=output_folder, default=str(LEDGER_DIR), help="the ledger folder")
+    parser.add_argument("--logdir", type=output_folder, default=str(CAMPAIGN_LOGDIR), help="root of the campaign's run folders")
+    parser.add_argument("--in-progress", type=output_folder, default=str(IN_PROGRESS_DIR),
                         help="where unfinished long runs are parked between sittings (tracked: commit it)")
     parser.add_argument("--only", default="",
                         help="comma-separated parts of ledger keys: only the planned runs whose key holds one "

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.flag_types import input_folder, output_file
 from rlbreakout.results.campaign import CAMPAIGN, NO_FRAMESKIP, REPO_ROOT, in_repo
 from rlbreakout.results.export import export_stock_policy
 from rlbreakout.results.ledger import LEDGER_DIR, read_ledger
@@ -30,8 +31,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--script", default="3.3_aimbot_training", help="the script whose best seed to export")
     parser.add_argument("--train-env", default=NO_FRAMESKIP, help="the env it trained on")
     parser.add_argument("--env", default=NO_FRAMESKIP, help="the eval env whose mean picks the best seed")
-    parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
-    parser.add_argument("--out", required=True, help="the policy file to write (e.g. models/ppo_aimbot_policy.pt)")
+    parser.add_argument("--ledger", type=input_folder, default=str(LEDGER_DIR), help="the ledger folder")
+    parser.add_argument("--out", type=output_file, required=True, help="the policy file to write (e.g. models/ppo_aimbot_policy.pt)")
     return parse_script_args(parser)
 
 
@@ -44,7 +45,8 @@ planned_keys = {plan.key for plan in CAMPAIGN if plan.name == args.script and pl
 candidates = [entry for key, entry in read_ledger(Path(args.ledger)).items()
               if key in planned_keys and args.env in entry["evaluations"]]
 if not candidates:
-    raise RLBreakoutError(f"no ledger entry of {args.script} trained on {args.train_env} and scored on {args.env}; "
+    raise RLBreakoutError(f"no ledger entry of --script {args.script} trained on --train-env {args.train_env} and "
+                          f"scored on --env {args.env}; "
                           f"run the campaign first (pictures/campaign.py).")
 best = max(candidates, key=lambda entry: entry["evaluations"][args.env]["mean_reward"])
 summary = best["summary"]

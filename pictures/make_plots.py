@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rlbreakout.cli import parse_script_args
 from rlbreakout.errors import RLBreakoutError
+from rlbreakout.flag_types import input_folder, number, output_folder
 from rlbreakout.results.campaign import CAMPAIGN, NO_FRAMESKIP, V5
 from rlbreakout.results.ledger import LEDGER_DIR, env_label, read_ledger
 from rlbreakout.results.plots import DEFAULT_SMOOTHING, find_runs, load_curves, plot_bands, plot_curves, seed_band
@@ -51,10 +52,10 @@ TRAIN_CURVE_BINS = 40
 # %% Settings
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logdir", nargs="+", default=["runs"], help="roots of the run folders")
-    parser.add_argument("--out", default=str(PICTURES), help="folder for the PNGs")
-    parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING)
-    parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the results ledger (for the results_*.png charts)")
+    parser.add_argument("--logdir", type=input_folder, nargs="+", default=["runs"], help="roots of the run folders")
+    parser.add_argument("--out", type=output_folder, default=str(PICTURES), help="folder for the PNGs")
+    parser.add_argument("--smoothing", type=number(0, 1, high_open=True), default=DEFAULT_SMOOTHING)
+    parser.add_argument("--ledger", type=input_folder, default=str(LEDGER_DIR), help="the results ledger (for the results_*.png charts)")
     return parse_script_args(parser)
 
 

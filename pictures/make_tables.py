@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from rlbreakout.cli import parse_script_args
+from rlbreakout.flag_types import input_folder
 from rlbreakout.results.ledger import LEDGER_DIR, read_ledger
 from rlbreakout.results.tables import block_names, render_block, rewrite
 from rlbreakout.tags import rewrite_tag_blocks, tag_block_names
@@ -27,7 +28,7 @@ READMES = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("*/README.md"))]
 # %% Settings
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ledger", default=str(LEDGER_DIR), help="the ledger folder")
+    parser.add_argument("--ledger", type=input_folder, default=str(LEDGER_DIR), help="the ledger folder")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a README is out of date")
     return parse_script_args(parser)
 

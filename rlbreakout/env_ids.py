@@ -82,8 +82,8 @@ def _is_ale_spec(spec: gym.envs.registration.EnvSpec) -> bool:
     return "ale_py" in str(entry)
 
 
-def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
-    """Return the spec of an ALE ``env_id``, or raise one clear line naming valid choices."""
+def check_env_id(env_id: str, flag: str = "--env") -> gym.envs.registration.EnvSpec:
+    """Return the spec of an ALE ``env_id``, or raise one clear line naming ``flag`` and valid choices."""
     register_ale()
     spec = gym.envs.registry.get(env_id)
     if spec is None or not _is_ale_spec(spec):
@@ -91,7 +91,7 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
         close = difflib.get_close_matches(env_id, ale_ids, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(
-            f"unknown Atari env id {env_id!r}.{hint} Valid Breakout ids: {', '.join(BREAKOUT_ENV_IDS)} "
+            f"{flag}: unknown Atari env id {env_id!r}.{hint} Valid Breakout ids: {', '.join(BREAKOUT_ENV_IDS)} "
             f"(any ALE id registered by ale-py works, e.g. ALE/Pong-v5)."
         )
     return spec

@@ -17,40 +17,48 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_ENVS, MAX_STEPS, number, whole
 from rlbreakout.schedules import DEFAULT_HALF_LIFE, SCHEDULE_CHOICES, Schedule, make_schedule
 
 #: The zoo's budget for Atari PPO; chapter scripts shorten it with --timesteps.
 ZOO_TIMESTEPS = 10_000_000
 #: Batch sizes suggested when --batch-size does not divide the rollout.
 SUGGESTED_BATCH_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
+#: Upper ends of the flags' ranges: past them a run cannot fit in memory or means nothing.
+MAX_FRAME_STACK = 16
+MAX_ROLLOUT_STEPS = 65_536
+MAX_EPOCHS = 1_000
+MAX_LOSS_COEF = 10.0
+MAX_GRAD_NORM = 1_000.0
 #: Fields that are flags of the common parser already (rlbreakout.cli.common_parser).
 COMMON_FLAG_FIELDS: tuple[str, ...] = ("n_envs",)
 
 
-def _hp(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
+def _hp(default: Any, help: str, type: Any = None, **extra: Any) -> Any:  # noqa: A002 - argparse's name
+    """A field with its flag's help and ``type`` (the range its flag accepts)."""
+    return field(default=default, metadata={"help": help, "type": type, **extra})
 
 
 @dataclass(frozen=True)
 class PPOConfig:
     """Every hyperparameter of an SB3 PPO run on Atari, with the zoo's values as defaults."""
 
-    n_envs: int = _hp(8, "envs stepped in parallel")
-    frame_stack: int = _hp(4, "frames stacked into one observation")
-    n_steps: int = _hp(128, "env steps per env per rollout")
-    batch_size: int = _hp(256, "minibatch size (must divide n_steps * n_envs)")
-    n_epochs: int = _hp(4, "passes over each rollout")
-    learning_rate: float = _hp(2.5e-4, "initial learning rate")
-    lr_schedule: str = _hp("linear", "learning-rate schedule", choices=SCHEDULE_CHOICES)
-    clip_range: float = _hp(0.1, "initial PPO clip range")
-    clip_schedule: str = _hp("linear", "clip-range schedule", choices=SCHEDULE_CHOICES)
+    n_envs: int = _hp(8, "envs stepped in parallel", whole(1, MAX_ENVS))
+    frame_stack: int = _hp(4, "frames stacked into one observation", whole(1, MAX_FRAME_STACK))
+    n_steps: int = _hp(128, "env steps per env per rollout", whole(1, MAX_ROLLOUT_STEPS))
+    batch_size: int = _hp(256, "minibatch size (must divide n_steps * n_envs)", whole(1))
+    n_epochs: int = _hp(4, "passes over each rollout", whole(1, MAX_EPOCHS))
+    learning_rate: float = _hp(2.5e-4, "initial learning rate", number(0, 1, low_open=True))
+    lr_schedule: str = _hp("linear", "learning-rate schedule", str, choices=SCHEDULE_CHOICES)
+    clip_range: float = _hp(0.1, "initial PPO clip range", number(0, 1, low_open=True))
+    clip_schedule: str = _hp("linear", "clip-range schedule", str, choices=SCHEDULE_CHOICES)
     half_life: float | None = _hp(DEFAULT_HALF_LIFE, "env steps per halving of an exponential schedule, "
-                                  "whatever the run's length")
-    ent_coef: float = _hp(0.01, "entropy bonus coefficient")
-    vf_coef: float = _hp(0.5, "value-loss coefficient")
-    gamma: float = _hp(0.99, "discount factor")
-    gae_lambda: float = _hp(0.95, "GAE lambda (bias-variance trade-off of the advantage)")
-    max_grad_norm: float = _hp(0.5, "gradient-norm clip")
+                                  "whatever the run's length", number(0, MAX_STEPS, low_open=True))
+    ent_coef: float = _hp(0.01, "entropy bonus coefficient", number(0, 1))
+    vf_coef: float = _hp(0.5, "value-loss coefficient", number(0, MAX_LOSS_COEF))
+    gamma: float = _hp(0.99, "discount factor", number(0, 1, low_open=True))
+    gae_lambda: float = _hp(0.95, "GAE lambda (bias-variance trade-off of the advantage)", number(0, 1))
+    max_grad_norm: float = _hp(0.5, "gradient-norm clip", number(0, MAX_GRAD_NORM, low_open=True))
 
     def replace(self, **changes: Any) -> "PPOConfig":
         """A copy with some fields changed (``ZOO_ATARI_PPO.replace(n_envs=16)``)."""
@@ -138,8 +146,7 @@ def add_ppo_flags(parser: argparse.ArgumentParser, defaults: PPOConfig) -> argpa
         if spec.name in COMMON_FLAG_FIELDS:
             parser.set_defaults(**{spec.name: default})
             continue
-        kind = {"int": int, "float": float, "float | None": float, "str": str}[str(spec.type)]
-        kwargs: dict[str, Any] = {"type": kind, "default": default, "help": spec.metadata["help"], "dest": spec.name}
+        kwargs: dict[str, Any] = {"type": spec.metadata["type"], "default": default, "help": spec.metadata["help"], "dest": spec.name}
         if "choices" in spec.metadata:
             kwargs["choices"] = spec.metadata["choices"]
         group.add_argument(_flag(spec.name), **kwargs)

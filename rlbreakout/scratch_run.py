@@ -33,6 +33,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from rlbreakout.callbacks import DescribedWriter
+from rlbreakout.flag_types import MAX_COUNT, MAX_GIF_GRID, MAX_GIF_STEPS, whole
 from rlbreakout.hyperparams import markdown_table
 from rlbreakout.progress import ProgressLine
 from rlbreakout.render import record_gif
@@ -55,9 +56,9 @@ VectorEnvFactory = Callable[[int, int], Any]
 def add_replay_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of the final evaluation and the gif: ``--eval-games``, ``--gif-games``, ``--gif-max-steps``."""
     replay = parser.add_argument_group("evaluation and replay")
-    replay.add_argument("--eval-games", type=int, default=10, help="whole games of the final evaluation (0: none)")
-    replay.add_argument("--gif-games", type=int, default=1, help="grid side of the replay gif (3: 9 games); 0: none")
-    replay.add_argument("--gif-max-steps", type=int, default=2_000, help="agent steps recorded in the gif at most")
+    replay.add_argument("--eval-games", type=whole(0, MAX_COUNT), default=10, help="whole games of the final evaluation (0: none)")
+    replay.add_argument("--gif-games", type=whole(0, MAX_GIF_GRID), default=1, help="grid side of the replay gif (3: 9 games); 0: none")
+    replay.add_argument("--gif-max-steps", type=whole(0, MAX_GIF_STEPS), default=2_000, help="agent steps recorded in the gif at most")
 
 
 def acting_policy(model: torch.nn.Module, speed: SpeedLevers) -> Policy:

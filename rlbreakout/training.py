@@ -37,6 +37,7 @@ from rlbreakout.env_ids import BACKEND_CHOICES, EVAL_BACKEND, VEC_ENV_CHOICES, c
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.files import atomic_path, link_or_copy
+from rlbreakout.flag_types import MAX_COUNT, MAX_GIF_GRID, MAX_GIF_STEPS, input_file, whole
 from rlbreakout.hyperparams import PPOConfig, add_ppo_flags, markdown_table
 from rlbreakout.progress import on_terminal
 from rlbreakout.render import record_gif
@@ -79,16 +80,16 @@ def ppo_parser(
     parser = common_parser(description, timesteps=timesteps, n_envs=defaults.n_envs, **common)
     add_ppo_flags(parser, defaults)
     run = parser.add_argument_group("evaluation, checkpoints and replay")
-    run.add_argument("--eval-freq", type=int, default=eval_freq,
+    run.add_argument("--eval-freq", type=whole(0), default=eval_freq,
                      help="env steps between evaluations (0 turns periodic evaluation off)")
-    run.add_argument("--eval-episodes", type=int, default=eval_episodes, help="whole games per evaluation")
-    run.add_argument("--checkpoint-freq", type=int, default=100_000,
+    run.add_argument("--eval-episodes", type=whole(1, MAX_COUNT), default=eval_episodes, help="whole games per evaluation")
+    run.add_argument("--checkpoint-freq", type=whole(0), default=100_000,
                      help="env steps between checkpoints (0: only at the end and on Ctrl-C)")
     run.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
-    run.add_argument("--load", default=None, metavar="MODEL",
+    run.add_argument("--load", type=input_file, default=None, metavar="MODEL",
                      help="skip training: evaluate and replay a saved model (run model.zip or models/*.pt policy)")
-    run.add_argument("--gif-games", type=int, default=1, help="grid side of the replay gif (3 -> 9 games); 0: no gif")
-    run.add_argument("--gif-max-steps", type=int, default=2_000, help="agent steps recorded per gif at most")
+    run.add_argument("--gif-games", type=whole(0, MAX_GIF_GRID), default=1, help="grid side of the replay gif (3 -> 9 games); 0: no gif")
+    run.add_argument("--gif-max-steps", type=whole(0, MAX_GIF_STEPS), default=2_000, help="agent steps recorded per gif at most")
     speed = parser.add_argument_group("speed")
     speed.add_argument("--vec-env", choices=VEC_ENV_CHOICES, default="dummy", help="DummyVecEnv or SubprocVecEnv")
     speed.add_argument("--fast", action="store_true",
@@ -108,7 +109,7 @@ def parse_ppo_args(parser: argparse.ArgumentParser, argv: list[str] | None = Non
                                for name in (LATEST_CHECKPOINT, PREVIOUS_CHECKPOINT)):
         raise RLBreakoutError(
             f"cannot resume {args.resume}: no {CHECKPOINT_DIR}/{LATEST_CHECKPOINT} in it. "
-            f"Pass the run folder printed by the first run (it holds summary.json or checkpoints/)."
+            f"Pass --resume the run folder printed by the first run (it holds summary.json or checkpoints/)."
         )
     return args
 
@@ -125,7 +126,17 @@ def validate_ppo_args(args: argparse.Namespace) -> PPOConfig:
         raise ConfigError(f"--eval-episodes must be >= 1, got {args.eval_episodes}.")
     check_env_id(args.env)
     args.device = resolve_device(args.device)
+    if getattr(args, "load", None):
+        check_loadable(args.load)
     return config
+
+
+def check_loadable(path: str | Path, flag: str = "--load") -> None:
+    """Load the model once on the CPU, so a corrupt file fails before any run folder is made."""
+    try:
+        load_policy(path, device="cpu")
+    except RLBreakoutError as exc:
+        raise ConfigError(f"{flag}: {exc}") from exc
 
 
 def speed_settings(args: argparse.Namespace, *, wrapper: str = "atari", wrapper_kwargs: dict[str, Any] | None = None,

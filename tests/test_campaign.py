@@ -199,7 +199,7 @@ def test_campaign_script_lists_the_plan(tmp_path: Path) -> None:
     assert lines[0].startswith(f"0 of {len(CAMPAIGN)} planned runs")
     assert sum("missing" in line and "min (" in line for line in lines) == len(CAMPAIGN)
     bad = run_script("pictures/campaign.py", "--hours", "0", expect_ok=False)
-    assert bad.returncode == 2 and "--hours must be > 0" in bad.stderr
+    assert bad.returncode == 2 and "argument --hours: 0 is out of range; give a number > 0" in bad.stderr
     part = run_script("pictures/campaign.py", "--list", "--only", "2.1_envs,2.2_callbacks", "--ledger",
                       str(tmp_path / "results"), "--logdir", str(tmp_path / "runs"))
     assert part.stdout.splitlines()[0].startswith("0 of 2 planned runs")

@@ -82,7 +82,7 @@ def test_1_2_episodic_life_ends_an_episode_per_life(logdir: Path) -> None:
 
 def test_bad_input_is_one_line_and_exit_2(logdir: Path) -> None:
     result = run_script(GYM, "--games", "0", "--logdir", str(logdir), expect_ok=False)
-    assert result.returncode == 2 and "--games must be >= 1" in result.stderr
+    assert result.returncode == 2 and "argument --games: 0 is out of range" in result.stderr
     assert result.stderr.strip().count("\n") == 0 and not logdir.exists(), "bad input leaves no run folder"
 
 

@@ -102,7 +102,7 @@ def test_3_2_nomodel_budget_too_small_counts_no_game(logdir: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--env", "ALE/Pong-v5"], "Breakout only"),
-    (["--episodes", "0"], "--episodes must be >= 1"),
+    (["--episodes", "0"], "argument --episodes: 0 is out of range"),
 ])
 def test_3_2_nomodel_bad_input_is_one_line(logdir: Path, args: list[str], message: str) -> None:
     result = run_script(NOMODEL, *args, "--logdir", str(logdir), expect_ok=False)

@@ -167,7 +167,8 @@ def test_corrupt_model_file_is_a_clear_error(logdir: Path, tmp_path: Path) -> No
     result = run_script("2_baselines/2.3_copying_hp_zoo.py", *TINY_PPO_FLAGS, "--load", str(bad),
                         "--logdir", str(logdir), expect_ok=False)
     assert result.returncode == 2
-    assert "cannot load model" in result.stderr and "Traceback" not in result.stderr
+    assert "--load: cannot load model" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == "" and not logdir.exists(), "a model that does not load leaves no run folder"
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ def test_resume_takes_the_saved_settings_and_explicit_flags_win_even_abbreviated
 
 
 def test_resume_of_a_folder_without_config_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(RLBreakoutError, match="cannot resume"):
+    with pytest.raises(RLBreakoutError, match="cannot resume .*: no config.json in it. Pass --resume the run folder"):
         parse_script_args(resumable_parser(), ["--resume", str(tmp_path)])
 
 
@@ -93,5 +93,23 @@ def test_a_script_ends_with_one_line_for_user_errors_and_a_traceback_for_bugs(
 def test_resolve_device() -> None:
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") in ("cpu", "cuda")
-    with pytest.raises(RLBreakoutError, match="unknown device"):
+    with pytest.raises(RLBreakoutError, match="--device 'tpu' is unknown"):
         resolve_device("tpu")
+
+
+def test_a_bad_flag_value_is_one_line_naming_the_flag_and_its_range(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's usage block is left out: one line, exit 2 (--help shows the usage)."""
+    for argv, words in [(["--n-envs", "0"], "argument --n-envs: 0 is out of range; give a whole number from 1 to 1,024"),
+                        (["--timesteps", "lots"], "argument --timesteps: 'lots' is not a whole number"),
+                        (["--seed", str(2**32)], "argument --seed: 4294967296 is out of range"),
+                        (["--nope"], "unrecognized arguments: --nope (see ")]:
+        with pytest.raises(SystemExit) as exit_info:
+            parse_script_args(common_parser("x", timesteps=100), argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == EXIT_BAD_INPUT and err.startswith(f"error: {words}")
+        assert err.count("\n") == 1 and "usage" not in err
+
+
+def test_a_bad_device_is_refused_while_parsing() -> None:
+    with pytest.raises(RLBreakoutError, match="^--device 'gpu0' is unknown; use auto, cpu"):
+        parse_script_args(common_parser("x", timesteps=100), ["--device", "gpu0"])

@@ -62,11 +62,13 @@ def test_sqlite_storage_under_a_file_is_one_clear_line(tmp_path: Path) -> None:
         open_storage(f"sqlite:///{tmp_path}/file/db.sqlite")
 
 
-def test_sqlite_storage_creates_its_folder_and_keeps_studies(tmp_path: Path) -> None:
+def test_sqlite_storage_creates_its_folder_and_keeps_studies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'deep' / 'er' / 'studies.db'}"
     optuna.create_study(storage=open_storage(url), study_name="kept")
     assert (tmp_path / "deep" / "er" / "studies.db").is_file()
+    assert capsys.readouterr().out == f"created {tmp_path / 'deep' / 'er'} for the new study database studies.db\n"
     assert optuna.get_all_study_names(open_storage(url)) == ["kept"]
+    assert capsys.readouterr().out == ""  # the folder is there now: nothing to say
 
 
 def test_joining_a_study_with_a_different_budget_is_refused(tmp_path: Path) -> None:

@@ -387,9 +387,8 @@ def select_plans(plans: Sequence[PlannedRun], only: Sequence[str]) -> list[Plann
     patterns = [p for p in only if p]
     unmatched = [p for p in patterns if not any(p in plan.key for plan in plans)]
     if unmatched:
-        keys = "\n  ".join(plan.key for plan in plans)
-        raise ConfigError(f"--only {', '.join(unmatched)} matches no planned run; use a part of one of these keys:"
-                          f"\n  {keys}")
+        raise ConfigError(f"--only {', '.join(unmatched)} matches no planned run; use a part of one of these keys "
+                          f"(--list shows them): {', '.join(plan.key for plan in plans)}")
     return [plan for plan in plans if not patterns or any(p in plan.key for p in patterns)]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from rlbreakout.cli import common_parser
 from rlbreakout.collapse import DEFAULT_COLLAPSE_FRACTION, DEFAULT_PATIENCE
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_COUNT, MAX_GIF_STEPS, MAX_THREADS, number, whole
 from rlbreakout.retro.envs import (
     CONTEST_MAX_EPISODE_STEPS,
     CONTEST_STICKY_PROBABILITY,
@@ -46,9 +47,9 @@ def retro_parser(
     retro.add_argument("--game", dest="env", default=DEFAULT_GAME,
                        help=f"stable-retro game (--env is the same flag); Sonic: {SONIC_GAME} (import its ROM first)")
     retro.add_argument("--state", default=None, help="save state (level) to start from; default: the game's")
-    retro.add_argument("--sticky", type=float, default=sticky,
+    retro.add_argument("--sticky", type=number(0, 1, high_open=True), default=sticky,
                        help="sticky-action probability (contest: 0.25; 0 = deterministic emulator)")
-    retro.add_argument("--max-episode-steps", type=int, default=CONTEST_MAX_EPISODE_STEPS,
+    retro.add_argument("--max-episode-steps", type=whole(1), default=CONTEST_MAX_EPISODE_STEPS,
                        help="agent steps after which a game is cut (the contest's 4,500)")
     if reward_scale is not None:
         retro.add_argument("--reward-scale", default=reward_scale,
@@ -61,15 +62,15 @@ def retro_parser(
 def add_run_arguments(parser: argparse.ArgumentParser, *, eval_freq: int) -> argparse.ArgumentParser:
     """Evaluation, freeze-at-best, replay and thread flags shared by 5.2 and 5.3."""
     run = parser.add_argument_group("evaluation, freezing at the best model, replay")
-    run.add_argument("--eval-freq", type=int, default=eval_freq, help="env steps between evaluations (0: none)")
-    run.add_argument("--eval-episodes", type=int, default=DEFAULT_EVAL_EPISODES, help="whole games per evaluation")
-    run.add_argument("--collapse-fraction", type=float, default=DEFAULT_COLLAPSE_FRACTION,
+    run.add_argument("--eval-freq", type=whole(0), default=eval_freq, help="env steps between evaluations (0: none)")
+    run.add_argument("--eval-episodes", type=whole(1, MAX_COUNT), default=DEFAULT_EVAL_EPISODES, help="whole games per evaluation")
+    run.add_argument("--collapse-fraction", type=number(0, 1), default=DEFAULT_COLLAPSE_FRACTION,
                      help="stop when the eval score is this fraction below the best ... (0: never stop)")
-    run.add_argument("--collapse-patience", type=int, default=DEFAULT_PATIENCE,
+    run.add_argument("--collapse-patience", type=whole(1, MAX_COUNT), default=DEFAULT_PATIENCE,
                      help="... for this many evaluations in a row; the best weights are restored")
-    run.add_argument("--gif-max-steps", type=int, default=CONTEST_MAX_EPISODE_STEPS,
+    run.add_argument("--gif-max-steps", type=whole(0, MAX_GIF_STEPS), default=CONTEST_MAX_EPISODE_STEPS,
                      help="agent steps recorded in the replay gif at most (0: no gif)")
-    run.add_argument("--torch-threads", type=int, default=DEFAULT_TORCH_THREADS,
+    run.add_argument("--torch-threads", type=whole(1, MAX_THREADS), default=DEFAULT_TORCH_THREADS,
                      help="torch CPU threads (1: the emulators run in their own processes, and results "
                           "do not depend on the machine's load)")
     return parser

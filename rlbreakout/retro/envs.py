@@ -103,7 +103,7 @@ def resolve_game(game: str) -> str:
     if name not in games:
         close = difflib.get_close_matches(game, games, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown retro game {game!r}.{hint} `stable_retro.data.list_games()` lists all "
+        raise ConfigError(f"--game: unknown retro game {game!r}.{hint} `stable_retro.data.list_games()` lists all "
                           f"{len(games)}; {DEFAULT_GAME} runs without a ROM import.")
     try:
         retro.data.get_romfile_path(name)
@@ -121,7 +121,7 @@ def check_state(game: str, state: str | None) -> None:
         return
     states = _retro().data.list_states(game)
     if state not in states:
-        raise ConfigError(f"unknown state {state!r} for {game}; choose one of: {', '.join(states)}.")
+        raise ConfigError(f"--state: unknown state {state!r} for {game}; choose one of: {', '.join(states)}.")
 
 
 def default_combos(game: str, buttons: Sequence[str]) -> tuple[tuple[str, ...], ...]:

@@ -110,7 +110,7 @@ def parse_reward_scale(text: str) -> RewardScale | None:
     try:
         factor = float(text)
     except ValueError:
-        raise ConfigError(f"unknown reward scale {text!r}; use {REWARD_SCALE_CHOICES_HINT}.") from None
+        raise ConfigError(f"--reward-scale: unknown reward scale {text!r}; use {REWARD_SCALE_CHOICES_HINT}.") from None
     if not factor > 0:
         raise ConfigError(f"a reward scale factor must be > 0, got {text}; use 'none' to switch scaling off.")
     return LinearScale(factor)

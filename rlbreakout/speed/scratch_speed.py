@@ -36,6 +36,7 @@ from ale_py.vector_env import AtariVectorEnv
 
 from rlbreakout.env_ids import BACKEND_CHOICES, ale_vector_unsupported_reason, check_env_id, env_settings
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_THREADS, whole
 from rlbreakout.speed.allocator import keep_freed_memory
 from rlbreakout.speed.fast import DEFAULT_N_EPOCHS, choose_levers, maybe_compile, training_minibatches
 from rlbreakout.speed.hardware import FUSED_ADAM_DEVICES, PRECISION_CHOICES, resolve_device, resolve_precision
@@ -123,7 +124,7 @@ def add_speed_flags(parser: argparse.ArgumentParser, *, backend: str = "classic"
                        help="classic: gymnasium + SB3 wrappers (every detail visible); ale_vector: ale-py's C++ env")
     speed.add_argument("--precision", choices=PRECISION_CHOICES, default=precision,
                        help="bf16 autocast where the hardware has it (else fp32, with a warning), or fp32")
-    speed.add_argument("--torch-threads", type=int, default=0, help="torch CPU threads (0: from the cores free now)")
+    speed.add_argument("--torch-threads", type=whole(0, MAX_THREADS), default=0, help="torch CPU threads (0: from the cores free now)")
 
 
 def check_backend(env_id: str, backend: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from rlbreakout.cli import common_parser, resolve_device
 from rlbreakout.env_ids import check_env_id
 from rlbreakout.errors import ConfigError
+from rlbreakout.flag_types import MAX_COUNT, whole
 from rlbreakout.tune.objective import DEFAULT_EVALS_PER_TRIAL
 from rlbreakout.tune.storage import DEFAULT_STORAGE_FILE, DEFAULT_STORAGE_SUBDIR, STORAGE_ENV_VAR
 
@@ -34,7 +35,7 @@ def add_study_flags(
                        help=f"SQLAlchemy URL of the study database (default: ${STORAGE_ENV_VAR}, else "
                             f"sqlite:///<logdir>/{DEFAULT_STORAGE_SUBDIR}/{DEFAULT_STORAGE_FILE})")
     group.add_argument("--study-name", default=study_name, help="workers with the same storage and name share a study")
-    group.add_argument("--n-trials", type=int, default=n_trials,
+    group.add_argument("--n-trials", type=whole(1, MAX_COUNT), default=n_trials,
                        help="the study's total of finished trials, over all workers")
     if sampler is not None:
         group.add_argument("--sampler", choices=SAMPLER_CHOICES, default=sampler,
@@ -64,8 +65,8 @@ def tuning_parser(
     group = parser.add_argument_group("trial evaluation")
     group.add_argument("--eval-env", default=eval_env,
                        help="env id every trial is scored on (default: the trial's own training env)")
-    group.add_argument("--eval-episodes", type=int, default=eval_episodes, help="whole games per evaluation")
-    group.add_argument("--evals-per-trial", type=int, default=DEFAULT_EVALS_PER_TRIAL,
+    group.add_argument("--eval-episodes", type=whole(1, MAX_COUNT), default=eval_episodes, help="whole games per evaluation")
+    group.add_argument("--evals-per-trial", type=whole(1, MAX_COUNT), default=DEFAULT_EVALS_PER_TRIAL,
                        help="evaluations per trial (reported to the pruner); the last one is the trial's score")
     return parser
 
@@ -85,7 +86,7 @@ def validate_tuning_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--evals-per-trial must be between 1 and --timesteps, got {evals}.")
     check_env_id(args.env)
     if getattr(args, "eval_env", None):
-        check_env_id(args.eval_env)
+        check_env_id(args.eval_env, "--eval-env")
     args.device = resolve_device(args.device)
 
 

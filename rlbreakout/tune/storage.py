@@ -111,6 +111,13 @@ def _connect(url: str, backend: str, *, shown: str, heartbeat_interval: int, gra
     raise AssertionError("unreachable")
 
 
+def _make_sqlite_folder(database: Path) -> None:
+    """Create the folder of a new SQLite study file, and say so in one line (a typo shows at once)."""
+    if not database.parent.is_dir():
+        database.parent.mkdir(parents=True, exist_ok=True)
+        print(f"created {database.parent} for the new study database {database.name}", flush=True)
+
+
 def open_storage(
     url: str,
     *,
@@ -132,7 +139,7 @@ def open_storage(
     """
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise RLBreakoutError(f"cannot reach Optuna storage {url!r}: not a database URL ({exc}). {STORAGE_HINT}.") from exc
     shown = parsed.render_as_string(hide_password=True)
     backend = parsed.get_backend_name()
@@ -141,7 +148,7 @@ def open_storage(
         url = parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     try:
         if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _make_sqlite_folder(Path(parsed.database))
         return _connect(url, backend, shown=shown, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                         max_retry=max_retry, connect_timeout=connect_timeout, outage_seconds=outage_seconds)
     except ImportError as exc:
