@@ -110,9 +110,12 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / SECONDS_PER_HOUR:.1f} h"
 
 
-def expected_time_line(steps: int, speed: MeasuredSpeed | None, run_dir: Path) -> str:
-    """The line printed before training: steps, expected wall time here, how to stop and go on."""
-    how = f"Ctrl-C saves a checkpoint; --resume {run_dir} continues it."
+def expected_time_line(steps: int, speed: MeasuredSpeed | None, run_dir: Path, how: str | None = None) -> str:
+    """The line printed before training: steps, expected wall time here, how to stop and go on.
+
+    :param how: how to stop and go on, for a script that does it differently (2.4 and 2.5 have no ``--resume``)
+    """
+    how = how or f"Ctrl-C saves a checkpoint; --resume {run_dir} continues it."
     if speed is None:
         return (f"{steps:,} steps to train; no run of this script measured here yet, so the progress lines "
                 f"will tell the speed. {how}")

@@ -148,7 +148,7 @@ def continue_schedule(schedule: Schedule, *, name: str, flag: str, step: int, pl
     steps at 0 would not learn.
     """
     schedule = getattr(schedule, "value_schedule", schedule)
-    value = schedule(1.0 - step / planned_total)
+    value = schedule(1.0 - step / planned_total if planned_total > 0 else 1.0)  # 0: saved before any training
     if new_total == planned_total:
         return schedule, f"{name} {schedule!r} goes on from step {step:,} ({value:g} now)"
     if isinstance(schedule, ConstantSchedule):

@@ -33,6 +33,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from rlbreakout.callbacks import DescribedWriter
+from rlbreakout.expected_time import expected_time_line, measured_speed
 from rlbreakout.flag_types import MAX_COUNT, MAX_GIF_GRID, MAX_GIF_STEPS, whole
 from rlbreakout.hyperparams import markdown_table
 from rlbreakout.progress import ProgressLine
@@ -144,7 +145,14 @@ class ScratchRun:
 
     @contextmanager
     def training(self, model: torch.nn.Module) -> Iterator[None]:
-        """Time the block as training; save ``model``'s weights when it ends, on Ctrl-C first."""
+        """Time the block as training; save ``model``'s weights when it ends, on Ctrl-C first.
+
+        It first prints the steps and the wall time they should take here, as every training does.
+        """
+        speed = measured_speed(self.run.name, self.run.fast, self.run.logdir, exclude=self.dir)
+        print(expected_time_line(self.args.timesteps, speed, self.dir,
+                                 how=f"Ctrl-C saves the weights to {self.model_path} (no --resume here: the run "
+                                     f"starts from scratch each time)."), flush=True)
         self._started = time.perf_counter()
         try:
             with self.run.training():

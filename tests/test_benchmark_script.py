@@ -145,9 +145,10 @@ def test_parity_trains_each_pair_stock_and_fast_and_tables_them(logdir: Path) ->
     result = run_script(SCRIPT, "--tiny", "--parts", "peak", "--parity-steps", "64", "--parity-seeds", "1",
                         "--logdir", str(logdir))
     _, summary = summary_of(result)
-    assert set(summary["parity"]) == {"2.3", "2.5"}
+    assert set(summary["parity"]) == {"2.3", "2.5", "3.3"}
     for name, scripts in (("2.3", ("2.3_copying_hp_zoo", "2.3_copying_hp_zoo")),
-                          ("2.5", ("2.4_ppo_atari_from_scratch", "2.5_ppo_fast"))):
+                          ("2.5", ("2.4_ppo_atari_from_scratch", "2.5_ppo_fast")),
+                          ("3.3", ("3.3_aimbot_training", "3.3_aimbot_training"))):
         parity = summary["parity"][name]
         assert parity["steps"] == 64 and set(parity["runs"]) == {"stock", "fast"}
         for side, script in zip(("stock", "fast"), scripts):
@@ -161,6 +162,9 @@ def test_parity_trains_each_pair_stock_and_fast_and_tables_them(logdir: Path) ->
         assert f"parity {name} fast  seed 0: 64 steps" in result.stdout
     assert "| **2.3 --fast**, 1 seeds |" in summary["parity"]["2.3"]["table"]
     assert "| **2.5**, 1 seeds |" in summary["parity"]["2.5"]["table"]
+    assert "| **3.3 --fast, ale_vector**, 1 seeds |" in summary["parity"]["3.3"]["table"]
+    aimbot_stock = json.loads((Path(summary["parity"]["3.3"]["runs"]["stock"][0]["run_dir"]) / "config.json").read_text())
+    assert aimbot_stock["backend"] == "classic" and aimbot_stock["fast"]  # only the env backend differs
 
 
 def test_only_the_chosen_parity_pairs_and_unknown_ones_are_one_line(logdir: Path) -> None:
@@ -168,4 +172,4 @@ def test_only_the_chosen_parity_pairs_and_unknown_ones_are_one_line(logdir: Path
                         expect_ok=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == ("error: unknown --parity-pairs ['2.9']; choose from 2.3, 2.5, "
-                                                      "comma-separated.")
+                                                      "3.3, comma-separated.")

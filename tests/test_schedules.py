@@ -123,3 +123,10 @@ def test_each_schedule_by_name_and_each_bad_argument_named() -> None:
     for missing in ({"total_timesteps": 100}, {"half_life": 50.0}):  # either one missing is an error
         with pytest.raises(ConfigError, match=r"^an exponential schedule needs total_timesteps and half_life\.$"):
             make_schedule("exponential", 1.0, **missing)
+
+
+def test_a_checkpoint_saved_before_any_training_continues_from_the_start_value() -> None:
+    """SB3 saves ``_total_timesteps`` 0 for a model that never learned: no division by it."""
+    continued, line = extend(linear_schedule(0.1), 0, 0, 1_000)
+    assert continued(progress_at(0, 1_000)) == pytest.approx(0.1) and continued(progress_at(1_000, 1_000)) == 0.0
+    assert line.startswith("learning rate linear: re-planned from 0.1 at step 0")
