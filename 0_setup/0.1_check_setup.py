@@ -22,7 +22,7 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 
-from rlbreakout.cli import common_parser, parse_script_args
+from rlbreakout.cli import common_parser, parse_script_args, resolve_device
 from rlbreakout.env_ids import check_env_id, register_ale
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
@@ -68,7 +68,7 @@ for name in PACKAGES:
         versions[name] = "not installed"
     print(f"{name:24s} {versions[name]}")
 print(f"{'python':24s} {platform.python_version()}")
-device = "cuda" if torch.cuda.is_available() else "cpu"
+device = resolve_device(args.device)  # what --device names ("auto": CUDA where there is one)
 bf16_flags = sorted(CPU_BF16_FLAGS & cpu_flags())
 print(f"torch device: {device}; CPU threads: {torch.get_num_threads()}; "
       f"bf16 CPU flags: {', '.join(bf16_flags) or 'none (bf16 runs slowly; use --precision fp32)'}")

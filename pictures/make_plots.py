@@ -32,7 +32,7 @@ CHARTS = [
     ("2.3_zoo_ppo_eval.png", ["2.3_copying_hp_zoo"], "eval/eval/mean_reward", "evaluation score (whole games)", ["fast", "timesteps"]),
     ("2.3_zoo_ppo_value_loss.png", ["2.3_copying_hp_zoo"], "train/value_loss", "value loss", ["fast", "timesteps"]),
     ("2.4_vs_2.3_score.png", ["2.3_copying_hp_zoo", "2.4_ppo_atari_from_scratch"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps", "backend"]),
-    ("3.3_aimbot_variants.png", ["3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["prediction", "frame_stack", "timesteps"]),
+    ("3.3_aimbot_variants.png", ["3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["colour", "crop", "prediction", "frame_stack", "timesteps"]),
     ("3.3_vs_2.3_score.png", ["2.3_copying_hp_zoo", "3.3_aimbot_training"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps"]),
     ("4.1_env_comparison.png", ["4.1_PPO_env_comparison"], "rollout/ep_rew_mean", "game score (mean of last 100 games)", ["timesteps"]),
 ]

@@ -136,7 +136,8 @@ TAGS: tuple[Tag, ...] = (
         "`FreezeOnCollapseCallback`: the best evaluation score so far, whose weights it keeps",
         "rises in steps, never falls"),
     Tag("collapse/evals_below",
-        "`FreezeOnCollapseCallback`: evaluations in a row below `--collapse-fraction` of the best; at "
+        "`FreezeOnCollapseCallback`: evaluations in a row that fell more than `--collapse-fraction` of the best "
+        "below it; at "
         "`--collapse-patience` training stops and the best weights come back",
         "0 most of the time"),
     Tag("jerk/episode_score",

@@ -92,7 +92,7 @@ def ppo_parser(
     run.add_argument("--gif-max-steps", type=whole(0, MAX_GIF_STEPS), default=2_000, help="agent steps recorded per gif at most")
     speed = parser.add_argument_group("speed")
     speed.add_argument("--vec-env", choices=VEC_ENV_CHOICES, default="dummy", help="DummyVecEnv or SubprocVecEnv")
-    speed.add_argument("--fast", action="store_true",
+    speed.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
                        help="turn on the speed levers that apply: ale_vector envs, and the network precision "
                             "and memory layout measured fastest on this machine")
     speed.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",

@@ -100,6 +100,14 @@ def test_each_settings_constant_is_its_flag_s_default_and_a_flag_still_wins(scri
     if "--timesteps" in flags:  # a flag given in a terminal (or with F5) still overrides the constant
         args, _ = parsed(script, "--timesteps", "1234")
         assert args.timesteps == 1234 != module["TIMESTEPS"]
+    options = {option for action in parser_actions(script) for option in action.option_strings}
+    for name, flag in constants.items():  # a switch set either way in the cell can be flipped for one run
+        if isinstance(module[name], bool):
+            for value in (True, False):
+                switch = f"--no-{flag[2:]}" if value else flag
+                assert switch in options, f"{script}: with {name} = {value} in the cell, no {switch} undoes it"
+                flipped, _ = parsed(script, switch, edits={name: value})
+                assert getattr(flipped, flags[flag]) is (not value), f"{script}: {switch} does not win over {name}"
 
 
 def parser_actions(script: str) -> list[argparse.Action]:
