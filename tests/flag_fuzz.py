@@ -46,7 +46,7 @@ TEXT_KINDS: dict[str, str] = {
     "logdir": "out_dir", "pictures": "out_dir", "in_progress": "out_dir",
     "out": "out_path", "picture": "out_path",
     "ledger": "in_dir",
-    "load": "in_file",
+    "load": "in_file", "model": "in_file",
     # 0.3 replays the pretrained models when they are there, and notes a missing one (a fresh fork has none)
     "pretrained": "free", "pretrained_aimbot": "free",
     # 0.2 notes a missing 2.4/2.5 script and skips that part (tests/test_benchmark_script.py)

@@ -107,9 +107,12 @@ def test_non_atari_id_is_rejected() -> None:
      ({"n_envs": 0}, "n_envs"), ({"frame_stack": 0}, "frame_stack")],
 )
 def test_wrong_arguments_raise_one_clear_line(kwargs: dict, fragment: str) -> None:
-    n_envs = kwargs.pop("n_envs", 1)
+    # a copy: popping from the parameter itself would leave n_envs out when the test runs again in
+    # the same process (as mutmut runs it: its clean run then found no error and stopped)
+    arguments = dict(kwargs)
+    n_envs = arguments.pop("n_envs", 1)
     with pytest.raises(RLBreakoutError, match=fragment):
-        make_env("BreakoutNoFrameskip-v4", n_envs, **kwargs)
+        make_env("BreakoutNoFrameskip-v4", n_envs, **arguments)
 
 
 def test_env_seeding_is_reproducible_and_env_i_takes_seed_plus_i() -> None:

@@ -162,3 +162,9 @@ def test_a_model_block_quotes_the_picking_evaluation_as_such_and_a_fresh_one_as_
     text = render_model("m", ledger, models_dir=tmp_path)
     assert ("mean **61.2** (standard error 3.0), median **55.0** over 100 whole games, `--seed 100`" in text
             and "still to run" not in text)
+    # where it ran: the script, the commit (marked when the tree differed from it) and the CPU
+    record["fresh_evaluations"][NO_FRAMESKIP].update(script="3.3_aimbot_training", git_commit="89b26d99e3",
+                                                     git_dirty=True, cpu_model="Some CPU")
+    (tmp_path / "m.json").write_text(json.dumps(record))
+    text = render_model("m", ledger, models_dir=tmp_path)
+    assert "`--seed 100` (`3.3_aimbot_training.py --load`, commit `89b26d9` (dirty), Some CPU CPU)" in text

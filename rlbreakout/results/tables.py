@@ -22,6 +22,7 @@ from typing import Any
 from rlbreakout.env_ids import BACKEND_LABELS
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.results.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, MILLION, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
+from rlbreakout.results.fresh import FRESH_GAMES, FRESH_KEY
 from rlbreakout.results.ledger import GroupFigures, aggregate, env_label
 
 #: The comment pair around a generated block; ``name`` picks what it holds.
@@ -38,7 +39,6 @@ MODEL_BLOCK_PREFIX = "model-"
 MODEL_RECORD_SUFFIX = ".json"
 MODELS_DIR = REPO_ROOT / "models"
 #: Whole games on each env of the fresh evaluation that a model's quoted score comes from.
-FRESH_GAMES = 100
 MISSING = "–"
 HOW_TO_FILL = "`make results HOURS=...` (pictures/campaign.py)"
 Ledger = Mapping[str, Mapping[str, Any]]
@@ -209,16 +209,19 @@ def render_model(stem: str, ledger: Ledger, models_dir: Path = MODELS_DIR) -> st
     for env_id, evaluation in entry["evaluations"].items():
         lines.append(f"* {env_id}: mean {evaluation['mean_reward']:.2f}, median {evaluation['median_reward']:.1f} "
                      f"over {evaluation['n_games']} whole games")
-    fresh = record.get("fresh_evaluations", {})
+    fresh = record.get(FRESH_KEY, {})
     if fresh:
         lines += ["", "Its score, from a fresh evaluation of this very file (seeds apart from those that picked it):",
                   ""]
         lines += [f"* {env_id}: mean **{figures['mean']:.1f}** (standard error {figures['standard_error']:.1f}), "
                   f"median **{figures['median']:.1f}** over {figures['n_games']} whole games, `--seed {figures['seed']}`"
+                  + (f" (`{figures['script']}.py --load`, commit `{str(figures['git_commit'])[:7]}`"
+                     f"{' (dirty)' if figures.get('git_dirty') else ''}, {figures['cpu_model']} CPU)"
+                     if "git_commit" in figures else "")
                   for env_id, figures in fresh.items()]
     else:
         lines += ["", f"A fresh evaluation of this very file ({FRESH_GAMES} whole games on each env, seeds apart from "
-                  "those that picked it, with the standard error) is still to run; `fresh_evaluations` in "
+                  f"those that picked it, with the standard error) is still to run; `{FRESH_KEY}` in "
                   f"`models/{stem}{MODEL_RECORD_SUFFIX}` will hold it, and this block will quote it."]
     return "\n".join(lines)
 
