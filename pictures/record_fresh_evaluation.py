@@ -28,9 +28,19 @@ from rlbreakout.results.fresh import FRESH_GAMES, FRESH_KEY, fresh_evaluation
 
 
 # %% Settings
+def exported_model(text: str) -> str:
+    """A ``type=`` for --model: an existing file with its record (<name>.json) beside it."""
+    text = input_file(text)
+    if not Path(text).with_suffix(".json").is_file():
+        raise argparse.ArgumentTypeError(f"{text} has no record {Path(text).with_suffix('.json').name} beside it; only "
+                                         f"a model exported by pictures/export_best_policy.py has one: export it first")
+    return text
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=input_file, required=True, help="the committed policy file (models/<name>.pt)")
+    parser.add_argument("--model", type=exported_model, required=True,
+                        help="the committed policy file (models/<name>.pt, its record <name>.json beside it)")
     parser.add_argument("--min-games", type=whole(2, 100_000), default=FRESH_GAMES, help="whole games each evaluation must have played")
     parser.add_argument("summaries", nargs="+", type=input_file, help="summary.json of each --load evaluation")
     return parse_script_args(parser)
@@ -39,9 +49,6 @@ def parse_args() -> argparse.Namespace:
 args = parse_args()
 model = Path(args.model).resolve()
 record_path = model.with_suffix(".json")
-if not record_path.is_file():
-    raise RLBreakoutError(f"{record_path} is missing: only a model exported by pictures/export_best_policy.py has a "
-                          f"record; export it first.")
 
 # %% Read and check every evaluation before writing anything
 record = read_json(record_path, "restore it with git checkout, or export the model again.")

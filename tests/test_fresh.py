@@ -66,7 +66,8 @@ def test_a_real_load_evaluation_is_recorded_beside_the_model(tmp_path: Path) -> 
     before = record.read_text()
     other = run_script("pictures/record_fresh_evaluation.py", "--model", str(ZOO_POLICY), "--min-games", "2",
                        str(summary_path), expect_ok=False)
-    assert other.returncode == 2 and "is missing" in other.stderr.strip().splitlines()[-1]
+    assert other.returncode == 2 and "--model" in other.stderr.strip().splitlines()[-1]
+    assert "has no record ppo_breakout_policy.json beside it" in other.stderr.strip().splitlines()[-1]
     model_b = tmp_path / "models" / "b.pt"
     shutil.copy(ZOO_POLICY, model_b)
     model_b.with_suffix(".json").write_text("{}")
