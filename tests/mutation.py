@@ -71,11 +71,24 @@ def prepare(module: str, tests: list[str]) -> Path:
     return work
 
 
-def survivors(work: Path) -> tuple[int, list[str]]:
-    """All mutants of the run in ``work`` and the names of those that survived."""
-    listed = mutmut(work, "results", "--all", "true").stdout.splitlines()
+#: mutmut's statuses that count as a kill: a test failed (or hung, or crashed) on the mutant.
+KILLED_STATUSES = ("killed", "timeout", "segfault")
+
+
+def survivors(work: Path) -> tuple[int, dict[str, str]]:
+    """All mutants of the run in ``work``, and each one not killed with its status.
+
+    Only a failing test kills: "no tests" (no test of the module's list calls the mutated
+    function), "suspicious", "skipped" and "not checked" are not kills, so they are listed
+    with the survivors and count against the share.
+    """
+    return not_killed(mutmut(work, "results", "--all", "true").stdout.splitlines())
+
+
+def not_killed(listed: list[str]) -> tuple[int, dict[str, str]]:
+    """From ``mutmut results --all true``'s lines (``    name: status``): the count, and the mutants not killed."""
     statuses = [line.strip().rsplit(": ", 1) for line in listed if ": " in line]
-    return len(statuses), [name for name, status in statuses if status == "survived"]
+    return len(statuses), {name: status for name, status in statuses if status not in KILLED_STATUSES}
 
 
 def run_module(module: str, tests: list[str]) -> list[str]:
@@ -90,13 +103,13 @@ def run_module(module: str, tests: list[str]) -> list[str]:
     explained = [name for name in alive if name in EQUIVALENT]
     killed = total - len(alive)
     share = killed / total if total else 1.0
-    lines = [f"## {module}", "", f"{total} mutants, {killed} killed ({share:.0%}), {len(alive)} survived "
+    lines = [f"## {module}", "", f"{total} mutants, {killed} killed ({share:.0%}), {len(alive)} not killed "
              f"({len(explained)} of them equivalent). Tests: {', '.join(tests)}", ""]
-    for name in alive:
+    for name, status in alive.items():
         reason = EQUIVALENT.get(name)
-        lines += [f"### {name}" + (f" (equivalent: {reason})" if reason else ""), "", "```diff",
+        lines += [f"### {name}: {status}" + (f" (equivalent: {reason})" if reason else ""), "", "```diff",
                   mutmut(work, "show", name).stdout.strip(), "```", ""]
-    print(f"{module}: {total} mutants, {killed} killed ({share:.0%}), {len(alive)} survived", flush=True)
+    print(f"{module}: {total} mutants, {killed} killed ({share:.0%}), {len(alive)} not killed", flush=True)
     return lines
 
 

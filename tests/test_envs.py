@@ -7,7 +7,7 @@ import pytest
 
 from helpers import is_channel_first_uint8
 
-from rlbreakout.env_ids import BREAKOUT_ENV_IDS, env_settings
+from rlbreakout.env_ids import BREAKOUT_ENV_IDS, ale_vector_unsupported_reason, env_settings
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError, RLBreakoutError
 from rlbreakout.scripted_player import player_for
@@ -170,3 +170,38 @@ def test_subproc_vec_env_matches_dummy() -> None:
     finally:
         dummy.close()
         subproc.close()
+
+
+# %% What the ale_vector backend cannot reproduce: each reason names the option and the fix
+def test_ale_vector_accepts_what_it_reproduces() -> None:
+    for env_id in ("BreakoutNoFrameskip-v4", "ALE/Breakout-v5"):
+        assert ale_vector_unsupported_reason(env_id) is None
+        assert ale_vector_unsupported_reason(env_id, wrapper="aimbot") is None
+    every_env_option = {"frameskip": 1, "repeat_action_probability": 0.0, "full_action_space": False,
+                        "max_num_frames_per_episode": 1000}
+    atari = {"noop_max": 0, "frame_skip": 4, "terminal_on_life_loss": True, "clip_reward": True, "screen_size": 84}
+    assert ale_vector_unsupported_reason("BreakoutNoFrameskip-v4", every_env_option, atari) is None
+    aimbot = {**{k: v for k, v in atari.items() if k != "screen_size"},
+              "colour": "mono", "crop": "trim", "prediction": "marker", "resize": 84}
+    assert ale_vector_unsupported_reason("BreakoutNoFrameskip-v4", None, aimbot, wrapper="aimbot") is None
+
+
+def test_ale_vector_refusals_name_the_option_and_the_fix() -> None:
+    reason = ale_vector_unsupported_reason("BreakoutNoFrameskip-v4", wrapper="none")
+    assert reason == ("backend 'ale_vector' does the 'atari' and 'aimbot' wrappers, not 'none'; "
+                      "use backend 'classic'.")
+    reason = ale_vector_unsupported_reason("BreakoutNoFrameskip-v4", {"mode": 2, "difficulty": 1})
+    assert reason == ("env_kwargs ['difficulty', 'mode'] are not supported by backend 'ale_vector' (supported: "
+                      "frameskip, repeat_action_probability, full_action_space, max_num_frames_per_episode); "
+                      "use backend 'classic'.")
+    # screen_size is the atari wrapper's, not the aimbot's (its view has its own resize)
+    reason = ale_vector_unsupported_reason("BreakoutNoFrameskip-v4", None, {"screen_size": 84}, wrapper="aimbot")
+    assert reason == ("wrapper_kwargs ['screen_size'] are not supported by backend 'ale_vector' with wrapper "
+                      "'aimbot' (supported: noop_max, frame_skip, terminal_on_life_loss, clip_reward, colour, crop, "
+                      "prediction, resize); use backend 'classic'.")
+    reason = ale_vector_unsupported_reason("Breakout-v4")
+    assert reason == ("Breakout-v4 skips a random 2-4 frames per action, which ale-py's vector env cannot do (it "
+                      "only has a fixed frameskip); use backend 'classic' for Breakout-v4, or "
+                      "BreakoutNoFrameskip-v4 / ALE/Breakout-v5 with 'ale_vector'.")
+    # a wrapper frame_skip of 1 leaves v4's random emulator frameskip as it is
+    assert "random 2-4" in ale_vector_unsupported_reason("Breakout-v4", None, {"frame_skip": 1})
