@@ -63,6 +63,7 @@ from rlbreakout.speed.benchmark import (
     median,
     relevant_cpu_flags,
     run_child,
+    uneven_threads_note,
 )
 from rlbreakout.speed.hardware import bf16_supported
 from rlbreakout.speed.measure import lever_label
@@ -203,11 +204,15 @@ def measure_ppo(args: argparse.Namespace) -> dict[str, Any]:
               f"{', compiled' if child.result.get('compile') else ''}, torch threads "
               f"{child.result['torch_threads']}, rollout {child.result['rollout_fraction']:.0%} of the time)", flush=True)
     medians = {side: median([r["steps_per_second"] for r in runs[side]]) for side in sides}
+    threads_note = uneven_threads_note(runs)
+    if threads_note:
+        print(threads_note, flush=True)
     speedup = medians["fast"] / medians["stock"] if medians.get("stock") else None
     aimbot = medians[AIMBOT_FAST] / medians["fast"] if medians.get(AIMBOT_FAST) and medians["fast"] else None
     if aimbot is not None:
         print(f"3.3 --fast / 2.3 --fast: {aimbot:.2f} (target >= {AIMBOT_SPEED_TARGET})", flush=True)
-    return {"medians": medians, "speedup": speedup, "aimbot_vs_zoo_fast": aimbot, "runs": runs}
+    return {"medians": medians, "speedup": speedup, "aimbot_vs_zoo_fast": aimbot, "threads_note": threads_note,
+            "runs": runs}
 
 
 # %% 3. The from-scratch PPO of 2.4

@@ -60,3 +60,15 @@ def test_alternating_and_median() -> None:
     assert list(benchmark.alternating(["a", "b"], 3)) == [(0, "a"), (0, "b"), (1, "b"), (1, "a"), (2, "a"), (2, "b")]
     assert benchmark.median([3.0, None, 1.0, 2.0]) == 2.0
     assert benchmark.median([None]) is None
+
+
+def test_a_run_that_got_fewer_threads_is_noted() -> None:
+    # the first benchmark of 3.3 --fast against 2.3 --fast on the Xeon: two aimbot runs started while
+    # other work ran, took 1 torch thread, and the ratio read 0.75 instead of 0.91
+    fast = [{"torch_threads": 2}, {"torch_threads": 2}, {"torch_threads": 2}]
+    aimbot = [{"torch_threads": 1}, {"torch_threads": 2}, {"torch_threads": 1}]
+    note = benchmark.uneven_threads_note({"stock": [{"torch_threads": 4}], "fast": fast, benchmark.AIMBOT_FAST: aimbot})
+    assert note is not None and "fast 2, aimbot_fast 1/2" in note and "quiet machine" in note
+    # stock keeps torch's default threads by design: it alone differing is no note
+    assert benchmark.uneven_threads_note({"stock": [{"torch_threads": 4}], "fast": fast}) is None
+    assert benchmark.uneven_threads_note({"fast": fast, benchmark.AIMBOT_FAST: fast}) is None

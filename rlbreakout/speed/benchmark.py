@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -328,6 +328,22 @@ def alternating(sides: Sequence[str], repeats: int) -> Iterator[tuple[int, str]]
         order = list(sides) if repeat % 2 == 0 else list(reversed(sides))
         for side in order:
             yield repeat, side
+
+
+def uneven_threads_note(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
+    """A note when the runs that choose their threads (every side but stock) did not all get the same count.
+
+    Why: ``--fast`` takes its torch threads from the cores free at its start (rlbreakout.speed.threads),
+    so a process that was busy for that quarter second gives one run 1 thread where the others
+    got 2, and a ratio of two sides then measures the moment's load, not the code.
+    """
+    counts = {side: sorted({run["torch_threads"] for run in side_runs if run.get("torch_threads")})
+              for side, side_runs in runs.items() if side != "stock"}
+    if len({count for side_counts in counts.values() for count in side_counts}) <= 1:
+        return None
+    seen = ", ".join(f"{side} {'/'.join(map(str, side_counts))}" for side, side_counts in counts.items())
+    return (f"note: the runs chose different torch threads ({seen}): another process was busy when some "
+            f"started, so the ratios mix code and load; run the benchmark again on a quiet machine.")
 
 
 def median(values: Sequence[float | None]) -> float | None:
