@@ -21,7 +21,16 @@ from typing import Any
 
 from rlbreakout.env_ids import BACKEND_LABELS
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.results.campaign import CAMPAIGN, DISPLAY_ONLY_FLAGS, MILLION, NO_FRAMESKIP, REPO_ROOT, V5, PlannedRun
+from rlbreakout.results.campaign import (
+    CAMPAIGN,
+    DISPLAY_ONLY_FLAGS,
+    LONG_RUN_STEPS,
+    MILLION,
+    NO_FRAMESKIP,
+    REPO_ROOT,
+    V5,
+    PlannedRun,
+)
 from rlbreakout.results.fresh import FRESH_GAMES, FRESH_KEY
 from rlbreakout.results.ledger import GroupFigures, aggregate, env_label
 
@@ -126,6 +135,13 @@ def _find(plans: Sequence[PlannedRun], name: str, env_id: str, timesteps: int = 
             and plan.timesteps == timesteps]
 
 
+#: What others published at 1e7 steps on BreakoutNoFrameskip-v4, quoted beside the ledger's 1e7 figures (not measured here).
+PUBLISHED_AT_1E7: dict[str, str] = {
+    "2.3_copying_hp_zoo": "rl-baselines3-zoo reports 398 ± 33 for this PPO",
+    "3.3_aimbot_training": "the original tutorial reported 200-400 points a game",
+}
+
+
 def _waits(runs: Sequence[PlannedRun], ledger: Ledger) -> str:
     missing = [plan for plan in runs if plan.key not in ledger]
     seeds = ", ".join(str(plan.seed) for plan in missing)
@@ -169,6 +185,8 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
                              f"{partial(name, runs)}.")
         else:
             sentences.append(f"How much of {who.lower()}'s score survives on v5 waits for {_waits(runs, ledger)}.")
+    for name, who in (("2.3_copying_hp_zoo", "the zoo agent"), ("3.3_aimbot_training", "the aimbot agent")):
+        sentences.append(long_run_sentence(plans, ledger, name, who))
     v5, base = fig["aimbot_v5"], fig["aimbot"]
     if v5 and V5 in v5.means:
         against = (f", against {base.means[V5].mean:.1f} for the one trained on {NO_FRAMESKIP}"
@@ -177,6 +195,27 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
     else:
         sentences.append(f"What training on v5 itself gives waits for {_waits(aimbot_v5, ledger)}.")
     return "\n".join(sentences)
+
+
+def long_run_sentence(plans: Sequence[PlannedRun], ledger: Ledger, name: str, who: str) -> str:
+    """How far 1e7 steps take ``name`` past its 1e6 runs, how much of it survives on v5, and the published figure."""
+    long_runs, short_runs = _find(plans, name, NO_FRAMESKIP, LONG_RUN_STEPS), _find(plans, name, NO_FRAMESKIP)
+    published = f"{PUBLISHED_AT_1E7[name]} at 1e7 (its figure, not measured here)"
+    long_figures, short_figures = group_figures(long_runs, ledger), group_figures(short_runs, ledger)
+    if not long_figures or NO_FRAMESKIP not in long_figures.means:
+        return f"How far 1e7 steps take {who} past 1e6 waits for {_waits(long_runs, ledger)} at 1e7 steps; {published}."
+    mean = long_figures.means[NO_FRAMESKIP].mean
+    done = len(long_figures.seeds)
+    so_far = "" if done == len(long_runs) else f" (from {done} of {len(long_runs)} seeds so far)"
+    text = f"At 1e7 steps {who} scores {mean:.1f} on {NO_FRAMESKIP}{so_far}"
+    if short_figures and NO_FRAMESKIP in short_figures.means and short_figures.means[NO_FRAMESKIP].mean > 0:
+        before = short_figures.means[NO_FRAMESKIP].mean
+        text += f", {mean / before:.1f}x its 1e6 mean of {before:.1f}"
+    text += f"; {published}."
+    if V5 in long_figures.means and mean > 0:
+        text += (f" On sticky-action v5 it keeps {long_figures.means[V5].mean / mean:.0%} of it "
+                 f"({long_figures.means[V5].mean:.1f} of {mean:.1f}).")
+    return text
 
 
 def model_record(stem: str, models_dir: Path = MODELS_DIR) -> dict[str, Any]:
