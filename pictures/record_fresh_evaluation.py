@@ -52,6 +52,9 @@ record_path = model.with_suffix(".json")
 
 # %% Read and check every evaluation before writing anything
 record = read_json(record_path, "restore it with git checkout, or export the model again.")
+if not isinstance(record, dict):
+    raise RLBreakoutError(f"{record_path} is not a model record (a JSON object); restore it with git checkout, or "
+                          f"export the model again.")
 fresh = dict(record.get(FRESH_KEY, {}))
 for summary_path in args.summaries:
     summary = read_json(summary_path, "point at the summary.json of a finished --load evaluation.")

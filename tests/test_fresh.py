@@ -38,11 +38,13 @@ def test_figures_are_the_games_mean_standard_error_and_median() -> None:
     ({"timesteps": 4096}, "not a --load evaluation"),  # a training run's final evaluation
     ({"model_path": "models/other.pt"}, "not a --load evaluation"),  # another file
     ({"scores": [1.0, 2.0, 3.0]}, "played 3 whole games"),  # too few games
+    ({"seed": None, "cpu_model": None}, "lacks seed, cpu_model"),  # not a chapter script's summary
 ])
 def test_what_is_not_a_fresh_evaluation_of_the_file_is_refused(changes: dict, fragment: str) -> None:
     with pytest.raises(RLBreakoutError, match=fragment):
-        fresh_evaluation({**load_summary("models/m.pt", [1.0, 2.0, 3.0, 4.0]), **changes}, "models/m.pt", REPO_ROOT,
-                         min_games=4)
+        summary = {**load_summary("models/m.pt", [1.0, 2.0, 3.0, 4.0]), **changes}
+        fresh_evaluation({key: value for key, value in summary.items() if value is not None}, "models/m.pt",
+                         REPO_ROOT, min_games=4)
 
 
 @pytest.mark.slow

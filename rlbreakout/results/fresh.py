@@ -41,6 +41,10 @@ def fresh_evaluation(summary: Mapping[str, Any], model_file: str | os.PathLike[s
     if len(scores) < max(2, min_games):
         raise RLBreakoutError(f"{summary.get('run_dir')} played {len(scores)} whole games; a fresh evaluation "
                               f"needs {max(2, min_games)} (--eval-episodes {max(2, min_games)}).")
+    missing = [key for key in ("seed", "script", "git_commit", "cpu_model", "env_id") if key not in summary]
+    if missing:
+        raise RLBreakoutError(f"{summary.get('run_dir')}'s summary lacks {', '.join(missing)}; point at the "
+                              f"summary.json that a chapter script wrote.")
     figures = {"mean": statistics.fmean(scores), "standard_error": statistics.stdev(scores) / math.sqrt(len(scores)),
                "median": statistics.median(scores), "n_games": len(scores), "seed": summary["seed"],
                "script": summary["script"], "git_commit": summary["git_commit"], "git_dirty": bool(summary.get("git_dirty")),
