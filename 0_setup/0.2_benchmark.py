@@ -400,6 +400,8 @@ def markdown_table(env_rows: list[dict[str, Any]], ppo: dict[str, Any] | None, s
             total = ms["total"] or 0
             cells = [f"{ms[part]:.1f} ({ms[part] / total:.0%})" if total else "-" for part in BREAKDOWN_PARTS]
             lines.append(f"| SB3 {side} ({breakdown['precision'][side]}) | " + " | ".join(cells) + f" | {total:.1f} |")
+    if ppo and ppo.get("threads_note"):  # under the tables: a ratio of runs with uneven threads mixes in load
+        lines += ["", ppo["threads_note"]]
     return "\n".join(lines) + "\n"
 
 

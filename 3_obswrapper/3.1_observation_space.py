@@ -30,7 +30,7 @@ from rlbreakout.scripted_player import record_fall
 # %% Settings: edit these in Spyder (no flag reaches a cell); in a terminal or with F5, a flag overrides them
 ENV_ID = "BreakoutNoFrameskip-v4"  # --env: the game and its settings
 SEED = 0  # --seed
-TIMESTEPS = 60  # --timesteps: random steps before the frame is shown
+TIMESTEPS = 60  # --timesteps: steps the scripted player plays before it waits for a falling ball's marker
 #: The repository's committed pictures (written only with --save-pictures).
 PICTURES = Path(__file__).resolve().parents[1] / "pictures"
 PICTURE_FILES = ("3.1_raw_frame.jpg", "3.1_raw_frame.csv", "3.1_observation.jpg", "3.1_observation.csv")

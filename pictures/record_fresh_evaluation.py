@@ -55,7 +55,10 @@ record = read_json(record_path, "restore it with git checkout, or export the mod
 if not isinstance(record, dict):
     raise RLBreakoutError(f"{record_path} is not a model record (a JSON object); restore it with git checkout, or "
                           f"export the model again.")
-fresh = dict(record.get(FRESH_KEY, {}))
+fresh = record.get(FRESH_KEY, {})
+if not isinstance(fresh, dict):
+    raise RLBreakoutError(f"{record_path}'s {FRESH_KEY} is not a JSON object; restore the file with git checkout.")
+fresh = dict(fresh)
 for summary_path in args.summaries:
     summary = read_json(summary_path, "point at the summary.json of a finished --load evaluation.")
     if not isinstance(summary, dict):

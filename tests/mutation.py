@@ -10,8 +10,9 @@ the test files listed for it, so one slow module does not hold up the rest::
     python tests/mutation.py                          # every module of FAST_MODULES
     python tests/mutation.py rlbreakout/schedules.py  # only these
 
-The report (``build/mutation/report.md``) gives per module the mutants, how many were killed
-and each survivor's diff, marked "equivalent" with its reason where it is one.
+The report (``build/mutation/report.md``) gives per module the mutants, how many were killed,
+and each mutant not killed with mutmut's status and its diff, marked "equivalent" with its
+reason where it is one.
 Not part of ``make test``: each mutant reruns the module's tests.
 """
 

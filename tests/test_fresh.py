@@ -31,7 +31,7 @@ def test_figures_are_the_games_mean_standard_error_and_median() -> None:
     assert figures["mean"] == 4.0 and figures["median"] == 3.0 and figures["n_games"] == 4
     assert figures["standard_error"] == pytest.approx(math.sqrt(56 / 3) / 2)
     assert (figures["seed"], figures["git_commit"], figures["cpu_model"]) == (100, "abc1234def", "Some CPU")
-    assert figures["git_dirty"] is False
+    assert figures["git_dirty"] is False and (figures["min"], figures["max"]) == (0.0, 10.0)
 
 
 @pytest.mark.parametrize(("changes", "fragment"), [
@@ -39,6 +39,9 @@ def test_figures_are_the_games_mean_standard_error_and_median() -> None:
     ({"model_path": "models/other.pt"}, "not a --load evaluation"),  # another file
     ({"scores": [1.0, 2.0, 3.0]}, "played 3 whole games"),  # too few games
     ({"seed": None, "cpu_model": None}, "lacks seed, cpu_model"),  # not a chapter script's summary
+    ({"scores": "1234"}, "no list of game scores"),  # a hand-edited summary
+    ({"scores": [1.0, "x", 3.0, 4.0]}, "no list of game scores"),
+    ({"scores": [1.0, float("nan"), 3.0, 4.0]}, "no list of game scores"),
 ])
 def test_what_is_not_a_fresh_evaluation_of_the_file_is_refused(changes: dict, fragment: str) -> None:
     with pytest.raises(RLBreakoutError, match=fragment):
@@ -64,12 +67,15 @@ def test_a_real_load_evaluation_is_recorded_beside_the_model(tmp_path: Path) -> 
     assert fresh["seed"] == 100 and fresh["git_commit"] == summary["git_commit"]
     assert json.loads(record.read_text())["ledger_key"] == "k"  # the rest of the record is kept
     assert recorded.stdout.strip().splitlines()[-1].startswith(f"recorded in {record}")
-    # a summary of another file is one line, and the record stays as it was
+    # a model with no record beside it is refused while parsing, naming --model
     before = record.read_text()
-    other = run_script("pictures/record_fresh_evaluation.py", "--model", str(ZOO_POLICY), "--min-games", "2",
+    unrecorded = tmp_path / "models" / "unrecorded.pt"
+    shutil.copy(ZOO_POLICY, unrecorded)
+    other = run_script("pictures/record_fresh_evaluation.py", "--model", str(unrecorded), "--min-games", "2",
                        str(summary_path), expect_ok=False)
     assert other.returncode == 2 and "--model" in other.stderr.strip().splitlines()[-1]
-    assert "has no record ppo_breakout_policy.json beside it" in other.stderr.strip().splitlines()[-1]
+    assert "has no record unrecorded.json beside it" in other.stderr.strip().splitlines()[-1]
+    # a summary of another file is one line, and neither record changes
     model_b = tmp_path / "models" / "b.pt"
     shutil.copy(ZOO_POLICY, model_b)
     model_b.with_suffix(".json").write_text("{}")
@@ -77,3 +83,18 @@ def test_a_real_load_evaluation_is_recorded_beside_the_model(tmp_path: Path) -> 
                          str(summary_path), expect_ok=False)
     assert refused.returncode == 2 and "not a --load evaluation" in refused.stderr.strip().splitlines()[-1]
     assert model_b.with_suffix(".json").read_text() == "{}" and record.read_text() == before
+
+
+@pytest.mark.slow
+def test_a_damaged_record_is_one_line_and_stays_as_it_was(tmp_path: Path) -> None:
+    model = tmp_path / "m.pt"
+    shutil.copy(ZOO_POLICY, model)
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps(load_summary(str(model), [1.0, 2.0])))
+    for damaged in ('{"fresh_evaluations": "oops"}', "[1, 2]", '{"fresh_evaluations": null'):
+        model.with_suffix(".json").write_text(damaged)
+        result = run_script("pictures/record_fresh_evaluation.py", "--model", str(model), "--min-games", "2",
+                            str(summary), expect_ok=False)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and "Traceback" not in result.stderr and lines[-1].startswith("error: ")
+        assert str(model.with_suffix(".json")) in lines[-1] and model.with_suffix(".json").read_text() == damaged

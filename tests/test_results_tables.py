@@ -164,10 +164,11 @@ def test_a_model_block_quotes_the_picking_evaluation_as_such_and_a_fresh_one_as_
             and "still to run" not in text)
     # where it ran: the script, the commit (marked when the tree differed from it) and the CPU
     record["fresh_evaluations"][NO_FRAMESKIP].update(script="3.3_aimbot_training", git_commit="89b26d99e3",
-                                                     git_dirty=True, cpu_model="Some CPU")
+                                                     git_dirty=True, cpu_model="Some CPU", min=15.0, max=396.0)
     (tmp_path / "m.json").write_text(json.dumps(record))
     text = render_model("m", ledger, models_dir=tmp_path)
-    assert "`--seed 100` (`3.3_aimbot_training.py --load`, commit `89b26d9` (dirty), Some CPU CPU)" in text
+    assert ("over 100 whole games (15–396), `--seed 100` (`3.3_aimbot_training.py --load`, commit `89b26d9` (dirty), "
+            "Some CPU CPU)") in text
 
 
 def test_the_comparison_says_how_far_1e7_goes_past_1e6_and_what_survives_on_v5() -> None:

@@ -36,8 +36,14 @@ def fresh_evaluation(summary: Mapping[str, Any], model_file: str | os.PathLike[s
     if summary.get("timesteps") != 0 or played != Path(repo_root, model_file).resolve():
         raise RLBreakoutError(f"{summary.get('run_dir')} is not a --load evaluation of {model_file} (it played "
                               f"{summary.get('model_path')} after {summary.get('timesteps')} steps of training); "
-                              f"run the script with --load {model_file} --eval-episodes {min_games}.")
-    scores = [float(score) for score in summary.get("scores") or []]
+                              f"run the script from the repository root with --load {model_file} "
+                              f"--eval-episodes {min_games}.")
+    raw_scores = summary.get("scores")
+    if not isinstance(raw_scores, list) or not all(isinstance(score, (int, float)) and not isinstance(score, bool)
+                                                   and math.isfinite(score) for score in raw_scores):
+        raise RLBreakoutError(f"{summary.get('run_dir')}'s summary has no list of game scores; point at the "
+                              f"summary.json that a --load evaluation wrote.")
+    scores = [float(score) for score in raw_scores]
     if len(scores) < max(2, min_games):
         raise RLBreakoutError(f"{summary.get('run_dir')} played {len(scores)} whole games; a fresh evaluation "
                               f"needs {max(2, min_games)} (--eval-episodes {max(2, min_games)}).")
@@ -46,7 +52,8 @@ def fresh_evaluation(summary: Mapping[str, Any], model_file: str | os.PathLike[s
         raise RLBreakoutError(f"{summary.get('run_dir')}'s summary lacks {', '.join(missing)}; point at the "
                               f"summary.json that a chapter script wrote.")
     figures = {"mean": statistics.fmean(scores), "standard_error": statistics.stdev(scores) / math.sqrt(len(scores)),
-               "median": statistics.median(scores), "n_games": len(scores), "seed": summary["seed"],
+               "median": statistics.median(scores), "min": min(scores), "max": max(scores), "n_games": len(scores),
+               "wall_seconds": summary.get("wall_seconds"), "seed": summary["seed"],
                "script": summary["script"], "git_commit": summary["git_commit"], "git_dirty": bool(summary.get("git_dirty")),
                "cpu_model": summary["cpu_model"]}
     return str(summary["env_id"]), figures

@@ -47,7 +47,6 @@ TABLE_SCRIPTS: dict[str, tuple[str, ...] | None] = {
 MODEL_BLOCK_PREFIX = "model-"
 MODEL_RECORD_SUFFIX = ".json"
 MODELS_DIR = REPO_ROOT / "models"
-#: Whole games on each env of the fresh evaluation that a model's quoted score comes from.
 MISSING = "–"
 HOW_TO_FILL = "`make results HOURS=...` (pictures/campaign.py)"
 Ledger = Mapping[str, Mapping[str, Any]]
@@ -253,10 +252,12 @@ def render_model(stem: str, ledger: Ledger, models_dir: Path = MODELS_DIR) -> st
         lines += ["", "Its score, from a fresh evaluation of this very file (seeds apart from those that picked it):",
                   ""]
         lines += [f"* {env_id}: mean **{figures['mean']:.1f}** (standard error {figures['standard_error']:.1f}), "
-                  f"median **{figures['median']:.1f}** over {figures['n_games']} whole games, `--seed {figures['seed']}`"
+                  f"median **{figures['median']:.1f}** over {figures['n_games']} whole games"
+                  + (f" ({figures['min']:.0f}–{figures['max']:.0f})" if "min" in figures and "max" in figures else "")
+                  + f", `--seed {figures['seed']}`"
                   + (f" (`{figures['script']}.py --load`, commit `{str(figures['git_commit'])[:7]}`"
                      f"{' (dirty)' if figures.get('git_dirty') else ''}, {figures['cpu_model']} CPU)"
-                     if "git_commit" in figures else "")
+                     if {"script", "git_commit", "cpu_model"} <= set(figures) else "")
                   for env_id, figures in fresh.items()]
     else:
         lines += ["", f"A fresh evaluation of this very file ({FRESH_GAMES} whole games on each env, seeds apart from "
