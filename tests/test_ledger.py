@@ -162,3 +162,15 @@ def shallow_clone() -> bool:
     result = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=REPO_ROOT, capture_output=True,
                             text=True)
     return result.returncode != 0 or result.stdout.strip() != "false"
+
+
+def test_a_run_across_sittings_reports_all_its_segments_speed() -> None:
+    # the 1e7 zoo run: its summary.json speaks for the last process only (918 steps/s of training)
+    entry = fake_entry(0, {"A": 1.0}, {"A": 1.0}, sps=918.0)
+    entry["segments"] = [{"steps": 3_000_000, "wall_seconds": 10_000.0}, {"steps": 3_000_000, "wall_seconds": 5_000.0},
+                         {"steps": 4_000_000, "wall_seconds": 5_000.0}]
+    figures = aggregate([entry], ["A"])
+    assert figures.steps_per_second.mean == pytest.approx(10_000_000 / 20_000.0)  # type: ignore[union-attr]
+    assert figures.wall_seconds.mean == pytest.approx(20_000.0)  # type: ignore[union-attr]
+    entry["segments"] = entry["segments"][:1]  # one sitting: the summary's own figures
+    assert aggregate([entry], ["A"]).steps_per_second.mean == pytest.approx(918.0)  # type: ignore[union-attr]

@@ -206,6 +206,21 @@ class GroupFigures:
     dirty: bool
 
 
+def run_speed(entry: Mapping[str, Any]) -> tuple[float, float]:
+    """(env steps/s, wall seconds) of one ledger entry.
+
+    A run that spanned sittings has several segments; its summary.json speaks only for the
+    last process, so its speed is all segments' steps over all their wall time.
+    """
+    segments = entry.get("segments") or []
+    if len(segments) > 1:
+        wall = sum(float(segment["wall_seconds"]) for segment in segments)
+        steps = sum(int(segment["steps"]) for segment in segments)
+        return (steps / wall if wall > 0 else 0.0), wall
+    summary = entry["summary"]
+    return float(summary["steps_per_second"]), float(summary["wall_seconds"])
+
+
 def aggregate(entries: Sequence[Mapping[str, Any]], eval_envs: Sequence[str]) -> GroupFigures:
     """Figures of a group of seeds: per env, mean over seeds of per-seed means (and medians)."""
     means: dict[str, Spread] = {}
@@ -221,8 +236,8 @@ def aggregate(entries: Sequence[Mapping[str, Any]], eval_envs: Sequence[str]) ->
         seeds=tuple(sorted(int(s["seed"]) for s in summaries)),
         means=means,
         medians=medians,
-        steps_per_second=spread(float(s["steps_per_second"]) for s in summaries),
-        wall_seconds=spread(float(s["wall_seconds"]) for s in summaries),
+        steps_per_second=spread(run_speed(e)[0] for e in entries),
+        wall_seconds=spread(run_speed(e)[1] for e in entries),
         commits=tuple(sorted({str(s.get("git_commit", "unknown"))[:7] for s in summaries})),
         cpus=tuple(sorted({machine_label(s) for s in summaries})),
         dirty=any(bool(s.get("git_dirty")) for s in summaries),
