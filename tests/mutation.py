@@ -13,6 +13,13 @@ the test files listed for it, so one slow module does not hold up the rest::
 The report (``build/mutation/report.md``) gives per module the mutants, how many were killed,
 and each mutant not killed with mutmut's status and its diff, marked "equivalent" with its
 reason where it is one.
+
+mutmut switches a mutant on when the mutated function is called, in a process that has
+already imported the package; code that runs only at import (a dataclass field's default
+built by a helper) is never seen mutated there. So each mutant mutmut did not kill is tried
+once more the plain way: its diff applied to a scratch copy of the checkout, the module's
+tests run in a new process. A failure there is a kill ("killed in a fresh process"); the
+scratch copy's tests must pass unmutated first, or no such kill counts.
 Not part of ``make test``: each mutant reruns the module's tests.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +100,87 @@ def not_killed(listed: list[str]) -> tuple[int, dict[str, str]]:
     return len(statuses), {name: status for name, status in statuses if status not in KILLED_STATUSES}
 
 
+#: The status of a mutant that mutmut did not kill and whose tests failed in a scratch copy.
+KILLED_FRESH = "killed in a fresh process"
+
+
+class ScratchCopy:
+    """A copy of the checkout in ``folder`` where one mutant's diff at a time is applied and tested."""
+
+    def __init__(self, folder: Path, tests: list[str]) -> None:
+        self.folder, self.tests = folder, tests
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for name in ["rlbreakout", "tests", "pyproject.toml", *ALSO_COPY]:
+            source = REPO_ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, folder / name)
+
+    def tests_fail(self) -> bool:
+        """Run the tests in a new process that imports the copy's package; True if any failed."""
+        environ = {**os.environ, "PYTHONPATH": str(self.folder)}
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *self.tests],
+                             cwd=self.folder, env=environ, capture_output=True, text=True)
+        return run.returncode != 0
+
+    def kills(self, diff: str) -> bool:
+        """Whether the tests fail with ``diff`` (``mutmut show``'s, paths from the checkout) applied."""
+        path, before, after = hunk_texts(diff)
+        target = self.folder / path
+        original = target.read_text()
+        # mutmut shows a method dedented to its def: find the indent it has in the file
+        for indent in ("", "    ", "        "):
+            if original.count(indented(before, indent)) == 1:
+                break
+        else:
+            raise RuntimeError(f"the mutant's diff does not match exactly one place of {target}")
+        target.write_text(original.replace(indented(before, indent), indented(after, indent)))
+        try:
+            return self.tests_fail()
+        finally:
+            target.write_text(original)
+
+
+def indented(text: str, indent: str) -> str:
+    """``text`` with ``indent`` before each line that is not empty."""
+    return "".join(indent + line if line.strip() else line for line in text.splitlines(keepends=True))
+
+
+def hunk_texts(diff: str) -> tuple[str, str, str]:
+    """The file a one-hunk unified diff changes, and its text before and after.
+
+    Applied by text, not by line number: mutmut numbers a hunk's lines from its function's
+    start, and git refuses a hunk said to start at line 1 anywhere else.
+    """
+    lines = diff.splitlines()
+    path = next(line[4:].strip() for line in lines if line.startswith("+++ "))
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("@@")) + 1:]
+    before = [line[1:] for line in body if line[:1] in (" ", "-")]
+    after = [line[1:] for line in body if line[:1] in (" ", "+")]
+    return path, "\n".join(before) + "\n", "\n".join(after) + "\n"
+
+
+def mutant_diff(shown: str) -> str:
+    """The unified diff in ``mutmut show``'s output (after its ``# name: status`` line)."""
+    start = shown.find("--- ")
+    return shown[start:] if start >= 0 else ""
+
+
+def confirm_in_scratch(work: Path, module: str, tests: list[str], alive: dict[str, str]) -> dict[str, str]:
+    """Retry each mutant mutmut did not kill in a scratch copy; return ``alive`` with the kills marked."""
+    if not alive:
+        return alive
+    scratch = ScratchCopy(WORK_ROOT / "scratch" / Path(module).stem, tests)
+    if scratch.tests_fail():
+        print(f"{module}: its tests fail in the unmutated scratch copy {scratch.folder}; no fresh-process kills "
+              "counted", flush=True)
+        return alive
+    return {name: KILLED_FRESH if scratch.kills(mutant_diff(mutmut(work, "show", name).stdout)) else status
+            for name, status in alive.items()}
+
+
 def run_module(module: str, tests: list[str]) -> list[str]:
     """Mutate one module, and its report section (markdown lines)."""
     work = prepare(module, tests)
@@ -101,16 +190,23 @@ def run_module(module: str, tests: list[str]) -> list[str]:
         return [f"## {module}", "", f"mutmut failed ({run.returncode}) in {work}:", "", "```",
                 (run.stdout + run.stderr)[-3000:], "```", ""]
     total, alive = survivors(work)
+    checked = confirm_in_scratch(work, module, tests, alive)
+    fresh = [name for name, status in checked.items() if status == KILLED_FRESH]
+    alive = {name: status for name, status in checked.items() if status != KILLED_FRESH}
     explained = [name for name in alive if name in EQUIVALENT]
     killed = total - len(alive)
     share = killed / total if total else 1.0
-    lines = [f"## {module}", "", f"{total} mutants, {killed} killed ({share:.0%}), {len(alive)} not killed "
-             f"({len(explained)} of them equivalent). Tests: {', '.join(tests)}", ""]
+    lines = [f"## {module}", "", f"{total} mutants, {killed} killed ({share:.0%}; {len(fresh)} of them only in a "
+             f"fresh process), {len(alive)} not killed ({len(explained)} of them equivalent). "
+             f"Tests: {', '.join(tests)}", ""]
+    lines += [f"Killed in a fresh process (import-time code): {', '.join(fresh)}", ""] if fresh else []
     for name, status in alive.items():
         reason = EQUIVALENT.get(name)
         lines += [f"### {name}: {status}" + (f" (equivalent: {reason})" if reason else ""), "", "```diff",
-                  mutmut(work, "show", name).stdout.strip(), "```", ""]
-    print(f"{module}: {total} mutants, {killed} killed ({share:.0%}), {len(alive)} not killed", flush=True)
+                  mutant_diff(mutmut(work, "show", name).stdout).strip(), "```", ""]
+    unexplained = len(alive) - len(explained)
+    print(f"{module}: {total} mutants, {killed} killed ({share:.0%}), {len(alive)} not killed, "
+          f"{unexplained} of them unexplained", flush=True)
     return lines
 
 

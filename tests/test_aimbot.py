@@ -119,15 +119,95 @@ def test_mono_84x84_keeps_ball_and_marker_visible() -> None:
 
 @pytest.mark.parametrize(("option", "value"), [("colour", "gray"), ("crop", "cut"), ("prediction", "line")])
 def test_unknown_options_raise_with_the_choices(option: str, value: str) -> None:
-    with pytest.raises(ConfigError, match="choose one of") as info:
+    with pytest.raises(ConfigError, match=f"^unknown aimbot {option} '{value}'; choose one of") as info:
         AimbotView(**{option: value})
     assert str(info.value).count("\n") == 0
 
 
-@pytest.mark.parametrize("resize", [0, (84,), (84, -1), "84x84", 8.5, True])
+@pytest.mark.parametrize("resize", [0, (84,), (84, -1), "84x84", 8.5, True, (84, True), (0, 84)])
 def test_bad_resize_raises(resize) -> None:
     with pytest.raises(ConfigError, match="resize"):
         AimbotView(resize=resize)
+
+
+def test_the_smallest_resize_is_one_pixel() -> None:
+    assert AimbotView(resize=1).shape == (1, 1, 1) and AimbotView(resize=(1, 3)).shape == (1, 3, 1)
+    assert AimbotView(resize=(1, 3)).render(ball_frame(100.5, 60.5), None).shape == (1, 3, 1)
+
+
+# %% Observations, pixel for pixel
+
+
+def recoloured(frame: np.ndarray, colour: str, impact_col: float) -> np.ndarray:
+    """The whole screen in ``colour`` with the 4x4 marker centred on ``impact_col``, built by hand."""
+    import cv2
+
+    first, stop = marker_columns(impact_col)
+    if colour == "rgb":
+        image = frame.copy()
+        image[G.MARKER_ROWS[0]:G.MARKER_ROWS[1] + 1, first:stop] = G.MARKER_COLOUR_RGB
+        return image
+    if colour == "grey":
+        image = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        image[G.MARKER_ROWS[0]:G.MARKER_ROWS[1] + 1, first:stop] = G.MARKER_VALUE_GREY
+    else:
+        image = np.where(frame.any(axis=2), 255, 0).astype(np.uint8)
+        image[G.MARKER_ROWS[0]:G.MARKER_ROWS[1] + 1, first:stop] = 255
+    return image[:, :, None]
+
+
+@pytest.mark.parametrize("colour", A.COLOUR_CHOICES)
+def test_each_colour_is_the_screen_recoloured_with_a_4_row_marker(real_reset_frame: np.ndarray, colour: str) -> None:
+    obs = AimbotView(colour=colour, crop="keep", resize=None).render(real_reset_frame, impact_col=60.5)
+    assert np.array_equal(obs, recoloured(real_reset_frame, colour, 60.5))
+    if colour == "grey":
+        assert len(np.unique(obs)) > 2, "grey keeps the levels between black and white"
+
+
+def test_render_leaves_the_callers_frame_untouched(real_reset_frame: np.ndarray) -> None:
+    frame = real_reset_frame.copy()
+    for colour in A.COLOUR_CHOICES:
+        AimbotView(colour=colour, crop="keep", resize=None).render(frame, impact_col=60.5)
+    assert np.array_equal(frame, real_reset_frame)
+
+
+def lone_pixel_frame() -> np.ndarray:
+    frame = np.zeros((G.SCREEN_HEIGHT, G.SCREEN_WIDTH, G.SCREEN_CHANNELS), dtype=np.uint8)
+    frame[120, 70] = G.BALL_COLOUR
+    return frame
+
+
+@pytest.mark.parametrize("resize", [(84, 84), (84, 64), (8, 8), (4, 4)])
+@pytest.mark.parametrize("colour", A.COLOUR_CHOICES)
+@pytest.mark.parametrize("scene", ["reset", "lone_pixel"])
+def test_a_resize_is_opencvs_area_average_of_the_uint8_trimmed_screen(real_reset_frame: np.ndarray, scene: str,
+                                                                       colour: str, resize: tuple[int, int]) -> None:
+    """INTER_AREA of the uint8 image, the marker drawn first; mono re-binarised (any coverage stays on)."""
+    import cv2
+
+    frame = real_reset_frame if scene == "reset" else lone_pixel_frame()
+    (top, bottom), (left, right) = G.TRIM_ROWS, G.TRIM_COLS
+    trimmed = recoloured(frame, colour, 60.5)[top:bottom + 1, left:right + 1]
+    expected = cv2.resize(trimmed, (resize[1], resize[0]), interpolation=cv2.INTER_AREA).reshape(*resize, -1)
+    if colour == "mono":
+        expected = np.where(expected > 0, 255, 0).astype(np.uint8)
+    obs = AimbotView(colour=colour, crop="trim", resize=resize).render(frame, impact_col=60.5)
+    assert obs.shape == (*resize, 3 if colour == "rgb" else 1)
+    assert np.array_equal(obs, expected)
+
+
+def test_mono_keeps_a_lone_pixel_that_covers_a_small_part_of_a_shrunk_pixel() -> None:
+    """At 8x8 one output pixel averages 21x18 screen pixels: a lone lit one is 255/378, still on."""
+    obs = AimbotView(colour="mono", crop="trim", prediction="none", resize=(8, 8)).render(lone_pixel_frame(), None)
+    assert np.count_nonzero(obs) == 1 and obs.max() == 255
+
+
+def test_prediction_none_draws_no_marker_though_the_impact_is_known() -> None:
+    view = AimbotView(colour="mono", crop="keep", prediction="none", resize=None)
+    view(ball_frame(100.5, 60.5, paddle_left=20))
+    obs = view(ball_frame(108.5, 66.5, paddle_left=20))
+    assert view.last_impact is not None
+    assert not obs[G.MARKER_ROWS[0]:G.MARKER_ROWS[1] + 1].any()
 
 
 # %% The gymnasium wrapper
@@ -147,6 +227,22 @@ def test_wrapper_resets_velocity_between_episodes() -> None:
     assert not (obs[G.MARKER_ROWS[0]] == G.MARKER_COLOUR_RGB).all(axis=1).any()
     env.step(0)
     assert (env.view.last_motion.v_row, env.view.last_motion.v_col) == (8.0, 4.0)
+
+
+@pytest.mark.slow
+def test_the_wrappers_spec_records_its_options_and_rebuilds_the_same_env() -> None:
+    """gymnasium's env checker rebuilds an env from its spec: every option must be recorded."""
+    options = {"colour": "grey", "crop": "keep", "prediction": "none", "resize": (60, 50)}
+    env = make_real(**options)
+    assert env.spec.additional_wrappers[-1].kwargs == options
+    rebuilt = gym.make(env.spec)
+    try:
+        view = rebuilt.get_wrapper_attr("view")
+        assert (view.colour, view.crop, view.prediction, view.resize) == tuple(options.values())
+        assert rebuilt.observation_space == env.observation_space == gym.spaces.Box(0, 255, (60, 50, 1), np.uint8)
+    finally:
+        rebuilt.close()
+        env.close()
 
 
 def test_wrapper_rejects_non_rgb_frames() -> None:

@@ -10,7 +10,7 @@ from fakes import real_reset_frame as reset_frame
 from fakes import synthetic_frame
 from helpers import play_recording_raw_frames
 from rlbreakout.aimbot import geometry as G
-from rlbreakout.aimbot.detection import BallPosition, PaddleSpan, detect_ball, detect_paddle
+from rlbreakout.aimbot.detection import BallPosition, PaddleSpan, ball_from_lit, detect_ball, detect_paddle
 from rlbreakout.env_ids import register_ale
 from rlbreakout.errors import ConfigError
 
@@ -123,6 +123,20 @@ def test_a_ball_touching_the_paddle_row_does_not_widen_the_paddle() -> None:
     frame = synthetic_frame((G.PADDLE_ROW, 40.5), paddle_left=50)  # ball rows 186-189, paddle 189-192
     assert frame[G.PADDLE_ROWS[0], 40:42].any()
     assert detect_paddle(frame) == PaddleSpan(50, 65)
+
+
+def test_a_ball_sunk_into_the_paddle_rows_does_not_widen_the_paddle() -> None:
+    """Lit in paddle rows 189-190 but not 191-192 (a ball one row lower than a real one reaches): not paddle."""
+    frame = synthetic_frame((G.PADDLE_ROW + 1, 40.5), paddle_left=50)  # ball rows 187-190
+    assert frame[G.PADDLE_ROWS[0] + 1, 40:42].any() and not frame[G.PADDLE_ROWS[0] + 2, 40:42].any()
+    assert detect_paddle(frame) == PaddleSpan(50, 65)
+
+
+def test_a_span_touching_both_search_limits_is_centred_between_them() -> None:
+    """Clipped at both ends there is no visible edge to measure from: the centre of the span."""
+    rows, cols = G.BALL_SEARCH_ROWS, G.BALL_SEARCH_COLS
+    ball = ball_from_lit(np.ones(rows[1] - rows[0] + 1, bool), np.ones(cols[1] - cols[0] + 1, bool))
+    assert (ball.row, ball.col) == ((rows[0] + rows[1]) / 2, (cols[0] + cols[1]) / 2) and ball.entering
 
 
 def test_synthetic_frame_rejects_an_off_grid_ball() -> None:

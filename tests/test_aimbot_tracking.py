@@ -134,6 +134,73 @@ def test_one_missing_frame_is_bridged() -> None:
 
 
 
+def test_a_ball_near_a_wall_that_did_not_bounce_keeps_its_velocity() -> None:
+    """6 px/step toward the right wall, 5 px from it: no bounce fits the motion as well as none."""
+    motions = track([ball_frame(100.5, 134.5), ball_frame(108.5, 140.5), ball_frame(116.5, 146.5)])
+    assert (motions[2].v_row, motions[2].v_col) == (8.0, 6.0)
+
+
+def test_a_ball_reaching_the_wall_has_not_bounced_yet() -> None:
+    """At the wall line no bounce and one bounce fit equally; the tie keeps the direction it had."""
+    motions = track([ball_frame(100.5, 129.5), ball_frame(108.5, 140.5), ball_frame(116.5, G.RIGHT_WALL)])
+    assert (motions[2].v_row, motions[2].v_col) == (8.0, 11.0)
+
+
+def test_a_bounce_off_the_wall_while_the_ball_was_missing_is_unfolded() -> None:
+    """Hidden for one step (expected 2 x 6 px), it came back 6 px: the bounce fits, velocity turns over."""
+    tracker = BallTracker()
+    track([ball_frame(100.5, 136.5), ball_frame(108.5, 142.5)], tracker)
+    assert tracker.update(None) is None
+    motion = tracker.update(detect_ball(ball_frame(124.5, 148.5)))  # 154.5 folded off the wall at 151.5
+    assert (motion.v_row, motion.v_col) == (8.0, -6.0)
+
+
+def test_a_slow_bounce_off_the_wall_is_unfolded() -> None:
+    """1 px/step into the wall and back: the segment stays straight, the column velocity turns over."""
+    motions = track([ball_frame(100.5 + 2 * k, col) for k, col in enumerate([149.5, 150.5, G.RIGHT_WALL, 150.5])])
+    assert (motions[2].v_row, motions[2].v_col) == (2.0, 1.0)
+    assert (motions[3].v_row, motions[3].v_col) == (2.0, -1.0)
+
+
+def test_a_ball_falling_straight_down_near_a_wall_has_no_column_velocity() -> None:
+    motions = track([ball_frame(100.5 + 8 * k, 148.5) for k in range(3)])
+    assert (motions[2].v_row, motions[2].v_col) == (8.0, 0.0)
+
+
+def test_a_ball_moving_along_a_row_is_one_segment_and_never_lands() -> None:
+    tracker = BallTracker()
+    motions = track([ball_frame(100.5, 60.5 + 6 * k) for k in range(4)], tracker)
+    assert [(m.v_row, m.v_col) for m in motions[1:]] == [(0.0, 6.0)] * 3
+    assert tracker.predict(motions[-1]) is None
+
+
+def test_a_slow_ball_that_moves_0_or_1_rows_a_step_stays_one_segment() -> None:
+    """Half a row per step shows as 1, 0, 1, 0 rows: a step with no row change is no vertical bounce."""
+    rows = 100.5 + np.array([0, 1, 1, 2, 2, 3])
+    motions = track([ball_frame(r, 60.5 + k) for k, r in enumerate(rows)])
+    assert all(m is not None for m in motions[1:])
+    assert (motions[-1].v_row, motions[-1].v_col) == (0.6, 1.0)  # 3 rows over 5 steps since the anchor
+
+
+def test_more_missing_steps_are_bridged_when_the_limit_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAX_MISSING_STEPS is read at each step; two steps hidden count as two in the velocity."""
+    monkeypatch.setattr("rlbreakout.aimbot.tracking.MAX_MISSING_STEPS", 2)
+    tracker = BallTracker()
+    track([ball_frame(100.5, 60.5), ball_frame(108.5, 66.5)], tracker)
+    assert tracker.update(None) is None and tracker.update(None) is None
+    motion = tracker.update(detect_ball(ball_frame(132.5, 84.5)))
+    assert (motion.v_row, motion.v_col) == (8.0, 6.0)
+
+
+def test_predict_uses_the_trackers_own_walls_and_paddle_row() -> None:
+    tracker = BallTracker(**WALLS)
+    motion = BallMotion(row=0.0, col=80.0, v_row=10.0, v_col=4.0)
+    assert tracker.predict(motion) == pytest.approx(80.0)  # one bounce off the wall at 100: 120 -> 80
+    assert tracker.predict(motion) == predict_impact_column(0.0, 80.0, 10.0, 4.0, **WALLS)
+    assert BallTracker().predict(motion) != pytest.approx(80.0)  # Breakout's walls give another column
+    assert BallTracker().predict(None) is None
+
+
 # %% The promise on real frames: the predicted column against where the ball really crosses the paddle row
 
 #: Agent steps of the scripted game (frameskip 4, max-pooled): 19 falls reach the paddle row with seed 0.

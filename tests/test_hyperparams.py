@@ -11,7 +11,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlbreakout.errors import ConfigError
-from rlbreakout.hyperparams import SB3_DEFAULT_PPO, ZOO_ATARI_PPO, PPOConfig, add_ppo_flags
+from rlbreakout.hyperparams import SB3_DEFAULT_PPO, ZOO_ATARI_PPO, PPOConfig, add_ppo_flags, markdown_table
 from rlbreakout.schedules import DEFAULT_HALF_LIFE, ExponentialSchedule
 from rlbreakout.training import build_ppo
 
@@ -125,3 +125,30 @@ def test_default_exponential_schedules_agree_at_the_same_step_for_1e6_and_1e7_st
         at_long = getattr(config, schedule)(long)(1 - step / long)
         assert at_short == pytest.approx(at_long)
         assert at_short == pytest.approx(getattr(config, schedule.split("_schedule")[0]) * 0.5 ** (step / DEFAULT_HALF_LIFE))
+
+
+def test_flag_defaults_come_from_the_preset_passed() -> None:
+    """A chapter's preset sets what a learner gets without flags, --n-envs included."""
+    parser = add_ppo_flags(argparse.ArgumentParser(), ZOO_ATARI_PPO)
+    assert PPOConfig.from_args(parser.parse_args([])) == ZOO_ATARI_PPO
+    parser = add_ppo_flags(argparse.ArgumentParser(), SB3_DEFAULT_PPO)
+    assert PPOConfig.from_args(parser.parse_args([])) == SB3_DEFAULT_PPO != ZOO_ATARI_PPO
+
+
+def test_a_schedule_flag_refuses_a_name_outside_its_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = add_ppo_flags(argparse.ArgumentParser(), ZOO_ATARI_PPO)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--lr-schedule", "cosine"])
+    assert "invalid choice: 'cosine' (choose from" in capsys.readouterr().err
+    assert parser.parse_args(["--clip-schedule", "exponential"]).clip_schedule == "exponential"
+
+
+def test_as_dict_gives_every_field_and_its_value() -> None:
+    params = ZOO_ATARI_PPO.as_dict()
+    assert params == {spec.name: getattr(ZOO_ATARI_PPO, spec.name) for spec in dataclasses.fields(PPOConfig)}
+    assert type(params) is dict
+
+
+def test_markdown_table_has_a_header_and_one_row_per_parameter() -> None:
+    assert markdown_table({"learning_rate": 0.00025, "lr_schedule": "linear"}) == (
+        "| parameter | value |\n|---|---|\n| learning_rate | 0.00025 |\n| lr_schedule | linear |")

@@ -1,8 +1,12 @@
-"""The mutation report's arithmetic: only a failing test kills a mutant."""
+"""The mutation report: only a failing test kills a mutant, and a mutant's diff retried in a scratch copy."""
 
 from __future__ import annotations
 
-from mutation import KILLED_STATUSES, not_killed
+from pathlib import Path
+
+import pytest
+
+from mutation import KILLED_STATUSES, REPO_ROOT, ScratchCopy, hunk_texts, indented, mutant_diff, not_killed
 
 
 def test_no_tests_and_suspicious_mutants_are_not_counted_as_killed() -> None:
@@ -16,3 +20,46 @@ def test_no_tests_and_suspicious_mutants_are_not_counted_as_killed() -> None:
     assert alive == {"rlbreakout.env_ids.x_f__mutmut_2": "survived", "rlbreakout.env_ids.x_g__mutmut_1": "no tests",
                      "rlbreakout.env_ids.x_g__mutmut_3": "suspicious"}
     assert set(KILLED_STATUSES) == {"killed", "timeout", "segfault"}
+
+
+# mutmut show's diff of a method: numbered from the def, shown dedented
+AS_DICT_MUTANT = """# rlbreakout.hyperparams.xǁPPOConfigǁas_dict__mutmut_1: no tests
+--- rlbreakout/hyperparams.py
++++ rlbreakout/hyperparams.py
+@@ -1,2 +1,2 @@
+ def as_dict(self) -> dict[str, Any]:
+-    return dataclasses.asdict(self)
++    return dataclasses.asdict(None)
+"""
+
+# a field helper that runs only at import, while PPOConfig's class body is built
+HP_DEFAULT_MUTANT = """--- rlbreakout/hyperparams.py
++++ rlbreakout/hyperparams.py
+@@ -1,3 +1,3 @@
+ def _hp(default: Any, help: str, type: Any = None, **extra: Any) -> Any:  # noqa: A002 - argparse's name
+     \"\"\"A field with its flag's help and ``type`` (the range its flag accepts).\"\"\"
+-    return field(default=default, metadata={"help": help, "type": type, **extra})
++    return field(default=None, metadata={"help": help, "type": type, **extra})
+"""
+
+
+def test_a_diff_is_read_as_its_file_and_its_text_before_and_after() -> None:
+    path, before, after = hunk_texts(mutant_diff(AS_DICT_MUTANT))
+    assert path == "rlbreakout/hyperparams.py"
+    assert before == "def as_dict(self) -> dict[str, Any]:\n    return dataclasses.asdict(self)\n"
+    assert after == "def as_dict(self) -> dict[str, Any]:\n    return dataclasses.asdict(None)\n"
+    assert indented(before, "    ") in (REPO_ROOT / path).read_text()
+
+
+@pytest.mark.slow
+def test_an_import_time_mutant_is_killed_in_a_scratch_copy_which_is_then_restored(tmp_path: Path) -> None:
+    scratch = ScratchCopy(tmp_path / "scratch", ["tests/test_hyperparams.py"])
+    source = scratch.folder / "rlbreakout" / "hyperparams.py"
+    original = source.read_text()
+    assert not scratch.tests_fail(), "the unmutated copy passes"
+    assert scratch.kills(HP_DEFAULT_MUTANT)
+    assert source.read_text() == original
+    unchanged = HP_DEFAULT_MUTANT.replace("default=None", "default=default")  # a diff that changes nothing
+    assert not scratch.kills(unchanged)
+    with pytest.raises(RuntimeError, match="does not match exactly one place"):
+        scratch.kills(HP_DEFAULT_MUTANT.replace("field(default", "field(initial"))

@@ -130,3 +130,35 @@ def test_a_checkpoint_saved_before_any_training_continues_from_the_start_value()
     continued, line = extend(linear_schedule(0.1), 0, 0, 1_000)
     assert continued(progress_at(0, 1_000)) == pytest.approx(0.1) and continued(progress_at(1_000, 1_000)) == 0.0
     assert line.startswith("learning rate linear: re-planned from 0.1 at step 0")
+
+
+def test_sb3s_float_schedule_wrapper_is_looked_through() -> None:
+    """A loaded checkpoint holds SB3's ``FloatSchedule`` around ours: the extension sees the linear one inside."""
+    from stable_baselines3.common.utils import FloatSchedule
+
+    continued, line = extend(FloatSchedule(linear_schedule(0.1)), 400, 1_000, 3_000)
+    assert isinstance(continued, ReplannedLinearSchedule)
+    assert line.startswith("learning rate linear: re-planned from 0.06 at step 400")
+
+
+def test_a_one_step_run_that_trained_its_step_is_finished() -> None:
+    """planned_total 1 is a real plan (not the 0 of a checkpoint saved before training): its step 1 is the end."""
+    with pytest.raises(ConfigError, match=r"reached 0 at step 1,"):
+        extend(linear_schedule(0.1), 1, 1, 2)
+
+
+def test_the_extension_line_gives_the_exponential_value_at_the_new_total() -> None:
+    _, line = extend(exponential_schedule(0.8, 300, 1_000), 600, 1_000, 3_000)
+    assert line == ("learning rate exponential: keeps halving every 300 env steps, 0.2 at step 600, "
+                    "0.00078125 at step 3,000")  # 0.8 halved 10 times over 3,000 steps
+
+
+def test_an_unknown_schedule_is_refused_with_the_choices_and_the_fix() -> None:
+    def cosine(progress_remaining: float) -> float:
+        return progress_remaining
+
+    with pytest.raises(ConfigError) as refused:
+        extend(cosine, 400, 1_000, 3_000)
+    assert str(refused.value).startswith("cannot extend this run: its learning rate schedule <function ")
+    assert str(refused.value).endswith(" is not one of constant, linear, exponential; "
+                                       "resume it with its own --timesteps 1000.")

@@ -63,26 +63,23 @@ class BallMotion:
     v_col: float
 
 
-def _unfold_step(p0: float, p1: float, prior: float | None, mirrors: tuple[float, ...]) -> tuple[float, float | None]:
-    """Displacement from p0 to p1 allowing one bounce off a mirror line; returns (displacement, mirror used).
+def _bounce_mirror(p0: float, p1: float, prior: float, mirrors: tuple[float, ...]) -> float | None:
+    """The mirror line the ball bounced off between p0 and p1, or None if it did not bounce.
 
     A bounce between two observations makes the plain difference wrong (a ball that hit
     the left wall looks slow, or even still). The candidates are: no bounce (p1 - p0), or
     one bounce off mirror m, where the ball travelled 2m - p1 - p0 toward it and now moves
     the opposite way. The ball's velocity between bounces is constant, so the candidate
     whose displacement *before* the bounce is closest to the ``prior`` (expected) one wins;
-    with no prior, no bounce is assumed.
+    a tie keeps no bounce, and a bounce must have moved the way the prior did.
     """
-    direct = p1 - p0
-    if prior is None:
-        return direct, None
-    best, best_error, used = direct, abs(direct - prior), None
+    best_error, used = abs(p1 - p0 - prior), None
     for mirror in mirrors:
         before = 2 * mirror - p1 - p0
         error = abs(before - prior)
         if error < best_error and before * prior > 0:
-            best, best_error, used = -before, error, mirror
-    return best, used
+            best_error, used = error, mirror
+    return used
 
 
 #: Steps the ball may be missing (hidden behind a wall for a frame) before the tracker forgets it.
@@ -142,15 +139,15 @@ class BallTracker:
             else:
                 self._anchor, self._steps = (ball.row, ball.col), 0
             return None
-        prior_row, prior_col = (None, None) if self._velocity is None else (
-            self._velocity[0] * elapsed, self._velocity[1] * elapsed)
-        d_row, _ = _unfold_step(last.row, ball.row, prior_row, ())
-        d_col, col_mirror = _unfold_step(last.col, ball.col, prior_col, (self.left_wall, self.right_wall))
-        if self._velocity is not None and d_row * self._velocity[0] < 0:
-            # Bounced off the paddle or a brick somewhere between the two steps; where exactly is
-            # unknown (a brick can be anywhere), so a new straight segment starts here.
-            self._anchor, self._steps, self._velocity = (ball.row, ball.col), 0, None
-            return None
+        col_mirror = None
+        if self._velocity is not None:
+            if (ball.row - last.row) * self._velocity[0] < 0:
+                # Bounced off the paddle or a brick somewhere between the two steps; where exactly is
+                # unknown (a brick can be anywhere), so a new straight segment starts here.
+                self._anchor, self._steps, self._velocity = (ball.row, ball.col), 0, None
+                return None
+            col_mirror = _bounce_mirror(last.col, ball.col, self._velocity[1] * elapsed,
+                                        (self.left_wall, self.right_wall))
         anchor_row, anchor_col = self._anchor
         if col_mirror is not None:
             anchor_col = 2 * col_mirror - anchor_col
