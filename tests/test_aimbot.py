@@ -202,6 +202,11 @@ def test_mono_keeps_a_lone_pixel_that_covers_a_small_part_of_a_shrunk_pixel() ->
     assert np.count_nonzero(obs) == 1 and obs.max() == 255
 
 
+def test_a_new_view_has_seen_no_ball_and_predicts_nothing() -> None:
+    view = AimbotView()
+    assert (view.last_ball, view.last_motion, view.last_impact) == (None, None, None)
+
+
 def test_prediction_none_draws_no_marker_though_the_impact_is_known() -> None:
     view = AimbotView(colour="mono", crop="keep", prediction="none", resize=None)
     view(ball_frame(100.5, 60.5, paddle_left=20))

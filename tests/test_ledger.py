@@ -24,6 +24,7 @@ from rlbreakout.results.ledger import (
     env_label,
     ledger_name,
     read_ledger,
+    run_speed,
     spread,
     start_provenance,
     write_entry,
@@ -174,3 +175,38 @@ def test_a_run_across_sittings_reports_all_its_segments_speed() -> None:
     assert figures.wall_seconds.mean == pytest.approx(20_000.0)  # type: ignore[union-attr]
     entry["segments"] = entry["segments"][:1]  # one sitting: the summary's own figures
     assert aggregate([entry], ["A"]).steps_per_second.mean == pytest.approx(918.0)  # type: ignore[union-attr]
+
+
+def test_two_segments_are_a_run_across_sittings_and_a_zero_wall_time_is_no_speed() -> None:
+    entry = fake_entry(0, {"A": 1.0}, {"A": 1.0}, sps=918.0)
+    entry["segments"] = [{"steps": 300, "wall_seconds": 0.5}, {"steps": 100, "wall_seconds": 0.25}]
+    assert run_speed(entry) == (pytest.approx(400 / 0.75), pytest.approx(0.75))  # under a second: still a speed
+    entry["segments"] = [{"steps": 0, "wall_seconds": 0.0}, {"steps": 0, "wall_seconds": 0.0}]
+    assert run_speed(entry) == (0.0, 0.0)
+
+
+def test_an_entry_not_yet_evaluated_counts_for_speed_but_gives_no_score() -> None:
+    evaluated, unevaluated = fake_entry(0, {"A": 10.0}, {"A": 8.0}), fake_entry(1, {}, {})
+    del unevaluated["evaluations"]
+    figures = aggregate([evaluated, unevaluated], ["A"])
+    assert figures.seeds == (0, 1) and figures.means["A"].n == 1 and figures.steps_per_second.n == 2  # type: ignore[union-attr]
+
+
+def test_a_group_is_dirty_if_any_run_was_and_a_missing_commit_says_unknown() -> None:
+    clean, dirty = fake_entry(0, {"A": 1.0}, {"A": 1.0}), fake_entry(1, {"A": 1.0}, {"A": 1.0})
+    dirty["summary"]["git_dirty"] = True
+    del dirty["summary"]["git_commit"]
+    figures = aggregate([clean, dirty], ["A"])
+    assert figures.dirty and figures.commits == ("abcdef1", "unknown")
+    assert not aggregate([clean], ["A"]).dirty
+
+
+def test_an_evaluation_as_a_ledger_record() -> None:
+    evaluation = Evaluation("ALE/Breakout-v5", [3.0, 5.0, 10.0], "python 3.3.py --load m.zip")
+    assert evaluation.as_dict() == {"env_id": "ALE/Breakout-v5", "n_games": 3, "mean_reward": 6.0,
+                                    "median_reward": 5.0, "scores": [3.0, 5.0, 10.0],
+                                    "command": "python 3.3.py --load m.zip"}
+
+
+def test_an_env_label_keeps_a_game_name_that_starts_with_x() -> None:
+    assert env_label("ALE/Xevious-v5") == "Xevious-v5"

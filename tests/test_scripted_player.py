@@ -58,6 +58,48 @@ def test_plan_move_must_start_now_when_reach_is_tight() -> None:
     assert plan_move(reach, frames_left=12, frames_per_step=4) == 1
 
 
+def end_errors_by_enumeration(displacement: float, frames_left: float, frames_per_step: float) -> dict[int, float]:
+    """For each first direction, the smallest end error (px) over every later sequence of presses.
+
+    The oracle plan_move's rounding is checked against: each whole step after the first holds
+    -1, 0 or 1, and a last part-step holds -1, 0 or 1 for the frames left over.
+    """
+    goal = displacement / PADDLE_SPEED
+    first = min(frames_per_step, frames_left)
+    rest = max(0.0, frames_left - first)
+    whole = int(rest // frames_per_step)
+    partial = rest - whole * frames_per_step
+    return {d: PADDLE_SPEED * min(abs(goal - d * first - total * frames_per_step - last * partial)
+                                  for total in range(-whole, whole + 1) for last in (-1, 0, 1))
+            for d in (0, 1, -1)}
+
+
+def test_plan_move_picks_a_first_press_from_which_the_best_plan_ends_nearest() -> None:
+    """2,000 random situations: the chosen press's best ending is within the tie tolerance of the best."""
+    from rlbreakout.scripted_player import TIE_TOLERANCE
+
+    rng = np.random.default_rng(0)
+    chosen_best = 0
+    for _ in range(2_000):
+        frames_per_step = float(rng.choice([2.0, 3.0, 4.0, 2.5]))
+        frames_left = float(rng.choice([rng.uniform(0.1, 3.0), rng.uniform(0.1, 40.0), rng.integers(1, 10) * frames_per_step]))
+        displacement = float(rng.uniform(-150.0, 150.0))
+        errors = end_errors_by_enumeration(displacement, frames_left, frames_per_step)
+        move = plan_move(displacement, frames_left=frames_left, frames_per_step=frames_per_step)
+        assert errors[move] <= min(errors.values()) + TIE_TOLERANCE + 1e-9, (displacement, frames_left, frames_per_step)
+        chosen_best += errors[move] == min(errors.values())
+        near = [d for d in (0, 1, -1) if errors[d] <= min(errors.values()) + TIE_TOLERANCE + 1e-9]
+        goal, first = displacement / PADDLE_SPEED, min(frames_per_step, frames_left)
+        assert abs(goal - move * first) == min(abs(goal - d * first) for d in near), "near-ties: the nearest own move"
+    assert chosen_best > 1_800
+
+
+def test_plan_move_presses_within_the_last_frame() -> None:
+    """One frame left and 6 px to go: a 5.5 px press gets nearest."""
+    assert plan_move(6.0, frames_left=1, frames_per_step=4) == 1
+    assert plan_move(-6.0, frames_left=0.8, frames_per_step=4) == -1
+
+
 # %% The controller on synthetic frames
 
 
@@ -160,7 +202,95 @@ def test_on_the_vector_backend_a_game_over_ends_the_episode_with_its_own_last_fr
     assert score == info["episode"]["r"]
     first, _ = env.reset()
     assert not np.array_equal(frame, first), "the last frame of the game, not the next game's first"
+    # rows 5-14 show the score and the lives left: 0 lives at the game's end, 5 in a new game
+    assert not np.array_equal(frame[5:15], first[5:15])
     env.close()
+
+
+def test_the_vector_backend_refuses_an_env_kwarg_it_cannot_pass_on() -> None:
+    with pytest.raises(ConfigError, match=r"env_kwargs \['mode'\] are not supported by backend 'ale_vector'"):
+        make_player_env("BreakoutNoFrameskip-v4", backend="ale_vector", env_kwargs={"mode": 4})
+
+
+def test_the_vector_backend_names_the_actions_as_ale_does() -> None:
+    import gymnasium as gym
+
+    from rlbreakout.env_ids import register_ale
+
+    register_ale()
+    reference = gym.make("BreakoutNoFrameskip-v4")
+    env = make_player_env("BreakoutNoFrameskip-v4", backend="ale_vector")
+    assert env.get_action_meanings() == reference.unwrapped.get_action_meanings()
+    env.close()
+    reference.close()
+
+
+def last_frame_of_random_play(backend: str, steps: int = 300, **kwargs) -> np.ndarray:
+    env = make_player_env("ALE/Breakout-v5", backend=backend, **kwargs)
+    frame, _ = env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        frame, _, terminated, truncated, _ = env.step(int(rng.integers(4)))
+        if terminated or truncated:
+            frame, _ = env.reset()
+    env.close()
+    return frame
+
+
+def test_the_vector_players_env_follows_its_seed_and_the_default_seed_is_0() -> None:
+    """v5's sticky actions draw from the env's generator at every step: a seed shows in the frames.
+
+    (The classic env is seeded by ``reset(seed=...)``, as play_scripted_games does each game.)
+    """
+    backend = "ale_vector"
+    assert np.array_equal(last_frame_of_random_play(backend, seed=3), last_frame_of_random_play(backend, seed=3))
+    assert not np.array_equal(last_frame_of_random_play(backend, seed=3), last_frame_of_random_play(backend, seed=4))
+    assert np.array_equal(last_frame_of_random_play(backend), last_frame_of_random_play(backend, seed=0))
+
+
+@pytest.mark.parametrize("backend", ["classic", "ale_vector"])
+def test_a_frame_limit_truncates_the_game_and_does_not_end_it(backend: str) -> None:
+    """No FIRE, no ball: only the 400-frame limit (100 steps of 4) stops the episode."""
+    env = make_player_env("BreakoutNoFrameskip-v4", backend=backend, noop_max=0,
+                          env_kwargs={"max_num_frames_per_episode": 400})
+    env.reset(seed=0)
+    for steps in range(1, 200):
+        _, _, terminated, truncated, _ = env.step(NOOP)
+        if terminated or truncated:
+            break
+    env.close()
+    assert (steps, terminated, truncated) == (100, False, True)
+
+
+@pytest.mark.parametrize("backend", ["classic", "ale_vector"])
+def test_noop_max_0_starts_each_game_at_once_and_the_default_waits_a_random_while(backend: str) -> None:
+    def first_step_frame_numbers(**kwargs) -> list[int]:
+        env = make_player_env("BreakoutNoFrameskip-v4", backend=backend, **kwargs)
+        numbers = []
+        for seed in range(4):
+            env.reset(seed=seed)
+            numbers.append(int(env.step(NOOP)[4]["episode_frame_number"]))
+        env.close()
+        return numbers
+
+    at_once = first_step_frame_numbers(noop_max=0)
+    assert len(set(at_once)) == 1 and at_once[0] <= 5  # 4 frames of the step (ale-py's vector env: and 1 at reset)
+    assert max(first_step_frame_numbers()) > at_once[0]
+
+
+def test_on_the_vector_backend_a_step_pays_the_bricks_points_unclipped() -> None:
+    """The aimbot player reaches the 4-point bricks within 1,000 steps (step 168 with seed 0)."""
+    env = make_player_env("BreakoutNoFrameskip-v4", backend="ale_vector")
+    player = player_for("BreakoutNoFrameskip-v4")
+    frame, _ = env.reset(seed=0)
+    rewards = []
+    for _ in range(1_000):
+        frame, reward, terminated, truncated, _ = env.step(player.act(frame))
+        rewards.append(reward)
+        if reward > 1 or terminated or truncated:
+            break
+    env.close()
+    assert max(rewards) in (4.0, 7.0)
 
 
 # %% Real games
