@@ -404,7 +404,7 @@ def record_fall(
         while len(fall.frames) < max_frames and fall.steps < warmup_steps + max_extra_steps:
             action = player.act(frame)
             if fall.steps >= warmup_steps and (fall.frames or player.view.last_impact is not None):
-                if player.view.last_ball is None:  # the ball reached the paddle: that fall is complete
+                if player.view.last_impact is None:  # it bounced off the paddle (or was lost): the fall is complete
                     break
                 fall.frames.append(frame)
                 fall.observations.append(player.last_observation)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from fakes import ball_frame, synthetic_frame
 from rlbreakout.aimbot import geometry as G
-from rlbreakout.aimbot import predict_impact_column
+from rlbreakout.aimbot import PaddleSpan, predict_impact_column
 from rlbreakout.errors import ConfigError
 from rlbreakout.progress import ProgressLine
 from rlbreakout.scripted_player import (
@@ -162,11 +163,114 @@ def test_reset_forgets_the_ball() -> None:
     assert player.view.last_motion is None and player.last_target is None
 
 
-@pytest.mark.parametrize("kwargs", [{"random_action_prob": 1.5}, {"dead_zone": -1.0}, {"frames_per_step": 0},
-                                    {"aim_jitter": -2.0}])
-def test_bad_settings_raise(kwargs: dict) -> None:
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"random_action_prob": 1.5}, "random_action_prob must be in [0, 1], got 1.5."),
+    ({"dead_zone": -1.0}, "dead_zone must be >= 0 pixels, got -1.0."),
+    ({"frames_per_step": 0}, "frames_per_step must be > 0, got 0."),
+    ({"aim_jitter": -2.0}, "aim_jitter must be >= 0 pixels, got -2.0."),
+])
+def test_bad_settings_raise(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
         ScriptedPlayer(**kwargs)
+    assert str(refused.value) == message
+
+
+def test_the_smallest_settings_are_accepted_and_the_dead_zone_is_half_a_press() -> None:
+    assert ScriptedPlayer(frames_per_step=0.5).frames_per_step == 0.5  # any positive hold, frameskip 1 too
+    assert ScriptedPlayer(dead_zone=0.0).dead_zone == 0.0 and ScriptedPlayer(dead_zone=0.5).dead_zone == 0.5
+    assert ScriptedPlayer(frames_per_step=4).dead_zone == 4 * PADDLE_SPEED / 2  # 11 px: half a 22-px press
+    assert ScriptedPlayer(frames_per_step=3).dead_zone == 3 * PADDLE_SPEED / 2
+
+
+def test_a_max_pooled_observation_lags_half_a_frame_more() -> None:
+    from rlbreakout.scripted_player import MAX_POOL_EXTRA_LAG, PADDLE_LAG_FRAMES
+
+    assert ScriptedPlayer(max_pooled=False).lag_frames == PADDLE_LAG_FRAMES == 2.0
+    assert ScriptedPlayer(max_pooled=True).lag_frames == PADDLE_LAG_FRAMES + MAX_POOL_EXTRA_LAG == 2.5
+
+
+def test_the_same_seed_gives_the_same_random_actions() -> None:
+    def actions(seed: int) -> list[int]:
+        player = ScriptedPlayer(random_action_prob=0.5, seed=seed)
+        return [player.act(synthetic_frame()) for _ in range(100)]
+
+    assert actions(7) == actions(7) and actions(7) != actions(8)
+
+
+# %% Steering: the set-point, the dead zone, the timed plan
+
+
+def steering_player(last_action: int = NOOP, target: float = 80.0) -> ScriptedPlayer:
+    player = ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0)  # max-pooled: lag 2.5 frames
+    player.last_target, player._last_action = target, last_action
+    return player
+
+
+def test_the_set_point_leads_the_drawn_paddle_by_the_lag_while_a_direction_is_held() -> None:
+    """Holding RIGHT, the paddle drawn at 80 is really at 80 + 5.5 x 2.5 = 93.75: on a target there, hold."""
+    paddle = PaddleSpan(73, 87)  # centre 80
+    assert steering_player(RIGHT, target=93.75)._steer(paddle, None) == 0
+    assert steering_player(LEFT, target=66.25)._steer(paddle, None) == 0
+    assert steering_player(NOOP, target=93.75)._steer(paddle, None) == 1  # 13.75 px off, past the 11-px dead zone
+
+
+def test_untimed_steering_holds_within_the_dead_zone_and_moves_by_one_past_it() -> None:
+    paddle = PaddleSpan(73, 87)
+    assert steering_player(target=91.0)._steer(paddle, None) == 0  # exactly the 11-px dead zone
+    assert steering_player(target=69.0)._steer(paddle, None) == 0
+    assert steering_player(target=100.0)._steer(paddle, None) == 1
+    assert steering_player(target=60.0)._steer(paddle, None) == -1
+
+
+def test_timed_steering_counts_the_frames_left_after_the_lag() -> None:
+    """One step (4 frames) to impact, less the 2.5-frame lag: 1.5 frames, an 8.25-px press for 12 px: press."""
+    paddle = PaddleSpan(73, 87)
+    assert steering_player(target=92.0)._steer(paddle, 1.0) == 1
+    assert steering_player(target=92.0)._steer(paddle, 0.5) == 0  # 2 frames < the lag: too late to move
+    assert steering_player(target=88.0)._steer(paddle, 1.0) == 1  # within the dead zone, but timed: press
+
+
+# %% Targets: kept while the ball is in the bricks, aimed off by a jitter drawn once per fall
+
+
+def test_a_vanished_ball_is_aimed_at_for_target_memory_steps_then_forgotten() -> None:
+    from rlbreakout.scripted_player import TARGET_MEMORY_STEPS
+
+    player = ScriptedPlayer(random_action_prob=0.0)
+    player.act(ball_frame(150.5, 30.5))
+    player.act(ball_frame(142.5, 32.5))  # rising: the target is the ball's column
+    assert player.last_target == 32.5
+    for _ in range(TARGET_MEMORY_STEPS - 1):
+        player.act(synthetic_frame())
+    assert player.last_target == 32.5, "still in the bricks"
+    player.act(synthetic_frame())
+    assert player.last_target is None
+    player.act(ball_frame(142.5, 40.5))
+    assert player.last_target == 40.5
+
+
+def falling_offsets(player: ScriptedPlayer, steps: int = 3) -> list[float]:
+    """A new game and one falling ball: the target minus the predicted column at each step of the fall."""
+    player.reset()
+    offsets = []
+    for k in range(steps + 1):
+        player.act(ball_frame(100.5 + 8 * k, 60.5 + 2 * k))
+        if player.view.last_impact is not None:
+            offsets.append(player.last_target - player.view.last_impact)
+    return offsets
+
+
+@pytest.mark.parametrize("aim_jitter", [2.0, 0.5])
+def test_each_fall_is_aimed_off_by_one_jitter_drawn_at_its_first_step(aim_jitter: float) -> None:
+    player = ScriptedPlayer(random_action_prob=0.0, aim_jitter=aim_jitter, seed=3)
+    falls = [falling_offsets(player) for _ in range(200)]
+    assert all(len(set(offsets)) == 1 for offsets in falls), "one offset for the whole fall"
+    firsts = np.array([offsets[0] for offsets in falls])
+    assert (firsts != 0).all() and np.abs(firsts).max() <= aim_jitter
+    assert firsts.min() < -0.8 * aim_jitter and firsts.max() > 0.8 * aim_jitter, "uniform on both sides"
+    assert falling_offsets(ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0)) == [0.0] * 3
+
+
 
 
 def test_player_matches_the_env_frameskip() -> None:
@@ -320,9 +424,87 @@ def test_step_budget_drops_the_unfinished_game() -> None:
     assert games.steps == 40 and games.unfinished and games.scores == []
 
 
-def test_bad_game_count() -> None:
-    with pytest.raises(ConfigError):
+def test_bad_game_count_and_frame_spacing() -> None:
+    with pytest.raises(ConfigError, match=r"^n_games must be >= 1, got 0\.$"):
         play_scripted_games(None, ScriptedPlayer(), 0)
+    with pytest.raises(ConfigError, match=r"^frame_every must be >= 1, got 0\.$"):
+        play_scripted_games(None, ScriptedPlayer(), 1, frame_every=0)
+
+
+class RewardLog(gym.Wrapper):
+    """The rewards of each episode as the env paid them, to check the scores against."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.returns: list[float] = []
+
+    def reset(self, **kwargs):
+        self.returns.append(0.0)
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        self.returns[-1] += float(reward)
+        return frame, reward, terminated, truncated, info
+
+
+def capped_env(frames: int = 400, env_id: str = "BreakoutNoFrameskip-v4", **kwargs) -> RewardLog:
+    """A real game cut at ``frames`` emulator frames (a quarter as many agent steps)."""
+    return RewardLog(make_player_env(env_id, env_kwargs={"max_num_frames_per_episode": frames}, **kwargs))
+
+
+def test_each_game_is_played_whole_from_a_reset_and_reported_when_it_ends() -> None:
+    env = capped_env(noop_max=0)
+    ended: list[tuple[int, float, int]] = []
+    progress = ProgressLine(300, every=120, enabled=True, stream=io.StringIO())
+    games = play_scripted_games(env, player_for("BreakoutNoFrameskip-v4"), 3, seed=0,
+                                on_game_end=lambda *end: ended.append(end), progress=progress)
+    env.close()
+    assert games.lengths == [100, 100, 100] and games.steps == 300
+    assert games.scores == env.returns and len(env.returns) == 3, "one reset per game, the score its rewards"
+    assert ended == [(game, games.scores[game], 100) for game in range(3)]
+    assert games.unfinished is False and 0 < games.wall_seconds < 600
+    assert games.frames == [], "no frames unless asked"
+    assert progress.lines[1].startswith("step 240/300") and progress.lines[1].endswith(
+        "last games: " + " ".join(f"{score:g}" for score in games.scores[:2]))
+
+
+def test_the_first_games_frames_are_kept_one_in_frame_every() -> None:
+    env = capped_env(noop_max=0)
+    player = player_for("BreakoutNoFrameskip-v4")
+    kept = play_scripted_games(env, player, 1, seed=0, record_steps=10, frame_every=3).frames
+    every = play_scripted_games(env, player, 1, seed=0, record_steps=10).frames
+    env.close()
+    assert len(kept) == 4 and len(every) == 10  # steps 0, 3, 6, 9 of 0-9
+    assert all(np.array_equal(a, b) for a, b in zip(kept, every[::3]))
+    assert not np.array_equal(every[0], every[9])
+
+
+def test_the_same_seed_replays_the_same_game_on_sticky_v5() -> None:
+    def first_frames(seed: int) -> list[np.ndarray]:
+        env = capped_env(env_id="ALE/Breakout-v5")
+        frames = play_scripted_games(env, player_for("ALE/Breakout-v5"), 1, seed=seed, record_steps=100).frames
+        env.close()
+        return frames
+
+    same, again, other = first_frames(4), first_frames(4), first_frames(5)
+    assert all(np.array_equal(a, b) for a, b in zip(same, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(same, other))
+
+
+def test_player_for_takes_the_env_kwargs_seed_and_player_settings() -> None:
+    skipping = player_for("BreakoutNoFrameskip-v4", env_kwargs={"frameskip": 3})
+    assert skipping.frames_per_step == 3.0 and not skipping.max_pooled  # the emulator skips: no MaxAndSkip
+    assert player_for("BreakoutNoFrameskip-v4", seed=5).seed == 5 and player_for("ALE/Breakout-v5").seed == 0
+    assert player_for("BreakoutNoFrameskip-v4", dead_zone=3.0, aim_jitter=0.0).dead_zone == 3.0
+
+
+def test_the_classic_players_env_skips_where_the_env_kwargs_say() -> None:
+    """frameskip 3 in the emulator: no MaxAndSkip on top, so a step is 3 frames."""
+    env = make_player_env("BreakoutNoFrameskip-v4", env_kwargs={"frameskip": 3}, noop_max=0)
+    env.reset(seed=0)
+    assert env.step(NOOP)[4]["episode_frame_number"] == 3
+    env.close()
 
 
 def test_record_fall_keeps_a_falling_ball_with_its_marker() -> None:
@@ -333,3 +515,29 @@ def test_record_fall_keeps_a_falling_ball_with_its_marker() -> None:
     assert first.shape == (G.SCREEN_HEIGHT, G.SCREEN_WIDTH, G.SCREEN_CHANNELS)
     assert fall.observations[0].shape == (84, 84, 1)
     assert fall.observations[0][-2:].any(), "the marker rows of the observation are lit"
+
+
+def test_a_recorded_fall_is_one_falling_ball_until_it_reaches_the_paddle() -> None:
+    from rlbreakout.aimbot import detect_ball
+
+    whole = record_fall("BreakoutNoFrameskip-v4", seed=0, max_frames=100)
+    balls = [detect_ball(frame) for frame in whole.frames]
+    assert len(balls) >= 5 and all(ball is not None for ball in balls)
+    assert all(a.row < b.row for a, b in zip(balls, balls[1:])), "falling all the way"
+    assert balls[-1].row > G.PADDLE_ROW - 20, "ends at the paddle"
+    assert all(impact is not None for impact in whole.impacts)
+    assert record_fall("BreakoutNoFrameskip-v4", seed=0, max_frames=100).frames[0].tobytes() == whole.frames[0].tobytes()
+
+
+def test_a_fall_keeps_at_most_max_frames_from_the_first_step_past_the_warm_up() -> None:
+    first = record_fall("BreakoutNoFrameskip-v4", seed=0, max_frames=3)
+    assert len(first.frames) == 3
+    start = first.steps - 3  # the step of its first frame: it ended on taking the third
+    again = record_fall("BreakoutNoFrameskip-v4", seed=0, max_frames=3, warmup_steps=start)
+    assert all(np.array_equal(a, b) for a, b in zip(again.frames, first.frames)), "a warm-up of exactly that many steps"
+    assert record_fall("BreakoutNoFrameskip-v4", max_frames=3).steps == first.steps, "seed 0 by default"
+
+
+def test_with_no_fall_in_reach_the_last_frame_is_kept_alone() -> None:
+    fall = record_fall("BreakoutNoFrameskip-v4", seed=0, max_extra_steps=3)
+    assert fall.steps == 3 and len(fall.frames) == len(fall.observations) == len(fall.impacts) == 1
