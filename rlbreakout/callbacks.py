@@ -161,9 +161,10 @@ class MultiEnvEvalCallback(EventCallback):
     def _init_callback(self) -> None:
         super()._init_callback()
         tensorboard_writer(self.logger)  # eval/* (and SB3's tags) carry their meaning into TensorBoard
-        # Resumed runs start at num_timesteps > 0: the next evaluation is the next multiple.
+        # Resumed runs start at num_timesteps > 0: the next evaluation is the next multiple. The model's
+        # count, not the callback's: SB3 copies it into the callback only at the first step.
         if self.eval_freq > 0:
-            self.next_eval_step = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+            self.next_eval_step = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
         if self.best_model_save_path is not None:
             self.best_model_save_path.mkdir(parents=True, exist_ok=True)
 
@@ -298,7 +299,8 @@ class StepCheckpointCallback(BaseCallback):
     def _init_callback(self) -> None:
         self.save_dir.mkdir(parents=True, exist_ok=True)
         if self.save_freq > 0:
-            self.next_save_step = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+            # a resumed run saves at the next multiple; the model's count, as SB3 syncs the callback's only later
+            self.next_save_step = (self.model.num_timesteps // self.save_freq + 1) * self.save_freq
 
     def _on_step(self) -> bool:
         if self.save_freq > 0 and self.num_timesteps >= self.next_save_step:

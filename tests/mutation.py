@@ -46,7 +46,7 @@ FAST_MODULES: dict[str, list[str]] = {
     "rlbreakout/aimbot/view.py": ["tests/test_aimbot.py"],
     "rlbreakout/results/ledger.py": ["tests/test_ledger.py"],
     "rlbreakout/results/tables.py": ["tests/test_results_tables.py"],
-    "rlbreakout/callbacks.py": ["tests/test_callbacks.py"],
+    "rlbreakout/callbacks.py": ["tests/test_callbacks.py", "tests/test_tags.py"],
     "rlbreakout/scripted_player.py": ["tests/test_scripted_player.py"],
 }
 

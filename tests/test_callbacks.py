@@ -88,8 +88,15 @@ def test_bad_arguments() -> None:
     venv = scripted_vec_env([[1]], [[1]])
     with pytest.raises(ConfigError, match="best_model_env"):
         MultiEnvEvalCallback({"eval": venv}, eval_freq=1, best_model_env="v5")
-    with pytest.raises(ConfigError, match="at least one"):
+    with pytest.raises(ConfigError, match=r"^MultiEnvEvalCallback needs at least one eval env\.$"):
         MultiEnvEvalCallback({}, eval_freq=1)
+    with pytest.raises(ConfigError, match=r"^eval_freq must be >= 0 env steps, got -1\.$"):
+        MultiEnvEvalCallback({"eval": venv}, eval_freq=-1)
+    with pytest.raises(ConfigError, match=r"^n_eval_episodes must be >= 1, got 0\.$"):
+        MultiEnvEvalCallback({"eval": venv}, eval_freq=1, n_eval_episodes=0)
+    with pytest.raises(ConfigError, match=r"^best_metric must be mean_reward or median_reward, got 'max_reward'\.$"):
+        MultiEnvEvalCallback({"eval": venv}, eval_freq=1, best_metric="max_reward")
+    assert MultiEnvEvalCallback({"eval": venv}, eval_freq=1, best_metric="median_reward").best_metric == "median_reward"
 
 
 class RandomModel(FakeModel):
@@ -192,3 +199,134 @@ def test_checkpoints_come_every_save_freq_env_steps_of_a_real_training(tmp_path:
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("checkpoint at")]
     assert lines == [f"checkpoint at {step} steps: {tmp_path / LATEST_CHECKPOINT}" for step in (40, 80, 120)]
     assert PPO.load(tmp_path / LATEST_CHECKPOINT, device="cpu").num_timesteps == 120
+    # resumed at 128: the next multiple of 40 is 160, not the first step
+    venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1)
+    model.set_env(venv)
+    model.learn(64, callback=StepCheckpointCallback(40, tmp_path, verbose=1), reset_num_timesteps=False)
+    venv.close()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("checkpoint at")]
+    assert lines == [f"checkpoint at 160 steps: {tmp_path / LATEST_CHECKPOINT}"]
+
+
+def test_a_real_training_logs_each_games_score_the_table_and_progress_lines(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Games cut at 100 frames (25 agent steps): each ends in a TensorBoard point, read back with TensorBoard's reader."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlbreakout.callbacks import GameScoreCallback, HyperparamTableCallback, ProgressLineCallback
+
+    venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1, env_kwargs={"max_num_frames_per_episode": 100})
+    model = PPO("CnnPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(configure(str(tmp_path), ["tensorboard"]))
+    scores, table = GameScoreCallback(), HyperparamTableCallback("| parameter | value |\n|---|---|\n| n_steps | 16 |")
+    progress = ProgressLineCallback(128, every=32, enabled=True)
+    capsys.readouterr()
+    model.learn(128, callback=[scores, table, progress])
+    venv.close()
+    model.logger.close()
+    assert len(scores.scores) == len(scores.lengths) >= 4 and set(scores.lengths) == {100}  # 100 emulator frames
+    assert progress.scores == scores.scores
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [line.split(" (")[0] for line in lines] == ["step 32/128", "step 64/128", "step 96/128", "step 128/128"]
+    assert lines[-1].endswith("last games: " + " ".join(f"{s:g}" for s in scores.scores[-5:]))
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    logged = events.Scalars("game/score")
+    assert [point.value for point in logged] == scores.scores
+    assert [point.value for point in events.Scalars("game/length")] == [100.0] * len(scores.lengths)
+    assert all(0 < point.step <= 128 for point in logged) and [p.step for p in logged] == sorted(p.step for p in logged)
+    (text,) = events.Tensors("hyperparameters/text_summary")
+    assert text.step == 0 and b"| n_steps | 16 |" in text.tensor_proto.string_val[0]
+
+
+CAPPED = {"max_num_frames_per_episode": 100}  # 25 agent steps a game: evaluations take a moment
+
+
+class AfterEval(MultiEnvEvalCallback):
+    """Records what each evaluation handed its hook, and stops training when told to."""
+
+    def __init__(self, *args: Any, stop_after: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[dict] = []
+        self.seconds: list[float] = []
+        self.stop_after = stop_after
+
+    def after_evaluation(self, results: dict) -> bool:
+        self.handed.append(results)
+        self.seconds.append(self.eval_seconds)
+        return self.stop_after is None or len(self.handed) < self.stop_after
+
+
+def test_before_any_evaluation_the_figures_are_sb3s_starting_values() -> None:
+    venv = make_env("BreakoutNoFrameskip-v4", 1, frame_stack=1)
+    callback = MultiEnvEvalCallback({"nf": venv}, 64)
+    venv.close()
+    assert (callback.n_eval_episodes, callback.verbose, callback.next_eval_step, callback.eval_seconds) == (10, 1, 64, 0.0)
+    assert callback.best_mean_reward == callback.last_mean_reward == -np.inf and callback.last_results == {}
+    assert callback.best_metric == "mean_reward"
+
+
+@pytest.mark.slow
+def test_a_real_training_evaluates_on_schedule_logs_eval_tags_and_keeps_the_best(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import configure
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    class Count(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def _on_step(self) -> bool:
+            self.calls += 1
+            return True
+
+    venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1, env_kwargs=CAPPED)
+    evals = {"nf": make_env("BreakoutNoFrameskip-v4", 1, seed=1, frame_stack=1, env_kwargs=CAPPED)}
+    model = PPO("CnnPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(configure(str(tmp_path / "log"), ["tensorboard", "csv"]))
+    after, best = Count(), tmp_path / "a" / "b"  # a folder two levels down: made with its parents
+    callback = AfterEval(evals, 64, 2, best_model_save_path=best, best_metric="median_reward", callback_after_eval=after)
+    capsys.readouterr()
+    model.learn(128, callback=callback)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval ")]
+    steps = [step for step, _ in callback.history]
+    assert steps == [64, 128] and after.calls == 2 and callback.handed == [results for _, results in callback.history]
+    assert printed == [f"eval nf @ {step} steps: mean {results['nf']['mean_reward']:.1f}, median "
+                       f"{results['nf']['median_reward']:.1f} over 2 games" for step, results in callback.history]
+    means = [results["nf"]["mean_reward"] for _, results in callback.history]
+    assert callback.last_results == callback.history[-1][1] and callback.last_mean_reward == means[-1]
+    assert callback.best_mean_reward == means[0] and (best / BEST_MODEL_FILE).is_file()  # the first is the best so far
+    assert callback.history[0][1]["nf"]["mean_ep_length"] == 100.0  # emulator frames, as Monitor counts them
+    assert 0 < callback.seconds[0] < callback.seconds[1] < 600
+    model.logger.close()
+    events = EventAccumulator(str(tmp_path / "log"), size_guidance={"scalars": 0})
+    events.Reload()
+    for key in ("mean_reward", "median_reward", "std_reward", "q25_reward", "mean_ep_length"):
+        logged = events.Scalars(f"eval/nf/{key}")
+        assert [(p.step, p.value) for p in logged] == [(s, pytest.approx(r["nf"][key])) for s, r in callback.history]
+    assert "time/total_timesteps" not in events.Tags()["scalars"]
+    csv = (tmp_path / "log" / "progress.csv").read_text().splitlines()
+    header = csv[0].split(",")
+    total, mean = header.index("time/total_timesteps"), header.index("eval/nf/mean_reward")
+    eval_rows = [row.split(",") for row in csv[1:] if row.split(",")[mean]]
+    assert [row[total] for row in eval_rows] == ["64", "128"], "each evaluation's row says its step outside TensorBoard"
+
+    # resumed at 128 with evaluations every 48 steps: the next is at 144, the next multiple, then 192
+    model.set_logger(configure(str(tmp_path / "resumed"), ["csv"]))
+    resumed = AfterEval(evals, 48, 1, verbose=0)
+    capsys.readouterr()
+    model.learn(64, callback=resumed, reset_num_timesteps=False)
+    assert [step for step, _ in resumed.history] == [144, 192]
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval ")], "verbose 0: quiet"
+
+    # the hook's False, or the chained callback's, stops training at that evaluation
+    stopping = AfterEval(evals, 16, 1, verbose=0, stop_after=1)
+    model.learn(64, callback=stopping, reset_num_timesteps=False)
+    assert len(stopping.history) == 1 and model.num_timesteps == 192 + 16
+    evals["nf"].close()
+    venv.close()
