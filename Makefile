@@ -38,7 +38,7 @@ test: install
 # build/mutation/report.md. `make mutation MODULES=rlbreakout/schedules.py` runs only those.
 MODULES ?=
 mutation: install
-	$(PY) tests/mutation.py $(MODULES)
+	$(PY) tests/mutation.py $(MODULES) $(if $(FRESH),--fresh)
 
 benchmark: install
 	$(PY) 0_setup/0.2_benchmark.py

@@ -26,6 +26,7 @@ Not part of ``make test``: each mutant reruns the module's tests.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -181,9 +182,36 @@ def confirm_in_scratch(work: Path, module: str, tests: list[str], alive: dict[st
             for name, status in alive.items()}
 
 
-def run_module(module: str, tests: list[str]) -> list[str]:
-    """Mutate one module, and its report section (markdown lines)."""
+def forget_verdicts(work: Path, names: set[str]) -> int:
+    """Clear mutmut's cached verdict of the mutants ``names`` in ``work``; returns how many were cleared.
+
+    mutmut keeps a verdict until the mutated function changes: a test written since does not
+    reopen a survivor. Its verdicts live in ``mutants/**/*.meta`` (``exit_code_by_key``);
+    None there means "not checked yet".
+    """
+    cleared = 0
+    for meta in (work / "mutants").rglob("*.meta"):
+        data = json.loads(meta.read_text())
+        reopened = [key for key, code in data["exit_code_by_key"].items() if key in names and code is not None]
+        for key in reopened:
+            data["exit_code_by_key"][key] = None
+        if reopened:
+            meta.write_text(json.dumps(data))
+            cleared += len(reopened)
+    return cleared
+
+
+def run_module(module: str, tests: list[str], fresh: bool = False) -> list[str]:
+    """Mutate one module, and its report section (markdown lines).
+
+    Mutants killed in an earlier run keep their verdict (tests only grow); the others are
+    tested again. ``fresh`` starts the module over.
+    """
+    if fresh:
+        shutil.rmtree(WORK_ROOT / Path(module).stem, ignore_errors=True)
     work = prepare(module, tests)
+    if (work / "mutants").is_dir():
+        forget_verdicts(work, set(survivors(work)[1]))
     run = mutmut(work, "run", "--max-children", str(max(1, (os.cpu_count() or 2) // 2)))
     if run.returncode != 0:
         print(f"{module}: mutmut failed ({run.returncode}); see the report", flush=True)
@@ -191,15 +219,15 @@ def run_module(module: str, tests: list[str]) -> list[str]:
                 (run.stdout + run.stderr)[-3000:], "```", ""]
     total, alive = survivors(work)
     checked = confirm_in_scratch(work, module, tests, alive)
-    fresh = [name for name, status in checked.items() if status == KILLED_FRESH]
+    killed_fresh = [name for name, status in checked.items() if status == KILLED_FRESH]
     alive = {name: status for name, status in checked.items() if status != KILLED_FRESH}
     explained = [name for name in alive if name in EQUIVALENT]
     killed = total - len(alive)
     share = killed / total if total else 1.0
-    lines = [f"## {module}", "", f"{total} mutants, {killed} killed ({share:.0%}; {len(fresh)} of them only in a "
+    lines = [f"## {module}", "", f"{total} mutants, {killed} killed ({share:.0%}; {len(killed_fresh)} of them only in a "
              f"fresh process), {len(alive)} not killed ({len(explained)} of them equivalent). "
              f"Tests: {', '.join(tests)}", ""]
-    lines += [f"Killed in a fresh process (import-time code): {', '.join(fresh)}", ""] if fresh else []
+    lines += [f"Killed in a fresh process (import-time code): {', '.join(killed_fresh)}", ""] if killed_fresh else []
     for name, status in alive.items():
         reason = EQUIVALENT.get(name)
         lines += [f"### {name}: {status}" + (f" (equivalent: {reason})" if reason else ""), "", "```diff",
@@ -213,6 +241,7 @@ def run_module(module: str, tests: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all of {len(FAST_MODULES)})")
+    parser.add_argument("--fresh", action="store_true", help="forget every earlier verdict (kills too) and start over")
     args = parser.parse_args(argv)
     unknown = [module for module in args.modules if module not in FAST_MODULES]
     if unknown:
@@ -222,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.modules or list(FAST_MODULES)
     report = ["# Mutation testing report", "", "Made by `make mutation` (tests/mutation.py, mutmut 3).", ""]
     for module in chosen:
-        report += run_module(module, FAST_MODULES[module])
+        report += run_module(module, FAST_MODULES[module], fresh=args.fresh)
     WORK_ROOT.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(report))
     print(f"report: {REPORT}")

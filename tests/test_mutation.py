@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from mutation import KILLED_STATUSES, REPO_ROOT, ScratchCopy, hunk_texts, indented, mutant_diff, not_killed
+from mutation import (
+    KILLED_STATUSES,
+    REPO_ROOT,
+    ScratchCopy,
+    forget_verdicts,
+    hunk_texts,
+    indented,
+    mutant_diff,
+    not_killed,
+)
 
 
 def test_no_tests_and_suspicious_mutants_are_not_counted_as_killed() -> None:
@@ -63,3 +72,17 @@ def test_an_import_time_mutant_is_killed_in_a_scratch_copy_which_is_then_restore
     assert not scratch.kills(unchanged)
     with pytest.raises(RuntimeError, match="does not match exactly one place"):
         scratch.kills(HP_DEFAULT_MUTANT.replace("field(default", "field(initial"))
+
+
+def test_forgetting_verdicts_reopens_only_the_named_decided_mutants(tmp_path: Path) -> None:
+    """mutmut's cache (mutants/**/*.meta) would keep a survivor's verdict after a test was added."""
+    import json
+
+    meta = tmp_path / "mutants" / "rlbreakout" / "schedules.py.meta"
+    meta.parent.mkdir(parents=True)
+    verdicts = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": None, "m.x_g__mutmut_1": 0}
+    meta.write_text(json.dumps({"exit_code_by_key": verdicts, "hash_by_function_name": {"x_f": "ab"}}))
+    assert forget_verdicts(tmp_path, {"m.x_f__mutmut_2", "m.x_f__mutmut_3"}) == 1
+    data = json.loads(meta.read_text())
+    assert data["exit_code_by_key"] == {**verdicts, "m.x_f__mutmut_2": None}
+    assert data["hash_by_function_name"] == {"x_f": "ab"}
