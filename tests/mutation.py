@@ -53,7 +53,47 @@ FAST_MODULES: dict[str, list[str]] = {
 
 #: Mutants no test can kill, with the reason (mutmut's names: ``module.x_function__mutmut_N``;
 #: the numbers hold while the function's code stays as it is).
-EQUIVALENT: dict[str, str] = {}
+_VIEW = "rlbreakout.aimbot.view.xǁAimbotViewǁrender__mutmut_"
+_VECTOR_PLAYER = "rlbreakout.scripted_player.xǁOneGameVectorEnvǁ__init____mutmut_"
+_ACT = "rlbreakout.scripted_player.xǁScriptedPlayerǁact__mutmut_"
+_EVALUATE = "rlbreakout.callbacks.xǁMultiEnvEvalCallbackǁevaluate__mutmut_"
+_TRACKER_RESET = "rlbreakout.aimbot.tracking.xǁBallTrackerǁreset__mutmut_"
+_NEVER_EMPTY = "evaluate_policy plays n_eval_episodes >= 1 games, so the lengths are never empty"
+_OVERWRITTEN = "reset's value is overwritten when the next ball is anchored, before it is read"
+EQUIVALENT: dict[str, str] = {
+    f"{_VIEW}9": "astype copies by default: copy=True is numpy's default",
+    f"{_VIEW}45": "an image already the asked size is resized to that same size, which OpenCV copies unchanged",
+    f"{_VIEW}59": "the 0/255 floats become the same uint8 values in the final np.ascontiguousarray(dtype=uint8)",
+    f"{_VIEW}73": "every branch has made the image uint8 before the last line",
+    f"{_VIEW}75": "every branch has made the image uint8 before the last line",
+    f"{_VECTOR_PLAYER}8": "with no wrapper_kwargs the 'atari' and 'aimbot' wrappers give the same refusals",
+    f"{_VECTOR_PLAYER}18": "ALEVectorVecEnv takes bool(terminal_on_life_loss): None is False",
+    f"{_VECTOR_PLAYER}19": "ALEVectorVecEnv takes bool(clip_reward): None is False",
+    f"{_VECTOR_PLAYER}28": "ale-py's thread count changes the speed, not the frames",
+    f"{_VECTOR_PLAYER}37": "ale-py's thread count changes the speed, not the frames",
+    f"{_ACT}28": "the aim offset is uniform on [-jitter, jitter]: subtracting it draws the target from the same "
+                 "distribution, which only a replay of the generator's draws could tell apart",
+    f"{_ACT}57": "that branch runs only for a direction that is not 0, so > 0 and >= 0 agree",
+    f"{_ACT}65": "rng.random() equals random_action_prob exactly with probability 0",
+    "rlbreakout.scripted_player.x_plan_move__mutmut_1": "at frames_left == 0 every direction moves 0 frames, so "
+                                                         "all tie and the first of (0, 1, -1) is returned: 0",
+    "rlbreakout.scripted_player.x_plan_move__mutmut_65": "differs only where an error is exactly the best plus "
+                                                          "TIE_TOLERANCE, a float coincidence",
+    "rlbreakout.aimbot.tracking.x_fold__mutmut_8": "at u == width both branches give left_wall + width",
+    f"{_TRACKER_RESET}1": "after a reset _anchor is None, so the next ball is anchored whatever _last holds; a '' "
+                          "_last only lets a missing ball count a step, which anchoring ignores",
+    f"{_TRACKER_RESET}2": "after a reset _last is None, so the next ball is anchored before _anchor is read",
+    f"{_TRACKER_RESET}3": _OVERWRITTEN,
+    f"{_TRACKER_RESET}4": _OVERWRITTEN,
+    f"{_TRACKER_RESET}7": "_missing only counts steps after a ball was seen; a new ball resets it to 0 first",
+    f"{_EVALUATE}20": _NEVER_EMPTY,
+    f"{_EVALUATE}23": _NEVER_EMPTY,
+    f"{_EVALUATE}24": _NEVER_EMPTY,
+    f"{_EVALUATE}25": _NEVER_EMPTY,
+    f"{_EVALUATE}44": "flush changes when the line leaves the buffer, not what is printed",
+    f"{_EVALUATE}46": "flush changes when the line leaves the buffer, not what is printed",
+    f"{_EVALUATE}51": "flush changes when the line leaves the buffer, not what is printed",
+}
 
 #: What the tests read besides the package and tests/ (copied into mutmut's working copy).
 ALSO_COPY = ["README.md", "results", "models", "0_setup", "1_gym", "2_baselines", "3_obswrapper", "4_tuning",
