@@ -205,3 +205,8 @@ def test_ale_vector_refusals_name_the_option_and_the_fix() -> None:
                       "BreakoutNoFrameskip-v4 / ALE/Breakout-v5 with 'ale_vector'.")
     # a wrapper frame_skip of 1 leaves v4's random emulator frameskip as it is
     assert "random 2-4" in ale_vector_unsupported_reason("Breakout-v4", None, {"frame_skip": 1})
+    # the env_kwargs count: a random frameskip asked for a NoFrameskip id is refused the same way
+    assert "skips a random 2-4 frames" in ale_vector_unsupported_reason("BreakoutNoFrameskip-v4", {"frameskip": (2, 5)})
+    # and the wrapper's frame_skip: on top of v5's own skip of 4 it would skip twice, on either backend
+    with pytest.raises(ConfigError, match="already skips 4 frames per action; a wrapper frame_skip of 4 on top"):
+        ale_vector_unsupported_reason("ALE/Breakout-v5", None, {"frame_skip": 4})
