@@ -189,3 +189,47 @@ def test_the_comparison_says_how_far_1e7_goes_past_1e6_and_what_survives_on_v5()
     text = render_block("comparison", ledger)
     assert ("At 1e7 steps the aimbot agent scores 250.0 on BreakoutNoFrameskip-v4 (from 1 of 3 seeds so far); "
             "the original tutorial reported 200-400 points a game at 1e7") in text  # no 1e6 aimbot run here
+
+
+def plan_of(name: str, env_id: str, seed: int = 0, timesteps: int = 1_000_000):
+    return next(plan for plan in CAMPAIGN if (plan.name, plan.env_id, plan.seed, plan.timesteps) == (name, env_id, seed, timesteps))
+
+
+def test_a_run_from_uncommitted_code_is_marked_dirty_in_its_commit_cell() -> None:
+    aimbot = plan_of("3.3_aimbot_training", NO_FRAMESKIP)
+    entry = entry_for(aimbot, {NO_FRAMESKIP: 80.0, V5: 40.0})
+    entry["summary"]["git_dirty"] = True
+    row = next(line for line in render_block("chapter3", {aimbot.key: entry}).splitlines()
+               if "BreakoutNoFrameskip-v4 | 1,000,000" in line)
+    assert "| `1234567` (dirty) | Test CPU |" in row
+
+
+def test_the_unknown_block_error_names_the_blocks_there_are() -> None:
+    with pytest.raises(RLBreakoutError) as refused:
+        render_block("nonsense", {})
+    assert str(refused.value) == "unknown results block 'nonsense'; use comparison or one of all, chapter1, chapter2, chapter3."
+
+
+def test_the_zero_mean_sentence_and_the_v5_training_sentences() -> None:
+    aimbot, zoo = plan_of("3.3_aimbot_training", NO_FRAMESKIP), plan_of("2.3_copying_hp_zoo", NO_FRAMESKIP)
+    on_v5 = plan_of("3.3_aimbot_training", V5)
+    ledger = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 80.0, V5: 40.0}),
+              zoo.key: entry_for(zoo, {NO_FRAMESKIP: 0.0, V5: 0.0})}
+    lines = render_block("comparison", ledger).splitlines()
+    assert lines[0] == "The zoo PPO's mean is 0 at 1e6 steps, so no ratio says how much the aimbot view helps."
+    assert lines[-1] == "What training on v5 itself gives waits for `3.3_aimbot_training.py --env ALE/Breakout-v5` (seed 0)."
+    ledger[on_v5.key] = entry_for(on_v5, {NO_FRAMESKIP: 30.0, V5: 55.5})
+    assert render_block("comparison", ledger).splitlines()[-1] == (
+        "Trained on v5 itself, the aimbot agent scores 55.5 there, against 40.0 for the one trained on "
+        "BreakoutNoFrameskip-v4.")
+    del ledger[aimbot.key]
+    assert render_block("comparison", ledger).splitlines()[-1] == "Trained on v5 itself, the aimbot agent scores 55.5 there."
+
+
+def test_rewrite_fills_each_block_between_its_comments_and_keeps_the_rest() -> None:
+    text = ("intro\n<!-- results: all -->\nold\n<!-- /results: all -->\nmiddle\n"
+            "<!-- results: chapter1 -->\n<!-- /results: chapter1 -->\nend\n")
+    assert block_names(text) == ["all", "chapter1"]
+    assert rewrite(text, lambda name: f"new {name}") == (
+        "intro\n<!-- results: all -->\nnew all\n<!-- /results: all -->\nmiddle\n"
+        "<!-- results: chapter1 -->\nnew chapter1\n<!-- /results: chapter1 -->\nend\n")
