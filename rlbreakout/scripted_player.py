@@ -262,6 +262,9 @@ def make_player_env(
     ale-py's C++ vector env instead (:class:`OneGameVectorEnv`), as 3.3 ``--fast`` trains.
     """
     _check_breakout(env_id)
+    if (env_kwargs or {}).get("full_action_space"):
+        raise ConfigError("the scripted player presses Breakout's minimal action set (NOOP, FIRE, RIGHT, LEFT); "
+                          "drop full_action_space from env_kwargs.")
     if backend == "ale_vector":
         return OneGameVectorEnv(env_id, seed=seed, env_kwargs=env_kwargs, noop_max=noop_max)
     if backend != "classic":

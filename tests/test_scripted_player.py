@@ -316,6 +316,12 @@ def test_the_vector_backend_refuses_an_env_kwarg_it_cannot_pass_on() -> None:
         make_player_env("BreakoutNoFrameskip-v4", backend="ale_vector", env_kwargs={"mode": 4})
 
 
+@pytest.mark.parametrize("backend", ["classic", "ale_vector"])
+def test_the_full_action_space_is_refused_as_the_player_presses_the_minimal_set(backend: str) -> None:
+    with pytest.raises(ConfigError, match=r"minimal action set \(NOOP, FIRE, RIGHT, LEFT\); drop full_action_space"):
+        make_player_env("BreakoutNoFrameskip-v4", backend=backend, env_kwargs={"full_action_space": True})
+
+
 def test_the_vector_backend_names_the_actions_as_ale_does() -> None:
     import gymnasium as gym
 
