@@ -14,6 +14,7 @@ from fakes import FakeModel, scripted_vec_env
 from rlbreakout.callbacks import (
     BEST_MODEL_FILE,
     LATEST_CHECKPOINT,
+    PREVIOUS_CHECKPOINT,
     MultiEnvEvalCallback,
     StepCheckpointCallback,
     ctrl_c_held,
@@ -74,6 +75,19 @@ def test_several_named_envs_and_best_model_for_chosen_name(tmp_path: Path) -> No
     assert model.saved[-1][0] == first_best_step
     assert (tmp_path / BEST_MODEL_FILE).read_text() == f"weights at {first_best_step}"
     assert callback.best_score == 9.0
+
+
+def test_a_negative_checkpoint_frequency_is_refused_and_0_saves_only_on_demand(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^checkpoint frequency must be >= 0 env steps, got -1\.$"):
+        StepCheckpointCallback(-1, tmp_path)
+    model = FakeModel(n_envs=1)
+    callback = StepCheckpointCallback(0, tmp_path / "checkpoints")
+    callback.init_callback(model)
+    for _ in range(50):
+        model.num_timesteps += 1
+        callback.on_step()
+    assert model.saved == [] and (tmp_path / "checkpoints").is_dir()
+    assert callback.save() == tmp_path / "checkpoints" / LATEST_CHECKPOINT and [step for step, _ in model.saved] == [50]
 
 
 def test_eval_freq_zero_never_evaluates() -> None:
@@ -194,11 +208,20 @@ def test_checkpoints_come_every_save_freq_env_steps_of_a_real_training(tmp_path:
     venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1)
     model = PPO("CnnPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
     capsys.readouterr()
-    model.learn(128, callback=StepCheckpointCallback(40, tmp_path, verbose=1))
+    callback = StepCheckpointCallback(40, tmp_path / "nested" / "checkpoints", verbose=1)
+    model.learn(128, callback=callback)
     venv.close()
+    folder = tmp_path / "nested" / "checkpoints"
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("checkpoint at")]
-    assert lines == [f"checkpoint at {step} steps: {tmp_path / LATEST_CHECKPOINT}" for step in (40, 80, 120)]
-    assert PPO.load(tmp_path / LATEST_CHECKPOINT, device="cpu").num_timesteps == 120
+    assert lines == [f"checkpoint at {step} steps: {folder / LATEST_CHECKPOINT}" for step in (40, 80, 120)]
+    steps = {name: PPO.load(folder / name, device="cpu").num_timesteps for name in (LATEST_CHECKPOINT, PREVIOUS_CHECKPOINT)}
+    assert steps == {LATEST_CHECKPOINT: 120, PREVIOUS_CHECKPOINT: 80}, "the newest, and the one it replaced"
+    # on demand at 128 (as Ctrl-C saves), then again at the same step, which writes nothing
+    assert callback.save() == folder / LATEST_CHECKPOINT
+    assert capsys.readouterr().out == f"checkpoint at 128 steps: {folder / LATEST_CHECKPOINT}\n"
+    assert callback.save() == folder / LATEST_CHECKPOINT and not capsys.readouterr().out
+    assert PPO.load(folder / PREVIOUS_CHECKPOINT, device="cpu").num_timesteps == 120
+    tmp_path = folder
     # resumed at 128: the next multiple of 40 is 160, not the first step
     venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1)
     model.set_env(venv)
