@@ -230,6 +230,14 @@ def test_timed_steering_counts_the_frames_left_after_the_lag() -> None:
     assert steering_player(target=88.0)._steer(paddle, 1.0) == 1  # within the dead zone, but timed: press
 
 
+def test_near_impact_the_player_times_a_short_press_that_the_dead_zone_would_skip() -> None:
+    """10 px off, 1.125 steps (4.5 frames) to impact, 2 after the lag: a 2-frame press (11 px) ends 1 px off."""
+    player = ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0)
+    assert player.act(ball_frame(170.5, 60.5, paddle_left=43)) == NOOP  # untimed: 10 px is inside the dead zone
+    assert player.act(ball_frame(178.5, 60.5, paddle_left=43)) == RIGHT
+    assert player.view.last_impact == 60.5
+
+
 # %% Targets: kept while the ball is in the bricks, aimed off by a jitter drawn once per fall
 
 
