@@ -86,6 +86,10 @@ EQUIVALENT: dict[str, str] = {
     f"{_TRACKER_RESET}3": _OVERWRITTEN,
     f"{_TRACKER_RESET}4": _OVERWRITTEN,
     f"{_TRACKER_RESET}7": "_missing only counts steps after a ball was seen; a new ball resets it to 0 first",
+    "rlbreakout.aimbot.tracking.xǁBallTrackerǁupdate__mutmut_13": "_last is None exactly when _anchor is None "
+        "(reset clears both, a whole ball sets both, an entering ball leaves both None), so 'or' and 'and' agree",
+    "rlbreakout.aimbot.tracking.xǁBallTrackerǁupdate__mutmut_16": "_anchor stays None, so the next ball is anchored "
+        "whatever _last holds; a '' _last only lets a missing ball count a step, which anchoring ignores",
     f"{_EVALUATE}20": _NEVER_EMPTY,
     f"{_EVALUATE}23": _NEVER_EMPTY,
     f"{_EVALUATE}24": _NEVER_EMPTY,

@@ -103,6 +103,15 @@ def test_blacken_removes_score_and_walls_but_keeps_the_layout(real_reset_frame: 
     assert (obs[G.BRICK_ROWS[0]:G.BRICK_ROWS[1] + 1, 8:152] == real_reset_frame[G.BRICK_ROWS[0]:G.BRICK_ROWS[1] + 1, 8:152]).all()
 
 
+@pytest.mark.parametrize("colour", ["rgb", "grey", "mono"])
+@pytest.mark.parametrize("crop", ["keep", "blacken", "trim"])
+def test_render_leaves_the_callers_frame_as_it_was(real_reset_frame: np.ndarray, colour: str, crop: str) -> None:
+    """The marker and the blackening go on a copy: the env's frame (a gif's, a replay's) keeps no marker."""
+    frame = real_reset_frame.copy()
+    AimbotView(colour=colour, crop=crop, resize=None).render(frame, 80.0)
+    assert np.array_equal(frame, real_reset_frame)
+
+
 def test_mono_84x84_keeps_ball_and_marker_visible() -> None:
     view = AimbotView()  # mono, trim, marker, 84x84: the tutorial's view
     view(ball_frame(100.5, 60.5, paddle_left=20))

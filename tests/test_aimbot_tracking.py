@@ -9,7 +9,13 @@ from fakes import ball_frame, bounce_path, synthetic_frame
 from helpers import PlayedFrames, play_recording_raw_frames
 from rlbreakout.aimbot import geometry as G
 from rlbreakout.aimbot.detection import detect_ball
-from rlbreakout.aimbot.tracking import MAX_MISSING_STEPS, BallMotion, BallTracker, predict_impact_column
+from rlbreakout.aimbot.tracking import (
+    MAX_MISSING_STEPS,
+    BallMotion,
+    BallTracker,
+    _bounce_mirror,
+    predict_impact_column,
+)
 from rlbreakout.errors import ConfigError
 
 # %% predict_impact_column, hand-computed (walls at 0 and 100, paddle row 100, 10 steps to go)
@@ -198,7 +204,21 @@ def test_predict_uses_the_trackers_own_walls_and_paddle_row() -> None:
     assert tracker.predict(motion) == pytest.approx(80.0)  # one bounce off the wall at 100: 120 -> 80
     assert tracker.predict(motion) == predict_impact_column(0.0, 80.0, 10.0, 4.0, **WALLS)
     assert BallTracker().predict(motion) != pytest.approx(80.0)  # Breakout's walls give another column
+    leftward = BallMotion(row=0.0, col=20.0, v_row=10.0, v_col=-4.0)
+    assert tracker.predict(leftward) == pytest.approx(20.0)  # one bounce off the wall at 0: -20 -> 20
     assert BallTracker().predict(None) is None
+
+
+def test_a_ball_not_moving_sideways_never_bounced_off_a_wall() -> None:
+    """A prior of 0 columns a step picks no mirror, even for positions either side of one.
+
+    Such positions come from a tracker whose walls lie inside the field (its walls are
+    arguments); a ball that was going straight down cannot have bounced sideways.
+    """
+    assert _bounce_mirror(9.0, 12.0, 0.0, (10.0,)) is None
+    assert _bounce_mirror(9.0, 11.0, 0.0, (10.0,)) is None  # the mirror halfway: 0 columns before it
+    assert _bounce_mirror(9.0, 12.0, 1.0, (10.0,)) is None  # moving right, 'before' is -1: the wrong way
+    assert _bounce_mirror(8.0, 8.0, 4.0, (10.0,)) == 10.0  # 2 columns to the mirror and 2 back: before = 4
 
 
 # %% The promise on real frames: the predicted column against where the ball really crosses the paddle row
