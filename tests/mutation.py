@@ -90,6 +90,10 @@ EQUIVALENT: dict[str, str] = {
         "(reset clears both, a whole ball sets both, an entering ball leaves both None), so 'or' and 'and' agree",
     "rlbreakout.aimbot.tracking.xǁBallTrackerǁupdate__mutmut_16": "_anchor stays None, so the next ball is anchored "
         "whatever _last holds; a '' _last only lets a missing ball count a step, which anchoring ignores",
+    "rlbreakout.results.ledger.x_training_curve__mutmut_16": "a curve of exactly MAX_CURVE_POINTS thinned with "
+        "stride 1 is every point, the last included: the same list",
+    "rlbreakout.results.ledger.x_aggregate__mutmut_21": "the mean and median spreads come from the same evaluations, "
+        "so both are None or neither is",
     f"{_EVALUATE}20": _NEVER_EMPTY,
     f"{_EVALUATE}23": _NEVER_EMPTY,
     f"{_EVALUATE}24": _NEVER_EMPTY,

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
 from pathlib import Path
 
 import pytest
+from torch.utils.tensorboard import SummaryWriter
 
 from conftest import TINY_PPO_FLAGS, run_script
 from rlbreakout.errors import RLBreakoutError
 from rlbreakout.provenance import REPO_ROOT
 from rlbreakout.results.campaign import CAMPAIGN, EVAL_GAMES
 from rlbreakout.results.ledger import (
+    EVAL_TAGS,
+    GAME_SCORE_TAG,
     LEDGER_DIR,
+    LEDGER_VERSION,
+    MAX_CURVE_POINTS,
     MAX_LEDGER_BYTES,
     Evaluation,
     aggregate,
@@ -26,9 +32,12 @@ from rlbreakout.results.ledger import (
     read_ledger,
     run_speed,
     spread,
+    evaluation_history,
     start_provenance,
+    training_curve,
     write_entry,
 )
+from rlbreakout.runs import CONFIG_FILE, SUMMARY_FILE
 
 
 def fake_entry(seed: int, means: dict[str, float], medians: dict[str, float], *, sps: float = 300.0) -> dict:
@@ -210,3 +219,93 @@ def test_an_evaluation_as_a_ledger_record() -> None:
 
 def test_an_env_label_keeps_a_game_name_that_starts_with_x() -> None:
     assert env_label("ALE/Xevious-v5") == "Xevious-v5"
+
+
+# %% Entries read from TensorBoard's own files (written with the SummaryWriter SB3 uses)
+
+
+def write_events(folder: Path, points: dict[str, list[tuple[int, float]]], *, age: int = 0) -> None:
+    """One event file in ``folder`` with ``points`` per tag, ``age`` seconds older than the newest."""
+    with SummaryWriter(str(folder)) as writer:
+        for tag, tag_points in points.items():
+            for step, value in tag_points:
+                writer.add_scalar(tag, value, step)
+    for event_file in folder.glob("events.out.tfevents.*"):
+        os.utime(event_file, (1_000_000 - age, 1_000_000 - age))
+
+
+def test_a_resumed_runs_later_games_replace_the_lost_ones_from_its_first_step(tmp_path: Path) -> None:
+    """The interrupted process logged games up to step 300; the resumed one restarted at 200."""
+    write_events(tmp_path / "PPO_1", {GAME_SCORE_TAG: [(100, 1.0), (200, 2.0), (300, 3.0)]}, age=100)
+    write_events(tmp_path / "PPO_2", {GAME_SCORE_TAG: [(200, 20.0), (250, 25.0)]})
+    assert training_curve(tmp_path) == [[100, 1.0], [200, 20.0], [250, 25.0]]
+
+
+def test_games_ending_on_one_step_are_all_kept_in_the_order_logged(tmp_path: Path) -> None:
+    write_events(tmp_path, {GAME_SCORE_TAG: [(8, 5.0), (8, 1.0), (16, 3.0)]})
+    assert training_curve(tmp_path) == [[8, 5.0], [8, 1.0], [16, 3.0]]
+
+
+def test_a_long_curve_is_thinned_to_evenly_spaced_games_and_keeps_the_last(tmp_path: Path) -> None:
+    games = 2 * MAX_CURVE_POINTS
+    write_events(tmp_path, {GAME_SCORE_TAG: [(step, float(step)) for step in range(games)]})
+    curve = training_curve(tmp_path)
+    assert [step for step, _ in curve] == [*range(0, games - 2, 2), games - 1]  # every other game, then the last
+    assert len(curve) == MAX_CURVE_POINTS
+
+
+def test_the_evaluation_history_has_each_evaluations_step_and_figures(tmp_path: Path) -> None:
+    write_events(tmp_path, {EVAL_TAGS["mean_reward"]: [(100, 2.5), (200, 7.0)],
+                            EVAL_TAGS["median_reward"]: [(100, 2.0)]})
+    assert evaluation_history(tmp_path) == [{"step": 100, "mean_reward": 2.5, "median_reward": 2.0},
+                                            {"step": 200, "mean_reward": 7.0}]
+
+
+def test_a_dirty_start_or_a_dirty_finish_marks_the_run_dirty(tmp_path: Path) -> None:
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"git_commit": "aaa", "git_dirty": True}))
+    assert start_provenance(tmp_path, {"git_commit": "aaa", "git_dirty": False})["git_dirty"] is True
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"git_commit": "aaa", "git_dirty": False}))
+    assert start_provenance(tmp_path, {"git_commit": "aaa", "git_dirty": True})["git_dirty"] is True
+
+
+def test_a_start_without_a_commit_names_the_finish_s(tmp_path: Path) -> None:
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"git_dirty": False}))
+    assert start_provenance(tmp_path, {"git_commit": "bbb"}) == {"git_commit": "bbb", "git_commit_at_finish": "bbb",
+                                                                 "git_dirty": False}
+
+
+def test_an_entry_names_its_version_plan_and_evaluation_history_and_a_missing_command_is_empty(
+        tmp_path: Path) -> None:
+    (tmp_path / SUMMARY_FILE).write_text(json.dumps({"seed": 0, "git_commit": "aaa", "eval_history": [1]}))
+    write_events(tmp_path, {EVAL_TAGS["mean_reward"]: [(64, 3.0)], EVAL_TAGS["median_reward"]: [(64, 2.0)]})
+    entry = build_entry("k__s0", {"script": "x.py"}, tmp_path, [])
+    assert entry["ledger_version"] == LEDGER_VERSION and entry["key"] == "k__s0"
+    assert entry["planned"] == {"script": "x.py"} and entry["command"] == ""
+    assert entry["eval_history"] == [{"step": 64, "mean_reward": 3.0, "median_reward": 2.0}]
+    assert "eval_history" not in entry["summary"] and entry["summary"]["seed"] == 0
+
+
+def test_dumps_indents_by_two_sorts_keys_and_keeps_special_numbers_on_one_line() -> None:
+    text = dumps({"b": {"d": 1, "c": [1.0, float("nan"), float("-inf"), 1e+20]}, "a": "x"})
+    assert text == '{\n  "a": "x",\n  "b": {\n    "c": [1.0, NaN, -Infinity, 1e+20],\n    "d": 1\n  }\n}\n'
+
+
+def test_an_entry_file_is_named_after_its_key_made_safe(tmp_path: Path) -> None:
+    assert ledger_name("2.3 zoo/Breakout:v4__s0") == "2.3-zoo-Breakout-v4__s0.json"
+    assert ledger_name("a+b.c-d_e") == "a+b.c-d_e.json"
+    path = write_entry({"key": "x/y"}, tmp_path)
+    assert path == tmp_path / "x-y.json" and json.loads(path.read_text()) == {"key": "x/y"}
+
+
+def test_entries_go_into_a_new_nested_folder_and_an_existing_one(tmp_path: Path) -> None:
+    folder = tmp_path / "new" / "results"
+    write_entry({"key": "one"}, folder)
+    write_entry({"key": "two"}, folder)
+    assert sorted(path.name for path in folder.iterdir()) == ["one.json", "two.json"]
+
+
+def test_an_entry_of_exactly_the_size_limit_is_written(tmp_path: Path) -> None:
+    padding = MAX_LEDGER_BYTES - len(dumps({"key": "k", "pad": ""}).encode())
+    entry = {"key": "k", "pad": "x" * padding}
+    assert len(dumps(entry).encode()) == MAX_LEDGER_BYTES
+    assert write_entry(entry, tmp_path).stat().st_size == MAX_LEDGER_BYTES
