@@ -10,9 +10,18 @@ import pytest
 
 from conftest import REPO_ROOT, run_script
 from rlbreakout.errors import RLBreakoutError
-from rlbreakout.results.campaign import CAMPAIGN, NO_FRAMESKIP, V5
+from rlbreakout.results.campaign import CAMPAIGN, NO_FRAMESKIP, V5, PlannedRun
 from rlbreakout.results.ledger import read_ledger, write_entry
-from rlbreakout.results.tables import block_names, render_block, render_model, rewrite
+from rlbreakout.results.tables import (
+    HOW_TO_FILL,
+    _flags,
+    block_names,
+    group_figures,
+    render_block,
+    render_model,
+    render_table,
+    rewrite,
+)
 
 READMES = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("*/README.md"))]
 
@@ -233,3 +242,133 @@ def test_rewrite_fills_each_block_between_its_comments_and_keeps_the_rest() -> N
     assert rewrite(text, lambda name: f"new {name}") == (
         "intro\n<!-- results: all -->\nnew all\n<!-- /results: all -->\nmiddle\n"
         "<!-- results: chapter1 -->\nnew chapter1\n<!-- /results: chapter1 -->\nend\n")
+
+
+# %% The sentences and cells at their edges (each kills a mutant the tests above let through)
+
+
+def sentences(ledger: dict) -> list[str]:
+    return render_block("comparison", ledger).splitlines()
+
+
+def test_a_group_with_no_run_in_the_ledger_has_no_figures() -> None:
+    runs = [plan for plan in CAMPAIGN if plan.group == CAMPAIGN[0].group]
+    assert group_figures(runs, {}) is None
+    assert group_figures(runs, {runs[0].key: entry_for(runs[0], {NO_FRAMESKIP: 5.0})}).seeds == (0,)  # type: ignore[union-attr]
+
+
+def test_the_flag_cell_joins_flags_and_backends_and_names_an_unknown_backend_as_it_is() -> None:
+    plan = PlannedRun(script="3_obswrapper/3.3_aimbot_training.py", env_id=NO_FRAMESKIP, seed=0, timesteps=1000,
+                      flags=("--fast", "--n-envs", "16", "--gif-games", "0"))
+    assert _flags(plan) == "`--fast --n-envs 16`"  # --gif-games only changes what is shown
+    assert _flags(plan, ["ale_vector", "some_new_backend"]) == "`--fast --n-envs 16` (C++ vector envs / some_new_backend)"
+
+
+def test_a_table_of_one_planned_run_and_a_group_on_two_cpus() -> None:
+    plans = [plan_of("3.3_aimbot_training", NO_FRAMESKIP, seed) for seed in (0, 1, 2)]
+    first, second = entry_for(plans[0], {NO_FRAMESKIP: 80.0, V5: 40.0}), entry_for(plans[1], {NO_FRAMESKIP: 60.0, V5: 30.0})
+    second["summary"]["cpu_model"] = "Other CPU"
+    table = render_table(plans, {plans[0].key: first, plans[1].key: second}, None)
+    assert table.splitlines()[2].endswith("| `1234567` | Other CPU, Test CPU |")
+    alone = render_table(plans[:1], {plans[0].key: first}, None)
+    assert "1 of 1 |" in alone and "over 20 whole games" in alone
+
+
+def test_two_seeds_to_come_are_named_in_the_plural() -> None:
+    aimbot, zoo = plan_of("3.3_aimbot_training", NO_FRAMESKIP), plan_of("2.3_copying_hp_zoo", NO_FRAMESKIP)
+    ledger = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 80.0, V5: 40.0}), zoo.key: entry_for(zoo, {NO_FRAMESKIP: 20.0, V5: 8.0})}
+    assert sentences(ledger)[0].endswith(
+        "from 1 of 3 seeds so far (`3.3_aimbot_training.py --env BreakoutNoFrameskip-v4` (seeds 1, 2) to come), "
+        "from 1 of 3 seeds so far (`2.3_copying_hp_zoo.py --env BreakoutNoFrameskip-v4` (seeds 1, 2) to come).")
+
+
+def test_the_aimbot_sentence_waits_for_each_missing_group_by_name() -> None:
+    aimbot = plan_of("3.3_aimbot_training", NO_FRAMESKIP)
+    assert sentences({})[0] == ("How much the aimbot view helps at 1e6 steps waits for `3.3_aimbot_training.py --env "
+                                "BreakoutNoFrameskip-v4` (seeds 0, 1, 2) and `2.3_copying_hp_zoo.py --env "
+                                f"BreakoutNoFrameskip-v4` (seeds 0, 1, 2): {HOW_TO_FILL}.")
+    only_aimbot = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 80.0, V5: 40.0})}
+    assert sentences(only_aimbot)[0] == ("How much the aimbot view helps at 1e6 steps waits for `2.3_copying_hp_zoo.py "
+                                         f"--env BreakoutNoFrameskip-v4` (seeds 0, 1, 2): {HOW_TO_FILL}.")
+    assert sentences(only_aimbot)[2] == ("How much of the zoo agent's score survives on v5 waits for "
+                                         "`2.3_copying_hp_zoo.py --env BreakoutNoFrameskip-v4` (seeds 0, 1, 2).")
+
+
+def test_ratios_are_given_for_any_mean_above_zero_and_only_where_both_were_evaluated() -> None:
+    aimbot, zoo = plan_of("3.3_aimbot_training", NO_FRAMESKIP), plan_of("2.3_copying_hp_zoo", NO_FRAMESKIP)
+    ledger = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 0.5, V5: 40.0}), zoo.key: entry_for(zoo, {NO_FRAMESKIP: 0.5, V5: 0.5})}
+    lines = sentences(ledger)
+    assert lines[0].startswith("At 1e6 steps the aimbot view scores 1.0x on BreakoutNoFrameskip-v4 (0.5 against 0.5) "
+                               "and 80.0x on ALE/Breakout-v5 (40.0 against 0.5),")
+    assert lines[1].startswith("The aimbot agent trained on BreakoutNoFrameskip-v4 keeps 8000% of its mean")
+    ledger[zoo.key] = entry_for(zoo, {NO_FRAMESKIP: 20.0, V5: 0.0})  # no v5 ratio against a mean of 0
+    assert sentences(ledger)[0].startswith("At 1e6 steps the aimbot view scores 0.0x on BreakoutNoFrameskip-v4 "
+                                           "(0.5 against 20.0), mean over seeds")
+    ledger[zoo.key] = entry_for(zoo, {NO_FRAMESKIP: 20.0})  # the zoo not evaluated on v5
+    assert "x on ALE/Breakout-v5" not in sentences(ledger)[0]
+    ledger = {aimbot.key: entry_for(aimbot, {NO_FRAMESKIP: 80.0}), zoo.key: entry_for(zoo, {NO_FRAMESKIP: 20.0, V5: 8.0})}
+    assert sentences(ledger)[0].startswith("At 1e6 steps the aimbot view scores 4.0x on BreakoutNoFrameskip-v4 "
+                                           "(80.0 against 20.0), mean over seeds")
+
+
+def test_the_1e7_sentence_at_means_of_zero_and_half_a_point() -> None:
+    short = [plan_of("2.3_copying_hp_zoo", NO_FRAMESKIP, seed) for seed in (0, 1, 2)]
+    long = plan_of("2.3_copying_hp_zoo", NO_FRAMESKIP, timesteps=10_000_000)
+    ledger = {plan.key: entry_for(plan, {NO_FRAMESKIP: 0.5, V5: 0.1}) for plan in short}
+    ledger[long.key] = entry_for(long, {NO_FRAMESKIP: 0.5, V5: 0.25})
+    line = next(line for line in sentences(ledger) if line.startswith("At 1e7 steps the zoo agent"))
+    assert line.startswith("At 1e7 steps the zoo agent scores 0.5 on BreakoutNoFrameskip-v4, 1.0x its 1e6 mean of 0.5;")
+    assert line.endswith("On sticky-action v5 it keeps 50% of it (0.2 of 0.5).")
+    ledger = {plan.key: entry_for(plan, {NO_FRAMESKIP: 0.0, V5: 0.0}) for plan in short}
+    ledger[long.key] = entry_for(long, {NO_FRAMESKIP: 0.0, V5: 0.0})
+    line = next(line for line in sentences(ledger) if line.startswith("At 1e7 steps the zoo agent"))
+    assert line == ("At 1e7 steps the zoo agent scores 0.0 on BreakoutNoFrameskip-v4; rl-baselines3-zoo reports 398 ± 33 "
+                    "for this PPO at 1e7 (its figure, not measured here).")  # no ratio against 0
+    ledger[long.key] = entry_for(long, {NO_FRAMESKIP: 300.0})  # not evaluated on v5: no v5 sentence
+    line = next(line for line in sentences(ledger) if line.startswith("At 1e7 steps the zoo agent"))
+    assert line.endswith("(its figure, not measured here).")
+
+
+def model_ledger(tmp_path: Path, record: dict, summary: dict | None = None, command: str = "python x.py") -> dict:
+    """Three seeds of a group whose key holds another '__s', the record of seed 2's model, and one other group."""
+    keys = [f"x__small__s{seed}" for seed in (0, 1, 2)] + ["x__other__s0"]
+    plan = plan_of("3.3_aimbot_training", NO_FRAMESKIP)
+    ledger = {key: {**entry_for(plan, {NO_FRAMESKIP: 80.0}), "key": key, "command": command} for key in keys}
+    ledger["x__small__s2"]["summary"].update(summary or {})
+    for entry in ledger.values():
+        entry["evaluations"][NO_FRAMESKIP]["n_games"] = 20
+    (tmp_path / "m.json").write_text(json.dumps({"ledger_key": "x__small__s2", "picked_by": "highest mean", **record}))
+    return ledger
+
+
+def test_a_model_block_names_a_dirty_gpu_run_its_command_as_python_and_its_group_s_seeds(tmp_path: Path) -> None:
+    ledger = model_ledger(tmp_path, {}, {"git_dirty": True, "gpu_model": "NVIDIA H200"},
+                          command="python3 x.py --note python3")
+    lines = render_model("m", ledger, models_dir=tmp_path).splitlines()
+    assert lines[0].endswith("commit `1234567` (dirty), Test CPU CPU with an NVIDIA H200 GPU), trained by:")
+    assert lines[1:5] == ["", "```bash", "python x.py --note python3", "```"]
+    assert "(highest mean, the best of 3 seeds)" in lines[6]
+    clean = render_model("m", model_ledger(tmp_path, {}), models_dir=tmp_path).splitlines()
+    assert clean[0].endswith("commit `1234567`, Test CPU CPU), trained by:")
+    assert clean[-2:] == ["", "A fresh evaluation of this very file (100 whole games on each env, seeds apart from "
+                          "those that picked it, with the standard error) is still to run; `fresh_evaluations` in "
+                          "`models/m.json` will hold it, and this block will quote it."]
+
+
+def test_a_model_block_quotes_a_clean_fresh_run_and_only_a_whole_range(tmp_path: Path) -> None:
+    figures = {"mean": 61.23, "standard_error": 3.04, "median": 55.0, "n_games": 100, "seed": 100, "min": 15.0}
+    ledger = model_ledger(tmp_path, {"fresh_evaluations": {NO_FRAMESKIP: figures}})
+    assert render_model("m", ledger, models_dir=tmp_path).splitlines()[-1] == (
+        f"* {NO_FRAMESKIP}: mean **61.2** (standard error 3.0), median **55.0** over 100 whole games, `--seed 100`")
+    figures.update(max=396.0, script="3.3_aimbot_training", git_commit="89b26d99e3", git_dirty=False, cpu_model="Some CPU")
+    ledger = model_ledger(tmp_path, {"fresh_evaluations": {NO_FRAMESKIP: figures}})
+    assert render_model("m", ledger, models_dir=tmp_path).splitlines()[-1].endswith(
+        "(15–396), `--seed 100` (`3.3_aimbot_training.py --load`, commit `89b26d9`, Some CPU CPU)")
+
+
+def test_a_model_exported_from_an_entry_not_in_the_ledger_is_one_clear_error(tmp_path: Path) -> None:
+    ledger = model_ledger(tmp_path, {})
+    del ledger["x__small__s2"]
+    with pytest.raises(RLBreakoutError) as refused:
+        render_model("m", ledger, models_dir=tmp_path)
+    assert str(refused.value) == "models/m.pt was exported from x__small__s2, which is not in results/."

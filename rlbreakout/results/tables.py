@@ -90,7 +90,7 @@ def fast_backends(runs: Sequence[PlannedRun], ledger: Ledger) -> list[str]:
     an ale_vector path since).
     """
     return sorted({backend for plan in runs if plan.key in ledger
-                   if (backend := ledger[plan.key].get("summary", {}).get("backend"))})
+                   if (backend := ledger[plan.key]["summary"].get("backend"))})
 
 
 def render_table(plans: Sequence[PlannedRun], ledger: Ledger, scripts: tuple[str, ...] | None) -> str:
@@ -154,9 +154,8 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
     fig = {name: group_figures(runs, ledger) for name, runs in (("aimbot", aimbot), ("zoo", zoo), ("aimbot_v5", aimbot_v5))}
     sentences = []
 
-    def partial(name: str, runs: Sequence[PlannedRun]) -> str:
-        figures = fig[name]
-        done = len(figures.seeds) if figures else 0
+    def partial(figures: GroupFigures, runs: Sequence[PlannedRun]) -> str:
+        done = len(figures.seeds)
         return "" if done == len(runs) else f", from {done} of {len(runs)} seeds so far ({_waits(runs, ledger)} to come)"
 
     a, z = fig["aimbot"], fig["zoo"]
@@ -167,7 +166,7 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
                 parts.append(f"{a.means[env_id].mean / z.means[env_id].mean:.1f}x on {env_id} "
                              f"({a.means[env_id].mean:.1f} against {z.means[env_id].mean:.1f})")
         sentences.append(f"At 1e6 steps the aimbot view scores {' and '.join(parts)}, mean over seeds of the "
-                         f"per-seed means{partial('aimbot', aimbot)}{partial('zoo', zoo)}.")
+                         f"per-seed means{partial(a, aimbot)}{partial(z, zoo)}.")
     else:
         waiting = [_waits(runs, ledger) for name, runs in (("aimbot", aimbot), ("zoo", zoo)) if not fig[name]]
         if waiting:
@@ -181,7 +180,7 @@ def render_comparison(plans: Sequence[PlannedRun], ledger: Ledger) -> str:
             kept = figures.means[V5].mean / figures.means[NO_FRAMESKIP].mean
             sentences.append(f"{who} trained on {NO_FRAMESKIP} keeps {kept:.0%} of its mean on sticky-action v5 "
                              f"({figures.means[V5].mean:.1f} of {figures.means[NO_FRAMESKIP].mean:.1f})"
-                             f"{partial(name, runs)}.")
+                             f"{partial(figures, runs)}.")
         else:
             sentences.append(f"How much of {who.lower()}'s score survives on v5 waits for {_waits(runs, ledger)}.")
     for name, who in (("2.3_copying_hp_zoo", "the zoo agent"), ("3.3_aimbot_training", "the aimbot agent")):
@@ -247,7 +246,7 @@ def render_model(stem: str, ledger: Ledger, models_dir: Path = MODELS_DIR) -> st
     for env_id, evaluation in entry["evaluations"].items():
         lines.append(f"* {env_id}: mean {evaluation['mean_reward']:.2f}, median {evaluation['median_reward']:.1f} "
                      f"over {evaluation['n_games']} whole games")
-    fresh = record.get(FRESH_KEY, {})
+    fresh = record.get(FRESH_KEY)
     if fresh:
         lines += ["", "Its score, from a fresh evaluation of this very file (seeds apart from those that picked it):",
                   ""]
