@@ -108,9 +108,17 @@ ALSO_COPY = ["README.md", "results", "models", "0_setup", "1_gym", "2_baselines"
              "5_sonic", "pictures"]
 
 
+#: mutmut forks each mutant's test run from a process that has run torch: a fork of a process
+#: whose OpenMP thread pool has started can hang in its first parallel region, so every test
+#: that trains would time out (a "timeout" counts as a kill) whether or not it fails. One
+#: OpenMP thread starts no pool.
+FORK_SAFE_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run mutmut in ``work`` (its setup.cfg); mutmut puts its mutated copy first on the path."""
-    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, capture_output=True, text=True,
+                          env={**os.environ, **FORK_SAFE_THREADS})
 
 
 def prepare(module: str, tests: list[str]) -> Path:
@@ -141,6 +149,13 @@ def survivors(work: Path) -> tuple[int, dict[str, str]]:
     with the survivors and count against the share.
     """
     return not_killed(mutmut(work, "results", "--all", "true").stdout.splitlines())
+
+
+def timed_out(work: Path) -> set[str]:
+    """The mutants whose verdict is "timeout": re-tested on each run, as a loaded machine can time out a test."""
+    lines = mutmut(work, "results", "--all", "true").stdout.splitlines()
+    return {name for name, status in (line.strip().rsplit(": ", 1) for line in lines if ": " in line)
+            if status == "timeout"}
 
 
 def not_killed(listed: list[str]) -> tuple[int, dict[str, str]]:
@@ -259,7 +274,7 @@ def run_module(module: str, tests: list[str], fresh: bool = False) -> list[str]:
         shutil.rmtree(WORK_ROOT / Path(module).stem, ignore_errors=True)
     work = prepare(module, tests)
     if (work / "mutants").is_dir():
-        forget_verdicts(work, set(survivors(work)[1]))
+        forget_verdicts(work, set(survivors(work)[1]) | timed_out(work))
     run = mutmut(work, "run", "--max-children", str(max(1, (os.cpu_count() or 2) // 2)))
     if run.returncode != 0:
         print(f"{module}: mutmut failed ({run.returncode}); see the report", flush=True)
@@ -271,9 +286,10 @@ def run_module(module: str, tests: list[str], fresh: bool = False) -> list[str]:
     alive = {name: status for name, status in checked.items() if status != KILLED_FRESH}
     explained = [name for name in alive if name in EQUIVALENT]
     killed = total - len(alive)
+    by_timeout = len(timed_out(work))
     share = killed / total if total else 1.0
     lines = [f"## {module}", "", f"{total} mutants, {killed} killed ({share:.0%}; {len(killed_fresh)} of them only in a "
-             f"fresh process), {len(alive)} not killed ({len(explained)} of them equivalent). "
+             f"fresh process, {by_timeout} by a timeout), {len(alive)} not killed ({len(explained)} of them equivalent). "
              f"Tests: {', '.join(tests)}", ""]
     lines += [f"Killed in a fresh process (import-time code): {', '.join(killed_fresh)}", ""] if killed_fresh else []
     for name, status in alive.items():
@@ -281,7 +297,7 @@ def run_module(module: str, tests: list[str], fresh: bool = False) -> list[str]:
         lines += [f"### {name}: {status}" + (f" (equivalent: {reason})" if reason else ""), "", "```diff",
                   mutant_diff(mutmut(work, "show", name).stdout).strip(), "```", ""]
     unexplained = len(alive) - len(explained)
-    print(f"{module}: {total} mutants, {killed} killed ({share:.0%}), {len(alive)} not killed, "
+    print(f"{module}: {total} mutants, {killed} killed ({share:.0%}; {by_timeout} by a timeout), {len(alive)} not killed, "
           f"{unexplained} of them unexplained", flush=True)
     return lines
 
