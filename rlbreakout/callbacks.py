@@ -239,7 +239,7 @@ class GameScoreCallback(BaseCallback):
         self._writer = tensorboard_writer(self.logger)
 
     def _on_step(self) -> bool:
-        for info in self.locals.get("infos", []):
+        for info in self.locals["infos"]:  # SB3 hands every callback its step's infos
             episode = info.get("episode")
             if episode is None:
                 continue
@@ -369,7 +369,7 @@ class ProgressLineCallback(BaseCallback):
                                      start_step=self.num_timesteps)
 
     def _on_step(self) -> bool:
-        for info in self.locals.get("infos", []):
+        for info in self.locals["infos"]:  # SB3 hands every callback its step's infos
             episode = info.get("episode")
             if episode is not None:
                 self.scores.append(float(episode["r"]))

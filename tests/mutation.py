@@ -51,6 +51,11 @@ FAST_MODULES: dict[str, list[str]] = {
     "rlbreakout/scripted_player.py": ["tests/test_scripted_player.py"],
 }
 
+#: Where a module's retry in a scratch copy (see confirm_in_scratch) runs fewer test files than
+#: mutmut: the retry is for code that runs at import, which these files import and check, and
+#: test_tags.py runs every chapter script (two minutes for each mutant retried).
+SCRATCH_TESTS: dict[str, list[str]] = {"rlbreakout/callbacks.py": ["tests/test_callbacks.py"]}
+
 #: Mutants no test can kill, with the reason (mutmut's names: ``module.x_function__mutmut_N``;
 #: the numbers hold while the function's code stays as it is).
 _VIEW = "rlbreakout.aimbot.view.xǁAimbotViewǁrender__mutmut_"
@@ -58,6 +63,8 @@ _VECTOR_PLAYER = "rlbreakout.scripted_player.xǁOneGameVectorEnvǁ__init____mutm
 _ACT = "rlbreakout.scripted_player.xǁScriptedPlayerǁact__mutmut_"
 _EVALUATE = "rlbreakout.callbacks.xǁMultiEnvEvalCallbackǁevaluate__mutmut_"
 _TRACKER_RESET = "rlbreakout.aimbot.tracking.xǁBallTrackerǁreset__mutmut_"
+_PRINTS_NOTHING = "GameScoreCallback prints nothing: SB3's BaseCallback only stores verbose"
+_SET_AT_START = "SB3 calls _on_training_start, which sets it, before the first _on_step reads it"
 _NEVER_EMPTY = "evaluate_policy plays n_eval_episodes >= 1 games, so the lengths are never empty"
 _OVERWRITTEN = "reset's value is overwritten when the next ball is anchored, before it is read"
 EQUIVALENT: dict[str, str] = {
@@ -92,8 +99,16 @@ EQUIVALENT: dict[str, str] = {
         "whatever _last holds; a '' _last only lets a missing ball count a step, which anchoring ignores",
     "rlbreakout.results.ledger.x_training_curve__mutmut_16": "a curve of exactly MAX_CURVE_POINTS thinned with "
         "stride 1 is every point, the last included: the same list",
+    "rlbreakout.results.tables.x_render_model__mutmut_174": "a fresh evaluation's figures always hold mean, median "
+        "and the rest besides script, git_commit and cpu_model, so the subset is always a proper one",
     "rlbreakout.results.ledger.x_aggregate__mutmut_21": "the mean and median spreads come from the same evaluations, "
         "so both are None or neither is",
+    "rlbreakout.callbacks.xǁMultiEnvEvalCallbackǁ_init_callback__mutmut_3": "with eval_freq 1 every step is a "
+        "multiple: __init__'s next_eval_step of 1 makes the first step evaluate, as the next multiple does",
+    "rlbreakout.callbacks.xǁGameScoreCallbackǁ__init____mutmut_1": _PRINTS_NOTHING,
+    "rlbreakout.callbacks.xǁGameScoreCallbackǁ__init____mutmut_2": _PRINTS_NOTHING,
+    "rlbreakout.callbacks.xǁGameScoreCallbackǁ__init____mutmut_5": _SET_AT_START,
+    "rlbreakout.callbacks.xǁProgressLineCallbackǁ__init____mutmut_5": _SET_AT_START,
     f"{_EVALUATE}20": _NEVER_EMPTY,
     f"{_EVALUATE}23": _NEVER_EMPTY,
     f"{_EVALUATE}24": _NEVER_EMPTY,
@@ -236,7 +251,7 @@ def confirm_in_scratch(work: Path, module: str, tests: list[str], alive: dict[st
     """Retry each mutant mutmut did not kill in a scratch copy; return ``alive`` with the kills marked."""
     if not alive:
         return alive
-    scratch = ScratchCopy(WORK_ROOT / "scratch" / Path(module).stem, tests)
+    scratch = ScratchCopy(WORK_ROOT / "scratch" / Path(module).stem, SCRATCH_TESTS.get(module, tests))
     if scratch.tests_fail():
         print(f"{module}: its tests fail in the unmutated scratch copy {scratch.folder}; no fresh-process kills "
               "counted", flush=True)

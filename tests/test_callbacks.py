@@ -21,6 +21,7 @@ from rlbreakout.callbacks import (
 )
 from rlbreakout.envs import make_env
 from rlbreakout.errors import ConfigError
+from rlbreakout.tags import description
 from stable_baselines3.common.evaluation import evaluate_policy
 
 
@@ -260,8 +261,25 @@ def test_a_real_training_logs_each_games_score_the_table_and_progress_lines(tmp_
     assert [point.value for point in logged] == scores.scores
     assert [point.value for point in events.Scalars("game/length")] == [100.0] * len(scores.lengths)
     assert all(0 < point.step <= 128 for point in logged) and [p.step for p in logged] == sorted(p.step for p in logged)
+    assert [point.step for point in events.Scalars("game/length")] == [point.step for point in logged]
     (text,) = events.Tensors("hyperparameters/text_summary")
     assert text.step == 0 and b"| n_steps | 16 |" in text.tensor_proto.string_val[0]
+
+    # resumed at 128: the table is written at the step training starts from, the lines go on from there,
+    # and enabled=False prints none even where no terminal shows a bar
+    model.set_logger(configure(str(tmp_path / "resumed"), ["tensorboard"]))
+    resumed, quiet = ProgressLineCallback(192, every=32, enabled=True), ProgressLineCallback(192, every=32, enabled=False)
+    capsys.readouterr()
+    model.learn(64, callback=[HyperparamTableCallback("| again |", tag="again"), resumed, quiet],
+                reset_num_timesteps=False)
+    model.logger.close()
+    assert [line.split(" (")[0] for line in resumed.progress.lines] == ["step 160/192", "step 192/192"]  # type: ignore[union-attr]
+    assert quiet.progress is not None and quiet.progress.lines == []
+    assert [line.split(" (")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("step ")] == [
+        "step 160/192", "step 192/192"]
+    events = EventAccumulator(str(tmp_path / "resumed"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert [text.step for text in events.Tensors("again/text_summary")] == [128]
 
 
 CAPPED = {"max_num_frames_per_episode": 100}  # 25 agent steps a game: evaluations take a moment
@@ -333,6 +351,8 @@ def test_a_real_training_evaluates_on_schedule_logs_eval_tags_and_keeps_the_best
         logged = events.Scalars(f"eval/nf/{key}")
         assert [(p.step, p.value) for p in logged] == [(s, pytest.approx(r["nf"][key])) for s, r in callback.history]
     assert "time/total_timesteps" not in events.Tags()["scalars"]
+    # the evaluation callback alone gives its tags their meaning in TensorBoard
+    assert events.SummaryMetadata("eval/nf/mean_reward").summary_description == description("eval/nf/mean_reward") != ""
     csv = (tmp_path / "log" / "progress.csv").read_text().splitlines()
     header = csv[0].split(",")
     total, mean = header.index("time/total_timesteps"), header.index("eval/nf/mean_reward")
@@ -347,9 +367,14 @@ def test_a_real_training_evaluates_on_schedule_logs_eval_tags_and_keeps_the_best
     assert [step for step, _ in resumed.history] == [144, 192]
     assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval ")], "verbose 0: quiet"
 
+    # the base class's hook goes on training after each evaluation
+    plain = MultiEnvEvalCallback(evals, 16, 1, verbose=0)
+    model.learn(32, callback=plain, reset_num_timesteps=False)
+    assert [step for step, _ in plain.history] == [208, 224] and model.num_timesteps == 224
+
     # the hook's False, or the chained callback's, stops training at that evaluation
     stopping = AfterEval(evals, 16, 1, verbose=0, stop_after=1)
     model.learn(64, callback=stopping, reset_num_timesteps=False)
-    assert len(stopping.history) == 1 and model.num_timesteps == 192 + 16
+    assert len(stopping.history) == 1 and model.num_timesteps == 224 + 16
     evals["nf"].close()
     venv.close()

@@ -343,10 +343,10 @@ def model_ledger(tmp_path: Path, record: dict, summary: dict | None = None, comm
 
 def test_a_model_block_names_a_dirty_gpu_run_its_command_as_python_and_its_group_s_seeds(tmp_path: Path) -> None:
     ledger = model_ledger(tmp_path, {}, {"git_dirty": True, "gpu_model": "NVIDIA H200"},
-                          command="python3 x.py --note python3")
+                          command="python3 x.py --note python3 stays")
     lines = render_model("m", ledger, models_dir=tmp_path).splitlines()
     assert lines[0].endswith("commit `1234567` (dirty), Test CPU CPU with an NVIDIA H200 GPU), trained by:")
-    assert lines[1:5] == ["", "```bash", "python x.py --note python3", "```"]
+    assert lines[1:5] == ["", "```bash", "python x.py --note python3 stays", "```"]
     assert "(highest mean, the best of 3 seeds)" in lines[6]
     clean = render_model("m", model_ledger(tmp_path, {}), models_dir=tmp_path).splitlines()
     assert clean[0].endswith("commit `1234567`, Test CPU CPU), trained by:")
