@@ -83,7 +83,7 @@ def tensorboard_writer(logger: Any) -> DescribedWriter | None:
     Call it before the first value is logged (at training start): from then on SB3's own
     ``rollout/*``, ``train/*`` and ``time/fps`` and the callbacks' tags carry their descriptions.
     """
-    for output in getattr(logger, "output_formats", []):
+    for output in logger.output_formats:
         if isinstance(output, TensorBoardOutputFormat):
             if not isinstance(output.writer, DescribedWriter):
                 output.writer = DescribedWriter(output.writer)

@@ -105,6 +105,12 @@ EQUIVALENT: dict[str, str] = {
         "so both are None or neither is",
     "rlbreakout.callbacks.xǁMultiEnvEvalCallbackǁ_init_callback__mutmut_3": "with eval_freq 1 every step is a "
         "multiple: __init__'s next_eval_step of 1 makes the first step evaluate, as the next multiple does",
+    "rlbreakout.callbacks.xǁStepCheckpointCallbackǁ__init____mutmut_10": "_init_callback sets next_save_step "
+        "before any step when save_freq > 0, and _on_step reads it only then",
+    "rlbreakout.callbacks.xǁStepCheckpointCallbackǁ__init____mutmut_11": "saved_step is only compared with a step "
+        "count, which neither None nor '' equals",
+    "rlbreakout.callbacks.xǁStepCheckpointCallbackǁ_init_callback__mutmut_8": "with save_freq 1 every step is a "
+        "multiple: __init__'s next_save_step of 1 makes the first step save, as the next multiple does",
     "rlbreakout.callbacks.xǁGameScoreCallbackǁ__init____mutmut_1": _PRINTS_NOTHING,
     "rlbreakout.callbacks.xǁGameScoreCallbackǁ__init____mutmut_2": _PRINTS_NOTHING,
     "rlbreakout.callbacks.xǁGameScoreCallbackǁ__init____mutmut_5": _SET_AT_START,

@@ -15,6 +15,7 @@ from rlbreakout.callbacks import (
     BEST_MODEL_FILE,
     LATEST_CHECKPOINT,
     PREVIOUS_CHECKPOINT,
+    DescribedWriter,
     MultiEnvEvalCallback,
     StepCheckpointCallback,
     ctrl_c_held,
@@ -222,6 +223,9 @@ def test_checkpoints_come_every_save_freq_env_steps_of_a_real_training(tmp_path:
     assert capsys.readouterr().out == f"checkpoint at 128 steps: {folder / LATEST_CHECKPOINT}\n"
     assert callback.save() == folder / LATEST_CHECKPOINT and not capsys.readouterr().out
     assert PPO.load(folder / PREVIOUS_CHECKPOINT, device="cpu").num_timesteps == 120
+    quiet = StepCheckpointCallback(40, tmp_path / "quiet")  # verbose 0 by default, as SB3's callbacks
+    quiet.init_callback(model)
+    assert quiet.save().is_file() and not capsys.readouterr().out
     tmp_path = folder
     # resumed at 128: the next multiple of 40 is 160, not the first step
     venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1)
@@ -378,3 +382,29 @@ def test_a_real_training_evaluates_on_schedule_logs_eval_tags_and_keeps_the_best
     assert len(stopping.history) == 1 and model.num_timesteps == 224 + 16
     evals["nf"].close()
     venv.close()
+
+
+def test_only_a_described_tags_first_value_carries_its_meaning_and_each_value_keeps_its_wall_time(
+        tmp_path: Path) -> None:
+    """Read back event by event as TensorBoard reads its files: metadata, wall times, and torch's options passed on."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from torch.utils.tensorboard import SummaryWriter
+
+    described, plain = "eval/nf/mean_reward", "zz/a_tag_with_no_meaning"
+    assert description(described) and not description(plain)
+    writer = DescribedWriter(SummaryWriter(str(tmp_path)))
+    for step in (1, 2):
+        writer.add_scalar(described, float(step), step, walltime=1000.0 + step)
+        writer.add_scalar(plain, float(step), step, walltime=2000.0 + step)
+    writer.add_scalar(plain + "_new_style", 5.0, 3, new_style=True)  # a tensor summary instead of a simple value
+    writer.close()
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    events = [Event.FromString(record) for record in RawEventFileLoader(str(path)).Load()]
+    values = [(value.tag, event.step, event.wall_time, value.metadata.display_name, value.metadata.summary_description,
+               value.WhichOneof("value")) for event in events for value in event.summary.value]
+    assert values == [(described, 1, 1001.0, described, description(described), "simple_value"),
+                      (plain, 1, 2001.0, "", "", "simple_value"),
+                      (described, 2, 1002.0, "", "", "simple_value"),
+                      (plain, 2, 2002.0, "", "", "simple_value"),
+                      (plain + "_new_style", 3, values[-1][2], "", "", "tensor")]
