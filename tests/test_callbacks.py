@@ -231,9 +231,13 @@ def test_checkpoints_come_every_save_freq_env_steps_of_a_real_training(tmp_path:
     venv = make_env("BreakoutNoFrameskip-v4", 2, seed=0, frame_stack=1)
     model.set_env(venv)
     model.learn(64, callback=StepCheckpointCallback(40, tmp_path, verbose=1), reset_num_timesteps=False)
-    venv.close()
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("checkpoint at")]
     assert lines == [f"checkpoint at 160 steps: {tmp_path / LATEST_CHECKPOINT}"]
+    # a save_freq of 1: every env step is a multiple, so one rollout (16 steps of 2 envs) saves at each
+    start, every_step = model.num_timesteps, tmp_path / "every_step"
+    model.learn(2, callback=StepCheckpointCallback(1, every_step), reset_num_timesteps=False)
+    venv.close()
+    assert PPO.load(every_step / PREVIOUS_CHECKPOINT, device="cpu").num_timesteps == start + 30
 
 
 def test_a_real_training_logs_each_games_score_the_table_and_progress_lines(tmp_path: Path,
