@@ -65,6 +65,9 @@ _EVALUATE = "rlbreakout.callbacks.xǁMultiEnvEvalCallbackǁevaluate__mutmut_"
 _TRACKER_RESET = "rlbreakout.aimbot.tracking.xǁBallTrackerǁreset__mutmut_"
 _PRINTS_NOTHING = "GameScoreCallback prints nothing: SB3's BaseCallback only stores verbose"
 _SET_AT_START = "SB3 calls _on_training_start, which sets it, before the first _on_step reads it"
+_SKIP_1_OR_4 = ("env_settings gives the player's envs a wrapper frame skip of 1 (the emulator skips) or 4 "
+                "(MaxAndSkip), so > 1 and > 2 agree")
+_WALL_SET_AT_END = "wall_seconds is assigned, not added to, when the games end, before anything reads it"
 _FLUSH = "flush changes when the line leaves the buffer, not what is printed"
 _NEVER_EMPTY = "evaluate_policy plays n_eval_episodes >= 1 games, so the lengths are never empty"
 _OVERWRITTEN = "reset's value is overwritten when the next ball is anchored, before it is read"
@@ -85,6 +88,13 @@ EQUIVALENT: dict[str, str] = {
     f"{_ACT}65": "rng.random() equals random_action_prob exactly with probability 0",
     "rlbreakout.scripted_player.x_plan_move__mutmut_1": "at frames_left == 0 every direction moves 0 frames, so "
                                                          "all tie and the first of (0, 1, -1) is returned: 0",
+    "rlbreakout.scripted_player.x_plan_move__mutmut_30": "last runs over -1, 0 and 1, so adding or subtracting "
+        "last * partial gives the same set of residuals",
+    f"{_VECTOR_PLAYER}7": "None is wrapper_kwargs' default in ale_vector_unsupported_reason",
+    "rlbreakout.scripted_player.x_player_for__mutmut_9": _SKIP_1_OR_4,
+    "rlbreakout.scripted_player.x_player_for__mutmut_30": _SKIP_1_OR_4,
+    "rlbreakout.scripted_player.x_play_scripted_games__mutmut_15": _WALL_SET_AT_END,
+    "rlbreakout.scripted_player.x_play_scripted_games__mutmut_24": _WALL_SET_AT_END,
     "rlbreakout.scripted_player.x_plan_move__mutmut_65": "differs only where an error is exactly the best plus "
                                                           "TIE_TOLERANCE, a float coincidence",
     "rlbreakout.aimbot.tracking.x_fold__mutmut_8": "at u == width both branches give left_wall + width",

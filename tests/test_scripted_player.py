@@ -279,6 +279,14 @@ def test_each_fall_is_aimed_off_by_one_jitter_drawn_at_its_first_step(aim_jitter
     assert falling_offsets(ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0)) == [0.0] * 3
 
 
+def test_no_jitter_is_drawn_before_a_fall_begins() -> None:
+    """Until a ball falls, a jittered player's random actions are those of the same seed without jitter."""
+    frames = [synthetic_frame()] * 10 + [ball_frame(150.5 - 8 * k, 30.5 + 2 * k) for k in range(6)]  # no ball, rising
+    plain = ScriptedPlayer(random_action_prob=0.5, aim_jitter=0.0, seed=7)
+    jittered = ScriptedPlayer(random_action_prob=0.5, aim_jitter=2.0, seed=7)
+    assert [plain.act(frame) for frame in frames] == [jittered.act(frame) for frame in frames]
+
+
 
 
 def test_player_matches_the_env_frameskip() -> None:
@@ -550,6 +558,19 @@ def test_a_fall_keeps_at_most_max_frames_from_the_first_step_past_the_warm_up() 
     again = record_fall("BreakoutNoFrameskip-v4", seed=0, max_frames=3, warmup_steps=start)
     assert all(np.array_equal(a, b) for a, b in zip(again.frames, first.frames)), "a warm-up of exactly that many steps"
     assert record_fall("BreakoutNoFrameskip-v4", max_frames=3).steps == first.steps, "seed 0 by default"
+
+
+def test_a_fall_counts_the_env_steps_it_took() -> None:
+    """Its frames are those the same player and env see before the last of exactly ``steps`` steps."""
+    fall = record_fall("BreakoutNoFrameskip-v4", seed=0, max_frames=3)
+    env, player = make_player_env("BreakoutNoFrameskip-v4"), player_for("BreakoutNoFrameskip-v4", aim_jitter=0.0)
+    frame, _ = env.reset(seed=0)
+    seen = []
+    for _ in range(fall.steps):
+        seen.append(frame)
+        frame = env.step(player.act(frame))[0]
+    env.close()
+    assert all(np.array_equal(a, b) for a, b in zip(seen[-3:], fall.frames, strict=True))
 
 
 def test_with_no_fall_in_reach_the_last_frame_is_kept_alone() -> None:
