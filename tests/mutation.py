@@ -138,6 +138,9 @@ EQUIVALENT: dict[str, str] = {
     "rlbreakout.callbacks.xǁStepCheckpointCallbackǁsave__mutmut_16": _FLUSH,
 }
 
+#: The test modules every test file imports from: a change there can change what any test calls.
+TEST_HELPERS = ("conftest.py", "fakes.py", "helpers.py")
+
 #: What the tests read besides the package and tests/ (copied into mutmut's working copy).
 ALSO_COPY = ["README.md", "results", "models", "0_setup", "1_gym", "2_baselines", "3_obswrapper", "4_tuning",
              "5_sonic", "pictures"]
@@ -299,6 +302,20 @@ def forget_verdicts(work: Path, names: set[str]) -> int:
     return cleared
 
 
+def forget_stale_stats(work: Path, tests: list[str]) -> bool:
+    """Delete mutmut's record of which tests call which function if a test file changed since; True if deleted.
+
+    mutmut collects that record again only for tests it has not seen: a test it knows, edited
+    to call another function, is never run on that function's mutants, and they survive.
+    """
+    stats = work / "mutants" / "mutmut-stats.json"
+    watched = [REPO_ROOT / test for test in tests] + [REPO_ROOT / "tests" / name for name in TEST_HELPERS]
+    if stats.is_file() and any(path.stat().st_mtime > stats.stat().st_mtime for path in watched if path.is_file()):
+        stats.unlink()
+        return True
+    return False
+
+
 def run_module(module: str, tests: list[str], fresh: bool = False) -> list[str]:
     """Mutate one module, and its report section (markdown lines).
 
@@ -310,6 +327,7 @@ def run_module(module: str, tests: list[str], fresh: bool = False) -> list[str]:
     work = prepare(module, tests)
     if (work / "mutants").is_dir():
         forget_verdicts(work, set(survivors(work)[1]) | timed_out(work))
+        forget_stale_stats(work, tests)
     run = mutmut(work, "run", "--max-children", str(max(1, (os.cpu_count() or 2) // 2)))
     if run.returncode != 0:
         print(f"{module}: mutmut failed ({run.returncode}); see the report", flush=True)

@@ -10,6 +10,7 @@ from mutation import (
     KILLED_STATUSES,
     REPO_ROOT,
     ScratchCopy,
+    forget_stale_stats,
     forget_verdicts,
     hunk_texts,
     indented,
@@ -86,3 +87,19 @@ def test_forgetting_verdicts_reopens_only_the_named_decided_mutants(tmp_path: Pa
     data = json.loads(meta.read_text())
     assert data["exit_code_by_key"] == {**verdicts, "m.x_f__mutmut_2": None}
     assert data["hash_by_function_name"] == {"x_f": "ab"}
+
+
+def test_mutmuts_test_record_is_deleted_once_a_test_file_is_newer(tmp_path: Path) -> None:
+    """mutmut would never run an edited test on the mutants of a function the test now calls."""
+    import os
+
+    stats = tmp_path / "mutants" / "mutmut-stats.json"
+    stats.parent.mkdir()
+    stats.write_text("{}")
+    test = REPO_ROOT / "tests" / "test_schedules.py"
+    helpers_newest = max((REPO_ROOT / "tests" / name).stat().st_mtime for name in ("conftest.py", "fakes.py", "helpers.py"))
+    os.utime(stats, (max(test.stat().st_mtime, helpers_newest) + 10,) * 2)
+    assert not forget_stale_stats(tmp_path, ["tests/test_schedules.py"]) and stats.is_file()
+    os.utime(stats, (test.stat().st_mtime - 10, test.stat().st_mtime - 10))
+    assert forget_stale_stats(tmp_path, ["tests/test_schedules.py"]) and not stats.exists()
+    assert not forget_stale_stats(tmp_path, ["tests/test_schedules.py"]), "nothing left to delete"
