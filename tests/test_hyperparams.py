@@ -152,3 +152,37 @@ def test_as_dict_gives_every_field_and_its_value() -> None:
 def test_markdown_table_has_a_header_and_one_row_per_parameter() -> None:
     assert markdown_table({"learning_rate": 0.00025, "lr_schedule": "linear"}) == (
         "| parameter | value |\n|---|---|\n| learning_rate | 0.00025 |\n| lr_schedule | linear |")
+
+
+@pytest.mark.parametrize("changes", [
+    {"n_envs": 1, "n_steps": 1, "n_epochs": 1, "frame_stack": 1, "batch_size": 1},  # the smallest settings
+    {"gamma": 1.0, "gae_lambda": 0.0},  # no discount; one-step advantages
+    {"gae_lambda": 1.0},  # Monte Carlo advantages
+])
+def test_validate_accepts_the_edges_of_each_range(changes: dict) -> None:
+    ZOO_ATARI_PPO.replace(**changes).validate()
+
+
+@pytest.mark.parametrize("changes", [{"gamma": 0.0}, {"gae_lambda": 1.5}])
+def test_validate_refuses_just_past_the_edges(changes: dict) -> None:
+    with pytest.raises(ConfigError, match=f"--{next(iter(changes)).replace('_', '-')} must be in"):
+        ZOO_ATARI_PPO.replace(**changes).validate()
+
+
+@pytest.mark.parametrize(("n_steps", "n_envs", "suggested"), [
+    (128, 8, [32, 64, 128, 256, 512, 1024]),  # rollout 1024: every suggested size divides it
+    (64, 1, [32, 64]),  # a rollout that is itself a suggested size is suggested
+    (96, 1, [32]),  # 64 is smaller than 96 but does not divide it
+    (3, 1, [3]),  # none divides 3: the rollout itself
+])
+def test_a_batch_size_that_does_not_divide_the_rollout_gets_the_sizes_that_do(n_steps: int, n_envs: int,
+                                                                             suggested: list[int]) -> None:
+    with pytest.raises(ConfigError) as refused:
+        ZOO_ATARI_PPO.replace(n_steps=n_steps, n_envs=n_envs, batch_size=100).validate()
+    assert str(refused.value).endswith(f"= {n_steps * n_envs}; try one of {suggested}.")
+
+
+def test_a_half_life_left_unset_is_the_default_number_of_steps() -> None:
+    config = ZOO_ATARI_PPO.replace(half_life=None, lr_schedule="exponential", clip_schedule="exponential")
+    for schedule in (config.learning_rate_schedule(10**6), config.clip_range_schedule(10**6)):
+        assert isinstance(schedule, ExponentialSchedule) and schedule.half_life == DEFAULT_HALF_LIFE
