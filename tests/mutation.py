@@ -191,14 +191,18 @@ def survivors(work: Path) -> tuple[int, dict[str, str]]:
 
 def timed_out(work: Path) -> set[str]:
     """The mutants whose verdict is "timeout": re-tested on each run, as a loaded machine can time out a test."""
-    lines = mutmut(work, "results", "--all", "true").stdout.splitlines()
-    return {name for name, status in (line.strip().rsplit(": ", 1) for line in lines if ": " in line)
-            if status == "timeout"}
+    listed = verdicts(mutmut(work, "results", "--all", "true").stdout.splitlines())
+    return {name for name, status in listed if status == "timeout"}
+
+
+def verdicts(listed: list[str]) -> list[tuple[str, str]]:
+    """``(name, status)`` of each of ``mutmut results --all true``'s lines (``    name: status``)."""
+    return [tuple(line.strip().rsplit(": ", 1)) for line in listed if ": " in line]  # type: ignore[misc]
 
 
 def not_killed(listed: list[str]) -> tuple[int, dict[str, str]]:
-    """From ``mutmut results --all true``'s lines (``    name: status``): the count, and the mutants not killed."""
-    statuses = [line.strip().rsplit(": ", 1) for line in listed if ": " in line]
+    """From ``mutmut results --all true``'s lines: the count, and the mutants not killed."""
+    statuses = verdicts(listed)
     return len(statuses), {name: status for name, status in statuses if status not in KILLED_STATUSES}
 
 
