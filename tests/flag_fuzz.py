@@ -13,6 +13,7 @@ Usage: ``python tests/flag_fuzz.py OUT.json [SCRIPT ...]`` (default: every chapt
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import json
 import math
@@ -34,8 +35,13 @@ CHAPTERS = ("0_setup", "1_gym", "2_baselines", "3_obswrapper", "4_tuning", "5_so
 CHILD_TIMEOUT_S = 30.0
 #: Children at once: the machine may be shared, and each child is mostly one core.
 PARALLEL = 2
-#: A user that root can become, so a mode-000 file is unreadable for real (root reads anything).
-NOBODY_UID = 65534
+#: The capabilities that let root read and write past a file's mode bits (linux/capability.h).
+#: A child fed an unreadable or unwritable path drops them, so a mode-000 file is unreadable for
+#: real when the suite runs as root. Becoming another user (nobody) would do the same, but that
+#: user may not reach the checkout at all (a clone under a mode-0700 folder), and every case
+#: would fail on the script file itself instead of on the flag.
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 #: Absurdly large for any count or number (digits, so an int parser reads it).
 ABSURD = str(10**30)
 
@@ -90,7 +96,32 @@ class _Collected(Exception):
     pass
 
 
-def _child(script: Path, argv: list[str], workdir: Path, out: Path, *, as_nobody: bool, collect: Path | None) -> None:
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_file_permission_override() -> None:
+    """Make this process obey file modes as any user does: drop root's two DAC capabilities.
+
+    A no-op for a process that never had them (not root). They leave the permitted set too, so
+    ``os.access`` (which checks with the permitted set) answers as ``open`` does.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    keep = ~((1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH)) & 0xFFFFFFFF
+    data[0].effective &= keep
+    data[0].permitted &= keep
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def _child(script: Path, argv: list[str], workdir: Path, out: Path, *, obey_file_modes: bool, collect: Path | None) -> None:
     """In the forked child: run ``script`` with ``argv`` as ``python script argv`` would; never returns."""
     code = 1
     try:
@@ -101,10 +132,8 @@ def _child(script: Path, argv: list[str], workdir: Path, out: Path, *, as_nobody
         os.dup2(fd, 2)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        if as_nobody:
-            os.setgroups([])
-            os.setgid(NOBODY_UID)
-            os.setuid(NOBODY_UID)
+        if obey_file_modes:
+            drop_file_permission_override()
         if collect is not None:
             def capture(parser: argparse.ArgumentParser, *_: Any, **__: Any) -> Any:
                 collect.write_text(json.dumps(describe(parser)))
@@ -153,7 +182,7 @@ def describe(parser: argparse.ArgumentParser) -> list[dict[str, Any]]:
 class Fork:
     """One forked child: its pid, output file and start time."""
 
-    def __init__(self, script: Path, argv: list[str], workdir: Path, *, as_nobody: bool = False,
+    def __init__(self, script: Path, argv: list[str], workdir: Path, *, obey_file_modes: bool = False,
                  collect: Path | None = None) -> None:
         self.script, self.argv, self.workdir = script, argv, workdir
         self.out = workdir.parent / (workdir.name + ".out")
@@ -162,7 +191,7 @@ class Fork:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(script, argv, workdir, self.out, as_nobody=as_nobody, collect=collect)
+            _child(script, argv, workdir, self.out, obey_file_modes=obey_file_modes, collect=collect)
         self.pid = pid
         self.code: int | None = None
         self.timed_out = False
@@ -202,7 +231,7 @@ def run_all(jobs: list[dict[str, Any]]) -> None:
     while pending or running:
         while pending and len(running) < PARALLEL:
             job = pending.pop(0)
-            job["fork"] = Fork(Path(job["script"]), job["argv"], Path(job["workdir"]), as_nobody=job.get("as_nobody", False))
+            job["fork"] = Fork(Path(job["script"]), job["argv"], Path(job["workdir"]), obey_file_modes=job.get("obey_file_modes", False))
             running.append(job)
         select.select([], [], [], 0.02)
         for job in list(running):
@@ -362,12 +391,11 @@ def fuzz(scripts: list[Path], scratch: Path) -> dict[str, Any]:
             for case, value in bad:
                 work = scratch / f"w{n}"
                 n += 1
-                work.mkdir(mode=0o777)
-                work.chmod(0o777)
+                work.mkdir()
                 argv = [option["flags"][0], value, *base_argv(script, options, work, option["dest"])]
                 jobs.append({"script": str(script), "rel": rel, "argv": argv, "workdir": str(work), "case": case,
                              "option": option, "aliases": by_dest[option["dest"]],
-                             "as_nobody": case == "unreadable" or (case == "unwritable" and os.geteuid() == 0)})
+                             "obey_file_modes": case in ("unreadable", "unwritable")})
     run_all(collect_jobs)
     for job in collect_jobs:
         if job["code"] != 0 or "usage:" not in job["output"]:

@@ -17,7 +17,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from flag_fuzz import chapter_scripts  # noqa: E402
+from flag_fuzz import chapter_scripts, drop_file_permission_override  # noqa: E402
 
 #: ~2,000 forked children: about a minute of CPU time; the wall time grows on a loaded machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -63,3 +63,27 @@ def test_the_fuzzer_covers_every_script_and_every_kind(fuzzed: dict) -> None:
     assert {"wrong type", "negative", "zero", "absurdly large", "unknown choice", "missing",
             "a folder where a file goes", "unreadable", "malformed"} <= cases
     assert max(r["seconds"] for r in fuzzed["inputs"]) < 30
+
+
+def test_a_child_fed_an_unreadable_or_unwritable_path_is_refused_by_the_file_modes_even_as_root(
+        tmp_path: Path) -> None:
+    locked_file, locked_dir = tmp_path / "locked.zip", tmp_path / "locked_dir"
+    locked_file.write_text("secret")
+    locked_file.chmod(0)
+    locked_dir.mkdir()
+    locked_dir.chmod(0o500)
+    pid = os.fork()
+    if pid == 0:  # the fuzzer's children drop the override the same way, after the fork
+        refused = 0
+        try:
+            drop_file_permission_override()
+            for attempt in (locked_file.read_text, lambda: (locked_dir / "new").write_text("x")):
+                try:
+                    attempt()
+                except PermissionError:
+                    refused += 1
+        finally:
+            os._exit(refused)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2  # both refused
+    assert locked_file.stat().st_mode & 0o777 == 0 and not (locked_dir / "new").exists()
