@@ -392,15 +392,18 @@ class Fall:
 
 def record_fall(
     env_id: str, *, seed: int = 0, warmup_steps: int = 0, max_frames: int = FALL_FRAMES,
-    max_extra_steps: int = MAX_STEPS_TO_A_FALL,
+    max_extra_steps: int = MAX_STEPS_TO_A_FALL, env_kwargs: dict[str, Any] | None = None,
 ) -> Fall:
     """Let the scripted player play ``warmup_steps``, then keep the frames of the next falling ball.
 
     Chapter 3's pictures: a frame whose marker shows, and the marker over a fall. If no
-    fall starts within ``max_extra_steps``, the last frame is kept alone.
+    fall starts within ``max_extra_steps``, the last frame is kept alone. A game that ends
+    meanwhile is followed by the next one (a fall is never split across two games).
+
+    :param env_kwargs: overrides for ``gym.make``, as :func:`make_player_env` takes them
     """
-    env = make_player_env(env_id, seed=seed)
-    player = player_for(env_id, seed=seed, aim_jitter=0.0)
+    env = make_player_env(env_id, seed=seed, env_kwargs=env_kwargs)
+    player = player_for(env_id, seed=seed, env_kwargs=env_kwargs, aim_jitter=0.0)
     fall = Fall(frames=[], observations=[], impacts=[], steps=0)
     frame, _ = env.reset(seed=seed)
     try:

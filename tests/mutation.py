@@ -61,6 +61,7 @@ SCRATCH_TESTS: dict[str, list[str]] = {"rlbreakout/callbacks.py": ["tests/test_c
 _VIEW = "rlbreakout.aimbot.view.xǁAimbotViewǁrender__mutmut_"
 _VECTOR_PLAYER = "rlbreakout.scripted_player.xǁOneGameVectorEnvǁ__init____mutmut_"
 _ACT = "rlbreakout.scripted_player.xǁScriptedPlayerǁact__mutmut_"
+_PLAYER_ENV = "rlbreakout.scripted_player.x_make_player_env__mutmut_"
 _EVALUATE = "rlbreakout.callbacks.xǁMultiEnvEvalCallbackǁevaluate__mutmut_"
 _TRACKER_RESET = "rlbreakout.aimbot.tracking.xǁBallTrackerǁreset__mutmut_"
 _PRINTS_NOTHING = "GameScoreCallback prints nothing: SB3's BaseCallback only stores verbose"
@@ -95,6 +96,19 @@ EQUIVALENT: dict[str, str] = {
     "rlbreakout.scripted_player.x_player_for__mutmut_30": _SKIP_1_OR_4,
     "rlbreakout.scripted_player.x_play_scripted_games__mutmut_15": _WALL_SET_AT_END,
     "rlbreakout.scripted_player.x_play_scripted_games__mutmut_24": _WALL_SET_AT_END,
+    "rlbreakout.scripted_player.xǁScriptedPlayerǁreset__mutmut_5": "after a reset the view has seen no motion, so "
+        "the first act's impact is None: it sets _falling to False before _falling is read beside an impact",
+    "rlbreakout.scripted_player.xǁScriptedPlayerǁ_steer__mutmut_27": "a displacement of 0 is within every dead zone "
+        "(__post_init__ refuses a negative one), so the last line never sees 0",
+    f"{_PLAYER_ENV}43": "the classic thunk's seed seeds only the action space, which the player never samples; the "
+                        "env itself is seeded by reset(seed=...), as play_scripted_games and record_fall do",
+    f"{_PLAYER_ENV}46": "the render mode only decides what env.render() returns; the player reads its frames from "
+                        "the observations",
+    f"{_PLAYER_ENV}56": "the skip is 1 or 4 (env_settings with no wrapper_frame_skip), and MaxAndSkipEnv at skip 1 "
+                        "returns each frame as it is (the max with its first buffer, which stays zero)",
+    f"{_PLAYER_ENV}57": _SKIP_1_OR_4,
+    f"{_PLAYER_ENV}62": "the skip is 1 or 4 (env_settings with no wrapper_frame_skip), and this branch runs only at "
+                        "4, MaxAndSkipEnv's default",
     "rlbreakout.scripted_player.x_plan_move__mutmut_65": "differs only where an error is exactly the best plus "
                                                           "TIE_TOLERANCE, a float coincidence",
     "rlbreakout.aimbot.tracking.x_fold__mutmut_8": "at u == width both branches give left_wall + width",

@@ -12,6 +12,7 @@ from fakes import ball_frame, synthetic_frame
 from rlbreakout.aimbot import geometry as G
 from rlbreakout.aimbot import PaddleSpan, predict_impact_column
 from rlbreakout.errors import ConfigError
+from rlbreakout import scripted_player
 from rlbreakout.progress import ProgressLine
 from rlbreakout.scripted_player import (
     FIRE,
@@ -19,6 +20,7 @@ from rlbreakout.scripted_player import (
     NOOP,
     PADDLE_SPEED,
     RIGHT,
+    SAFE_RANDOM_STEPS,
     ScriptedPlayer,
     make_player_env,
     plan_move,
@@ -155,6 +157,27 @@ def test_random_actions_happen_at_the_asked_rate_but_never_just_before_impact() 
     near.act(ball_frame(172.5, 60.5, paddle_left=53))  # 15 rows at 8 a step: under 2 steps to impact
 
 
+def test_a_random_action_may_come_at_exactly_the_safe_number_of_steps_before_impact() -> None:
+    """Random actions stop *under* SAFE_RANDOM_STEPS to impact; at exactly that many one is still drawn."""
+    near = ScriptedPlayer(random_action_prob=1.0, seed=0, aim_jitter=0.0)
+    near.act(ball_frame(163.5, 60.5, paddle_left=53))
+    rng, draws = near.rng, []
+
+    class CountingDraws:
+        def random(self) -> float:
+            draws.append("random")
+            return float(rng.random())
+
+        def integers(self, high: int) -> int:
+            return int(rng.integers(high))
+
+    near.rng = CountingDraws()
+    near.act(ball_frame(171.5, 60.5, paddle_left=53))
+    motion = near.view.last_motion
+    assert (G.PADDLE_ROW - motion.row) / motion.v_row == SAFE_RANDOM_STEPS  # the boundary itself
+    assert draws == ["random"]
+
+
 def test_reset_forgets_the_ball() -> None:
     player = ScriptedPlayer(random_action_prob=0.0)
     player.act(ball_frame(100.5, 60.5))
@@ -220,6 +243,15 @@ def test_untimed_steering_holds_within_the_dead_zone_and_moves_by_one_past_it() 
     assert steering_player(target=69.0)._steer(paddle, None) == 0
     assert steering_player(target=100.0)._steer(paddle, None) == 1
     assert steering_player(target=60.0)._steer(paddle, None) == -1
+
+
+def test_with_no_dead_zone_half_a_pixel_off_is_steered_toward() -> None:
+    player = ScriptedPlayer(random_action_prob=0.0, aim_jitter=0.0, dead_zone=0.0)
+    paddle = PaddleSpan(73, 87)  # centre 80
+    player.last_target = 80.5
+    assert player._steer(paddle, None) == 1
+    player.last_target = 79.5
+    assert player._steer(paddle, None) == -1
 
 
 def test_timed_steering_counts_the_frames_left_after_the_lag() -> None:
@@ -388,20 +420,30 @@ def test_a_frame_limit_truncates_the_game_and_does_not_end_it(backend: str) -> N
     assert (steps, terminated, truncated) == (100, False, True)
 
 
+def first_step_frame_numbers(backend: str = "classic", seeds: int = 4, **kwargs) -> list[int]:
+    """The emulator's frame number after one step from a reset with each seed 0, 1, ...: the wait at reset."""
+    env = make_player_env("BreakoutNoFrameskip-v4", backend=backend, **kwargs)
+    numbers = []
+    for seed in range(seeds):
+        env.reset(seed=seed)
+        numbers.append(int(env.step(NOOP)[4]["episode_frame_number"]))
+    env.close()
+    return numbers
+
+
 @pytest.mark.parametrize("backend", ["classic", "ale_vector"])
 def test_noop_max_0_starts_each_game_at_once_and_the_default_waits_a_random_while(backend: str) -> None:
-    def first_step_frame_numbers(**kwargs) -> list[int]:
-        env = make_player_env("BreakoutNoFrameskip-v4", backend=backend, **kwargs)
-        numbers = []
-        for seed in range(4):
-            env.reset(seed=seed)
-            numbers.append(int(env.step(NOOP)[4]["episode_frame_number"]))
-        env.close()
-        return numbers
-
-    at_once = first_step_frame_numbers(noop_max=0)
+    at_once = first_step_frame_numbers(backend, noop_max=0)
     assert len(set(at_once)) == 1 and at_once[0] <= 5  # 4 frames of the step (ale-py's vector env: and 1 at reset)
-    assert max(first_step_frame_numbers()) > at_once[0]
+    assert max(first_step_frame_numbers(backend)) > at_once[0]
+
+
+def test_on_the_classic_backend_noop_max_n_waits_1_to_n_frames_at_each_reset() -> None:
+    """SB3's NoopResetEnv: 1 to n no-op frames. (ale-py's vector env draws its own no-ops its own way.)"""
+    at_once = first_step_frame_numbers(noop_max=0)[0]
+    assert first_step_frame_numbers(seeds=8, noop_max=1) == [at_once + 1] * 8
+    three = first_step_frame_numbers(seeds=8, noop_max=3)
+    assert set(three) <= {at_once + 1, at_once + 2, at_once + 3} and len(set(three)) > 1
 
 
 def test_on_the_vector_backend_a_step_pays_the_bricks_points_unclipped() -> None:
@@ -574,5 +616,58 @@ def test_a_fall_counts_the_env_steps_it_took() -> None:
 
 
 def test_with_no_fall_in_reach_the_last_frame_is_kept_alone() -> None:
-    fall = record_fall("BreakoutNoFrameskip-v4", seed=0, max_extra_steps=3)
-    assert fall.steps == 3 and len(fall.frames) == len(fall.observations) == len(fall.impacts) == 1
+    """Two steps: no fall had begun on the frames the player acted on; the frame after them is kept."""
+    fall = record_fall("BreakoutNoFrameskip-v4", seed=0, max_extra_steps=2)
+    assert fall.steps == 2 and len(fall.frames) == len(fall.observations) == len(fall.impacts) == 1
+    env, player = make_player_env("BreakoutNoFrameskip-v4"), player_for("BreakoutNoFrameskip-v4", aim_jitter=0.0)
+    frame, _ = env.reset(seed=0)
+    for _ in range(2):
+        frame = env.step(player.act(frame))[0]
+    env.close()
+    observation = player.view(frame)  # the view of it, tracking since the reset
+    assert np.array_equal(fall.frames[0], frame) and np.array_equal(fall.observations[0], observation)
+    assert fall.impacts == [player.view.last_impact]
+
+
+def test_a_fall_is_played_on_an_env_and_by_a_player_seeded_with_its_seed_and_aiming_without_jitter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pictures show the paddle going to the marker itself, the same for the same seed."""
+    envs, players = [], []
+
+    def env_spy(env_id: str, **kwargs) -> gym.Env:
+        envs.append(kwargs)
+        return make_player_env(env_id, **kwargs)
+
+    def player_spy(env_id: str, **kwargs) -> ScriptedPlayer:
+        players.append(player_for(env_id, **kwargs))
+        return players[-1]
+
+    monkeypatch.setattr(scripted_player, "make_player_env", env_spy)
+    monkeypatch.setattr(scripted_player, "player_for", player_spy)
+    record_fall("BreakoutNoFrameskip-v4", seed=5, max_extra_steps=2)
+    record_fall("BreakoutNoFrameskip-v4", max_extra_steps=2)
+    assert [env["seed"] for env in envs] == [player.seed for player in players] == [5, 0]
+    assert [player.aim_jitter for player in players] == [0.0, 0.0]
+
+
+def test_a_game_that_ends_before_a_fall_is_followed_by_the_next_one() -> None:
+    """400 frames a game (100 steps, less the no-ops): a warm-up of 150 steps outlasts the first game."""
+    limit = {"max_num_frames_per_episode": 400}
+    fall = record_fall("BreakoutNoFrameskip-v4", seed=0, warmup_steps=150, max_frames=3, env_kwargs=limit)
+    assert len(fall.frames) == 3 and all(impact is not None for impact in fall.impacts) and fall.steps > 150
+    # The same steps by hand, a new game (and a reset player) after the first one is cut off
+    env = make_player_env("BreakoutNoFrameskip-v4", env_kwargs=limit)
+    player = player_for("BreakoutNoFrameskip-v4", env_kwargs=limit, aim_jitter=0.0)
+    frame, _ = env.reset(seed=0)
+    seen, game_starts = [], []
+    for step in range(1, fall.steps + 1):
+        seen.append(frame)
+        frame, _, terminated, truncated, _ = env.step(player.act(frame))
+        if terminated or truncated:
+            frame, _ = env.reset()
+            player.reset()
+            game_starts.append(step)
+    env.close()
+    assert len(game_starts) == 1 and game_starts[0] <= 100, "the first game was cut off, the second one not"
+    assert fall.steps - 3 >= game_starts[0], "the fall is the second game's"
+    assert all(np.array_equal(a, b) for a, b in zip(seen[-3:], fall.frames, strict=True))
