@@ -646,8 +646,12 @@ def test_a_fall_is_played_on_an_env_and_by_a_player_seeded_with_its_seed_and_aim
     monkeypatch.setattr(scripted_player, "player_for", player_spy)
     record_fall("BreakoutNoFrameskip-v4", seed=5, max_extra_steps=2)
     record_fall("BreakoutNoFrameskip-v4", max_extra_steps=2)
-    assert [env["seed"] for env in envs] == [player.seed for player in players] == [5, 0]
-    assert [player.aim_jitter for player in players] == [0.0, 0.0]
+    record_fall("BreakoutNoFrameskip-v4", max_extra_steps=2, env_kwargs={"frameskip": 3})
+    assert [env["seed"] for env in envs] == [player.seed for player in players] == [5, 0, 0]
+    assert [player.aim_jitter for player in players] == [0.0, 0.0, 0.0]
+    # the env_kwargs reach both: the emulator skips 3 frames, and the player's paddle model knows it
+    assert [env["env_kwargs"] for env in envs] == [None, None, {"frameskip": 3}]
+    assert [player.frames_per_step for player in players] == [4.0, 4.0, 3.0]
 
 
 def test_a_game_that_ends_before_a_fall_is_followed_by_the_next_one() -> None:
